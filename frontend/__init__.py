@@ -1,0 +1,50 @@
+"""quiltc: a reference compiler for irregular tensor programs.
+
+What a user touches: the tensor language (`var`, `placeholder`, `compute`, reducers and
+elementwise math), `Schedule` with its primitives, and `build`, which turns a schedule
+into a callable for a target. The IR lives in `quiltc.ir`, schedules in
+`quiltc.schedule`, renderers in `quiltc.codegen`, toolchain drivers in `quiltc.runtime_c`.
+"""
+
+from .ir import dtypes
+from .ir.dtypes import float32, float64, int8, int16, int32, uint8
+from .ir.errors import (
+    BuildError,
+    LanguageError,
+    QuiltError,
+    ScheduleError,
+    ShapeError,
+    ToolchainMissing,
+    VerifyError,
+)
+from .lang import (
+    Tensor,
+    abs,
+    cast,
+    compute,
+    erf,
+    exp,
+    log,
+    max,
+    maximum,
+    min,
+    minimum,
+    placeholder,
+    reduce_axis,
+    sqrt,
+    sum,
+    tanh,
+    var,
+    where,
+)
+from .lower import lower
+from .program import Schedule
+from .build import build
+
+__all__ = [
+    "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
+    "ToolchainMissing", "VerifyError", "Schedule", "Tensor", "abs", "build", "cast",
+    "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
+    "lower", "max", "maximum", "min", "minimum", "placeholder", "reduce_axis", "sqrt", "sum",
+    "tanh", "uint8", "var", "where",
+]

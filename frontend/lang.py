@@ -1,0 +1,274 @@
+"""The tensor language: what is computed, never how.
+
+    M = qc.var("M", 1, 1024)
+    A = qc.placeholder((M, 64), "float32", "A")
+    k = qc.reduce_axis(64, "k")
+    C = qc.compute((M, M), lambda i, j: qc.sum(A[i, k] * A[j, k], axis=k), "C")
+
+Sizes are ints or symbols from `var`; index variables are sympy symbols named after the
+lambda's parameters; element values are IR Value nodes, so `+ - * /` and comparisons
+build the expression tree that lowering turns into loop nests.
+"""
+
+import inspect
+import itertools
+from dataclasses import dataclass
+
+import sympy
+
+from .ir import dtypes
+from .ir import nodes as ir
+from .ir.errors import LanguageError
+from .ir.index import as_expr, symbol
+
+_SIZE_RANGES = {}
+_REDUCE_EXTENTS = {}
+_readers = []
+_fresh_names = itertools.count()
+
+
+def var(name, lo, hi):
+    """A symbolic size that takes any value in [lo, hi] at call time."""
+    if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi):
+        raise LanguageError(f"var {name!r}: need integers 0 <= lo <= hi, got [{lo}, {hi}]")
+    size = symbol(name)
+    _SIZE_RANGES[size] = (lo, hi)
+    return size
+
+
+def reduce_axis(extent, name="k"):
+    """An index that a reduction (`qc.sum(..., axis=k)`) runs over, from 0 to extent - 1."""
+    axis = symbol(name)
+    _REDUCE_EXTENTS[axis] = _as_size(extent)
+    return axis
+
+
+def _as_size(extent):
+    try:
+        return as_expr(extent)
+    except TypeError:
+        raise LanguageError(f"a size must be an int or a qc.var expression, not {extent!r}")
+
+
+def _ranges_of(shape):
+    ranges = {}
+    for extent in shape:
+        for size in extent.free_symbols:
+            if size not in _SIZE_RANGES:
+                raise LanguageError(
+                    f"size {size} has no range; declare it with qc.var({size.name!r}, lo, hi)"
+                )
+            ranges[size] = _SIZE_RANGES[size]
+    return ranges
+
+
+@dataclass(frozen=True)
+class ReduceExpr:
+    """`combiner` over `axes` of `value`; only allowed as the whole body of a compute."""
+
+    combiner: str
+    value: ir.Value
+    axes: tuple  # ((symbol, extent), ...)
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+
+class Tensor:
+    """A named array of the program: a placeholder (an input) or a compute."""
+
+    def __init__(self, name, shape, dtype, body=None, axes=(), inputs=(), size_ranges=None):
+        self.name = name
+        self.shape = shape
+        self.dtype = dtype
+        self.body = body
+        self.axes = axes
+        self.inputs = inputs
+        self.size_ranges = size_ranges or {}
+        self.buffer = ir.Buffer(name, dtype, shape)
+
+    @property
+    def is_placeholder(self):
+        return self.body is None
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __getitem__(self, indices):
+        if not isinstance(indices, tuple):
+            indices = (indices,)
+        if len(indices) != len(self.shape):
+            raise LanguageError(
+                f"{self.name} has rank {len(self.shape)} but was indexed with {len(indices)} "
+                f"indices {indices}"
+            )
+        exprs = []
+        for index in indices:
+            if isinstance(index, ir.Value):
+                raise LanguageError(
+                    f"{self.name} is indexed by a tensor value {index}; indices must be "
+                    "loop variables and sizes (gathers are not part of the language)"
+                )
+            exprs.append(as_expr(index))
+        if _readers:
+            _readers[-1].append(self)
+        return ir.Load(self.buffer, tuple(exprs))
+
+    def __repr__(self):
+        kind = "placeholder" if self.is_placeholder else "compute"
+        return f"Tensor({self.name}: {self.dtype}{list(self.shape)}, {kind})"
+
+
+def placeholder(shape, dtype="float32", name=None):
+    """An input tensor of `shape` (ints and qc.var sizes) and `dtype`."""
+    shape = tuple(_as_size(extent) for extent in _as_tuple(shape))
+    name = name or f"input{next(_fresh_names)}"
+    return Tensor(name, shape, dtypes.as_dtype(dtype), size_ranges=_ranges_of(shape))
+
+
+def _as_tuple(shape):
+    return tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+
+
+def compute(shape, fn, name=None):
+    """A tensor whose element at (i, j, ...) is `fn(i, j, ...)`.
+
+    The lambda's parameter names become the loop names (`sch.loops(C)` gives i, j, ...).
+    The body is an element expression, or one reduction (`qc.sum`, `qc.max`, `qc.min`).
+    """
+    shape = tuple(_as_size(extent) for extent in _as_tuple(shape))
+    params = list(inspect.signature(fn).parameters)
+    if len(params) != len(shape):
+        raise LanguageError(
+            f"compute of rank {len(shape)} needs a function of {len(shape)} indices, "
+            f"got one of {len(params)} ({', '.join(params)})"
+        )
+    axes = tuple(symbol(p) for p in params)
+    _readers.append([])
+    try:
+        body = fn(*axes)
+    finally:
+        inputs = _readers.pop()
+    if not isinstance(body, ReduceExpr):
+        body = ir.as_value(body)
+    _check_no_nested_reduce(body)
+    size_ranges = _ranges_of(shape)
+    for tensor in inputs:
+        for size, rng in tensor.size_ranges.items():
+            if size_ranges.setdefault(size, rng) != rng:
+                raise LanguageError(
+                    f"size {size} is declared with ranges {size_ranges[size]} and {rng}; "
+                    "declare each size once"
+                )
+    unique_inputs = tuple(dict.fromkeys(inputs))
+    name = name or f"compute{next(_fresh_names)}"
+    return Tensor(name, shape, body.dtype, body, axes, unique_inputs, size_ranges)
+
+
+def _check_no_nested_reduce(body):
+    if isinstance(body, ReduceExpr):
+        body = body.value
+    stack = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, ReduceExpr):
+            raise LanguageError("a reduction may only be the whole body of a compute")
+        for field_name in getattr(value, "child_fields", ()):
+            child = getattr(value, field_name)
+            stack.extend(child if isinstance(child, tuple) else (child,))
+
+
+def _reduce(combiner, value, axis):
+    axes = _as_tuple(axis)
+    extents = []
+    for axis_symbol in axes:
+        if axis_symbol not in _REDUCE_EXTENTS:
+            raise LanguageError(f"{axis_symbol} is not a reduce axis; make it with qc.reduce_axis")
+        extents.append((axis_symbol, _REDUCE_EXTENTS[axis_symbol]))
+    return ReduceExpr(combiner, ir.as_value(value), tuple(extents))
+
+
+def sum(value, axis):  # noqa: A001 (the language's name for the reducer)
+    """The sum of `value` over the reduce axis (or tuple of axes) `axis`."""
+    return _reduce("sum", value, axis)
+
+
+def max(value, axis):  # noqa: A001
+    """The maximum of `value` over `axis`."""
+    return _reduce("max", value, axis)
+
+
+def min(value, axis):  # noqa: A001
+    """The minimum of `value` over `axis`."""
+    return _reduce("min", value, axis)
+
+
+def _call(fn, x):
+    x = ir.as_value(x, dtypes.float32)
+    if not x.dtype.is_float:
+        raise LanguageError(f"{fn} needs a float argument, got {x.dtype}; use qc.cast first")
+    return ir.Call(fn, (x,))
+
+
+def exp(x):
+    """e ** x, elementwise."""
+    return _call("exp", x)
+
+
+def log(x):
+    """Natural logarithm, elementwise."""
+    return _call("log", x)
+
+
+def sqrt(x):
+    """Square root, elementwise."""
+    return _call("sqrt", x)
+
+
+def tanh(x):
+    """Hyperbolic tangent, elementwise."""
+    return _call("tanh", x)
+
+
+def erf(x):
+    """The error function, elementwise (exact GELU uses it)."""
+    return _call("erf", x)
+
+
+def abs(x):  # noqa: A001
+    """Absolute value, elementwise."""
+    return ir.Call("abs", (ir.as_value(x),))
+
+
+def maximum(a, b):
+    """The larger of a and b, elementwise."""
+    return ir.binary("max", a, b)
+
+
+def minimum(a, b):
+    """The smaller of a and b, elementwise."""
+    return ir.binary("min", a, b)
+
+
+def where(cond, then, otherwise):
+    """`then` where cond holds, else `otherwise`; cond compares values or indices."""
+    if isinstance(cond, sympy.Basic):
+        cond = ir.Index(cond)
+    elif not isinstance(cond, ir.Value):
+        raise LanguageError(f"where() needs a condition, got {cond!r}")
+    like = then.dtype if isinstance(then, ir.Value) else (
+        otherwise.dtype if isinstance(otherwise, ir.Value) else None
+    )
+    then, otherwise = ir.as_value(then, like), ir.as_value(otherwise, like)
+    if then.dtype != otherwise.dtype:
+        raise LanguageError(
+            f"where() branches have dtypes {then.dtype} and {otherwise.dtype}; cast one"
+        )
+    return ir.Select(cond, then, otherwise)
+
+
+def cast(x, dtype):
+    """`x` converted to `dtype` (floats truncate toward zero into integers)."""
+    return ir.Cast(dtypes.as_dtype(dtype), ir.as_value(x))

@@ -1,0 +1,39 @@
+"""quiltc.ir: the loop-nest IR. Nodes (nodes.py), sympy index arithmetic (index.py),
+storage layouts, traversal, the pseudo-code printer, the verifier and the reference
+interpreter. It imports nothing else of quiltc."""
+
+from . import dtypes
+from .errors import (
+    BuildError,
+    LanguageError,
+    QuiltError,
+    ScheduleError,
+    ShapeError,
+    ToolchainMissing,
+    VerifyError,
+)
+from .index import bounds, floordiv, proves, simplify, symbol, table
+from .nodes import (
+    Alloc,
+    Barrier,
+    Bin,
+    Buffer,
+    Call,
+    Cast,
+    Const,
+    For,
+    If,
+    Index,
+    Kernel,
+    Load,
+    Reduce,
+    Select,
+    Seq,
+    ShapeVar,
+    Store,
+    Un,
+    Value,
+    seq,
+)
+from .printer import render
+from .verify import verify

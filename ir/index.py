@@ -1,0 +1,270 @@
+"""Index arithmetic: sympy symbols for loops and sizes, interval bounds, and the
+rule table that simplifies floor division and modulo under known loop ranges.
+
+Loop and shape variables are nonnegative integer symbols, so `//` and `%` only ever
+see nonnegative operands and print as C's exact `/` and `%`.
+"""
+
+import sympy
+
+Expr = sympy.Expr
+
+
+def symbol(name):
+    """The one sympy symbol for a loop or shape variable called `name`."""
+    return sympy.Symbol(name, integer=True, nonnegative=True)
+
+
+def table(name):
+    """An auxiliary lookup table (row offsets, fused-loop maps): `table("L_off")(b)`."""
+    return sympy.Function(name, integer=True, nonnegative=True)
+
+
+def as_expr(value):
+    """Turn an int or sympy expression into a sympy integer expression."""
+    if isinstance(value, sympy.Basic):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"an index must be an int or a sympy expression, not {value!r}")
+    return sympy.Integer(value)
+
+
+def floordiv(a, b):
+    """`a // b` on nonnegative integer expressions."""
+    return sympy.floor(as_expr(a) / as_expr(b))
+
+
+def bounds(expr, ranges):
+    """Inclusive (lo, hi) of `expr` when each symbol s in `ranges` lies in ranges[s].
+
+    `ranges` is ordered outermost first: a range may name outer symbols (`k in [0, K-1]`),
+    so symbols are eliminated innermost first, which keeps `k - K` provably negative.
+    Symbols not in `ranges` stand for themselves. The bounds are sound but may be loose:
+    they are what the simplifier, the verifier and region inference rely on.
+    """
+    lo = hi = sympy.expand(as_expr(expr))
+    for symbol in reversed(list(ranges)):
+        single = {symbol: ranges[symbol]}
+        if symbol in lo.free_symbols:
+            lo = sympy.expand(_interval(lo, single)[0])
+        if symbol in hi.free_symbols:
+            hi = sympy.expand(_interval(hi, single)[1])
+    return lo, hi
+
+
+def _interval(expr, ranges):
+    """One pass of interval arithmetic over `expr`; see `bounds`."""
+    expr = as_expr(expr)
+    if expr.is_Integer:
+        return expr, expr
+    if expr.is_Symbol:
+        return ranges.get(expr, (expr, expr))
+    if expr.is_Add:
+        lo, hi = sympy.Integer(0), sympy.Integer(0)
+        for term in expr.args:
+            term_lo, term_hi = _interval(term, ranges)
+            lo, hi = lo + term_lo, hi + term_hi
+        return lo, hi
+    if expr.is_Mul:
+        coeff, rest = expr.as_coeff_Mul()
+        if coeff != 1:
+            rest_lo, rest_hi = _interval(rest, ranges)
+            if coeff >= 0:
+                return coeff * rest_lo, coeff * rest_hi
+            return coeff * rest_hi, coeff * rest_lo
+        lo, hi = sympy.Integer(1), sympy.Integer(1)
+        for factor in expr.args:  # all factors of index products are nonnegative
+            factor_lo, factor_hi = _interval(factor, ranges)
+            lo, hi = lo * factor_lo, hi * factor_hi
+        return lo, hi
+    if isinstance(expr, sympy.floor):
+        lo, hi = _interval(expr.args[0], ranges)
+        return sympy.floor(lo), sympy.floor(hi)
+    if isinstance(expr, sympy.Mod):
+        value_lo, value_hi = _interval(expr.args[0], ranges)
+        divisor = expr.args[1]
+        if _provably(value_hi < divisor) and _provably(value_lo >= 0):
+            return value_lo, value_hi
+        return sympy.Integer(0), divisor - 1
+    if isinstance(expr, (sympy.Min, sympy.Max)):
+        pairs = [_interval(arg, ranges) for arg in expr.args]
+        pick = type(expr)
+        return pick(*(p[0] for p in pairs)), pick(*(p[1] for p in pairs))
+    return expr, expr
+
+
+def _provably(relation):
+    return relation is sympy.true or relation == True  # noqa: E712 (sympy booleans)
+
+
+def proves(relation, ranges):
+    """True when `relation` (a < b, a <= b, ...) holds for every value in `ranges`."""
+    relation = sympy.sympify(relation)
+    if relation in (sympy.true, sympy.false):
+        return relation is sympy.true
+    difference = relation.lhs - relation.rhs
+    lo, hi = bounds(sympy.expand(difference), ranges)
+    checks = {
+        sympy.StrictLessThan: hi < 0,
+        sympy.LessThan: hi <= 0,
+        sympy.StrictGreaterThan: lo > 0,
+        sympy.GreaterThan: lo >= 0,
+    }
+    check = checks.get(type(relation))
+    return check is not None and _provably(sympy.sympify(check))
+
+
+def _split_by_divisor(numerator, divisor):
+    """Terms of `numerator` whose coefficient is a multiple of `divisor`, and the rest."""
+    multiple, rest = sympy.Integer(0), sympy.Integer(0)
+    for term in sympy.Add.make_args(numerator):
+        if sympy.fraction(sympy.cancel(term / divisor))[1] == 1:
+            multiple += term
+        else:
+            rest += term
+    return multiple, rest
+
+
+def _floor_rule(expr, ranges):
+    """floor((d*q + r) / d) -> q + floor(r / d), and floor(r / d) -> 0 when 0 <= r < d."""
+    numerator, divisor = sympy.together(expr.args[0]).as_numer_denom()
+    if divisor == 1 or (divisor.is_Integer and divisor < 1):
+        return None
+    numerator = sympy.expand(numerator)
+    multiple, rest = _split_by_divisor(numerator, divisor)
+    if proves(sympy.Ge(rest, 0), ranges) and proves(sympy.Lt(rest, divisor), ranges):
+        return sympy.expand(multiple / divisor)
+    if multiple != 0:
+        return sympy.expand(multiple / divisor) + sympy.floor(rest / divisor)
+    return None
+
+
+def _mod_rule(expr, ranges):
+    """(d*q + r) % d -> r % d, and r % d -> r when 0 <= r < d."""
+    value, divisor = expr.args
+    multiple, rest = _split_by_divisor(sympy.expand(value), divisor)
+    if proves(sympy.Ge(rest, 0), ranges) and proves(sympy.Lt(rest, divisor), ranges):
+        return rest
+    if multiple != 0:
+        return sympy.Mod(rest, divisor)
+    return None
+
+
+def _min_max_rule(expr, ranges):
+    """Min(a, b) -> a when a <= b provably (and the mirror cases for Max)."""
+    first, *others = expr.args
+    for candidate in expr.args:
+        rest = [arg for arg in expr.args if arg is not candidate]
+        relate = sympy.Le if isinstance(expr, sympy.Min) else sympy.Ge
+        if all(proves(relate(candidate, other), ranges) for other in rest):
+            return candidate
+    return None
+
+
+# (node type, rule): each rule returns a simpler equal expression, or None to leave it.
+RULES = [
+    (sympy.floor, _floor_rule),
+    (sympy.Mod, _mod_rule),
+    (sympy.Min, _min_max_rule),
+    (sympy.Max, _min_max_rule),
+]
+
+
+def simplify(expr, ranges):
+    """Apply RULES bottom-up until nothing changes: `(io*8 + ii) // 8 -> io` for ii < 8."""
+    expr = as_expr(expr)
+    for _ in range(8):
+        before = expr
+        for node_type, rule in RULES:
+            expr = expr.replace(
+                lambda node, node_type=node_type: isinstance(node, node_type),
+                lambda node, rule=rule: _apply(node, rule, ranges),
+            )
+        if expr == before:
+            return expr
+    return expr
+
+
+def _apply(node, rule, ranges):
+    if not isinstance(node, sympy.Basic) or node.is_Atom:
+        return node
+    replaced = rule(node, ranges)
+    return node if replaced is None else replaced
+
+
+class IndexSpelling:
+    """How one target language spells integer operations; see `print_index`."""
+
+    floordiv = "({a} / {b})"
+    mod = "({a} % {b})"
+    minimum = "min({args})"
+    maximum = "max({args})"
+    conjunction = " && "
+    disjunction = " || "
+    negation = "!({a})"
+    table = "{name}[{args}]"
+
+    def symbol(self, sym):
+        return sym.name
+
+
+_RELATIONS = {
+    sympy.StrictLessThan: "<",
+    sympy.LessThan: "<=",
+    sympy.StrictGreaterThan: ">",
+    sympy.GreaterThan: ">=",
+    sympy.Equality: "==",
+    sympy.Unequality: "!=",
+}
+
+
+def print_index(expr, spelling):
+    """Source text of a sympy integer expression or condition in `spelling`'s language."""
+
+    def p(e):
+        if e.is_Integer:
+            return str(int(e))
+        if e.is_Symbol:
+            return spelling.symbol(e)
+        if e is sympy.true:
+            return "1"
+        if e is sympy.false:
+            return "0"
+        if e.is_Add:
+            positive = [p(t) for t in e.args if not t.could_extract_minus_sign()]
+            negative = [p(-t) for t in e.args if t.could_extract_minus_sign()]
+            text = " + ".join(positive) if positive else "0"
+            return "(" + text + "".join(f" - {n}" for n in negative) + ")"
+        if e.is_Mul:
+            coeff, rest = e.as_coeff_Mul()
+            if coeff == -1:
+                return f"(-{p(rest)})"
+            if not coeff.is_Integer:
+                raise ValueError(f"index {expr} has a fraction outside floor(): {e}")
+            return "(" + " * ".join(p(f) for f in e.args) + ")"
+        if e.is_Pow and e.exp.is_Integer and e.exp > 0:
+            return "(" + " * ".join([p(e.base)] * int(e.exp)) + ")"
+        if isinstance(e, sympy.floor):
+            numerator, denominator = sympy.together(e.args[0]).as_numer_denom()
+            return spelling.floordiv.format(a=p(sympy.expand(numerator)), b=p(denominator))
+        if isinstance(e, sympy.Mod):
+            return spelling.mod.format(a=p(e.args[0]), b=p(e.args[1]))
+        if isinstance(e, (sympy.Min, sympy.Max)):
+            template = spelling.minimum if isinstance(e, sympy.Min) else spelling.maximum
+            text = p(e.args[0])
+            for arg in e.args[1:]:
+                text = template.format(args=f"{text}, {p(arg)}")
+            return text
+        if type(e) in _RELATIONS:
+            return f"({p(e.lhs)} {_RELATIONS[type(e)]} {p(e.rhs)})"
+        if isinstance(e, sympy.And):
+            return "(" + spelling.conjunction.join(p(a) for a in e.args) + ")"
+        if isinstance(e, sympy.Or):
+            return "(" + spelling.disjunction.join(p(a) for a in e.args) + ")"
+        if isinstance(e, sympy.Not):
+            return spelling.negation.format(a=p(e.args[0]))
+        if isinstance(e, sympy.core.function.AppliedUndef):
+            return spelling.table.format(name=e.func.__name__, args=", ".join(p(a) for a in e.args))
+        raise ValueError(f"cannot print index expression {e} ({type(e).__name__})")
+
+    return p(sympy.sympify(expr))

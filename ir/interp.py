@@ -1,0 +1,205 @@
+"""The reference interpreter: runs a kernel on numpy arrays, one scalar at a time.
+
+It is slow and simple on purpose, and it is the oracle every test compares against. The
+kernel is translated statement by statement into Python source (integer index arithmetic
+with `//` and `%`, values as numpy scalars of their dtype so float32 rounds as float32)
+and executed. Every load and store checks its offset against the buffer's size, and
+scratch buffers start filled with NaN (or a poison integer) so a read of memory that was
+never written shows up in the results.
+"""
+
+import math
+
+import numpy as np
+
+from . import nodes as ir
+from .dtypes import identity
+from .errors import VerifyError
+from .index import IndexSpelling, print_index
+from .shapes import bind_shape_vars, concrete_shape, to_numpy
+
+
+class _PythonSpelling(IndexSpelling):
+    floordiv = "({a} // {b})"
+    minimum = "min({args})"
+    maximum = "max({args})"
+    conjunction = " and "
+    disjunction = " or "
+    negation = "(not {a})"
+    table = "tables['{name}'][{args}]"
+
+
+_PY = _PythonSpelling()
+
+_CALLS = {
+    "exp": "np.exp",
+    "log": "np.log",
+    "sqrt": "np.sqrt",
+    "tanh": "np.tanh",
+    "abs": "np.abs",
+    "erf": "_erf",
+    "sigmoid": "_sigmoid",
+}
+_BINARY = {"+", "-", "*", "<", "<=", ">", ">=", "==", "!="}
+
+
+def _erf(x):
+    return type(x)(math.erf(x))
+
+
+def _sigmoid(x):
+    return type(x)(1) / (type(x)(1) + np.exp(-x))
+
+
+def _check(buffer_name, offset, size):
+    if not 0 <= offset < size:
+        raise VerifyError(f"access {buffer_name}[{offset}] is outside its {size} elements")
+    return offset
+
+
+class _Translator:
+    def __init__(self):
+        self.lines = []
+
+    def index(self, expr):
+        return print_index(expr, _PY)
+
+    def offset(self, buffer, indices):
+        flat = self.index(buffer.offset(indices))
+        return f"_check({buffer.name!r}, {flat}, len(buf_{buffer.name}))"
+
+    def value(self, v):
+        if isinstance(v, ir.Const):
+            return f"dt_{v.dtype.name}({v.value!r})"
+        if isinstance(v, ir.Index):
+            return f"dt_{v.dtype.name}({self.index(v.expr)})"
+        if isinstance(v, ir.Load):
+            return f"buf_{v.buffer.name}[{self.offset(v.buffer, v.indices)}]"
+        if isinstance(v, ir.Bin):
+            a, b = self.value(v.a), self.value(v.b)
+            if v.op in _BINARY:
+                return f"({a} {v.op} {b})"
+            if v.op == "/":
+                return f"_div({a}, {b})"
+            if v.op in ("max", "min"):
+                return f"np.{v.op}imum({a}, {b})"
+            return f"({a} {v.op} {b})"
+        if isinstance(v, ir.Un):
+            return f"(-{self.value(v.a)})" if v.op == "-" else f"(not {self.value(v.a)})"
+        if isinstance(v, ir.Call):
+            return f"{_CALLS[v.fn]}({', '.join(self.value(a) for a in v.args)})"
+        if isinstance(v, ir.Cast):
+            return f"_cast(dt_{v.dtype.name}, {self.value(v.value)})"
+        if isinstance(v, ir.Select):
+            c, t, o = (self.value(x) for x in (v.cond, v.then, v.otherwise))
+            return f"({t} if {c} else {o})"
+        raise TypeError(f"cannot interpret {type(v).__name__}")
+
+    def emit(self, depth, text):
+        self.lines.append("    " * depth + text)
+
+    def stmt(self, s, depth):
+        if isinstance(s, ir.For):
+            self.emit(depth, f"for {s.var.name} in range({self.index(s.extent)}):")
+            self.stmt(s.body, depth + 1)
+        elif isinstance(s, ir.Store):
+            target = f"buf_{s.buffer.name}[{self.offset(s.buffer, s.indices)}]"
+            self.emit(depth, f"{target} = {self.value(s.value)}")
+        elif isinstance(s, ir.Reduce):
+            target = f"buf_{s.buffer.name}[{self.offset(s.buffer, s.indices)}]"
+            if s.init_when:
+                test = " and ".join(f"{self.index(e)} == 0" for e in s.init_when)
+                start = identity(s.combiner, s.buffer.dtype)
+                self.emit(depth, f"if {test}: {target} = dt_{s.buffer.dtype.name}({start!r})")
+            combine = {"sum": "({old} + {new})", "max": "np.maximum({old}, {new})",
+                       "min": "np.minimum({old}, {new})"}[s.combiner]
+            self.emit(depth, f"{target} = " + combine.format(old=target, new=self.value(s.value)))
+        elif isinstance(s, ir.If):
+            self.emit(depth, f"if {self.index(s.cond)}:")
+            self.stmt(s.then, depth + 1)
+            if s.otherwise is not None:
+                self.emit(depth, "else:")
+                self.stmt(s.otherwise, depth + 1)
+        elif isinstance(s, ir.Seq):
+            for child in s.stmts:
+                self.stmt(child, depth)
+        elif isinstance(s, ir.Alloc):
+            size = self.index(s.buffer.size())
+            self.emit(depth, f"buf_{s.buffer.name} = _scratch({size}, dt_{s.buffer.dtype.name})")
+            self.stmt(s.body, depth)
+        elif isinstance(s, ir.Barrier):
+            self.emit(depth, "pass")
+        else:
+            raise TypeError(f"cannot interpret {type(s).__name__}")
+
+
+def _div(a, b):
+    if isinstance(a, np.floating):
+        return a / b
+    if b == 0:
+        raise VerifyError("integer division by zero")
+    quotient = abs(int(a)) // abs(int(b))
+    return type(a)(quotient if (a < 0) == (b < 0) else -quotient)
+
+
+def _cast(dtype, value):
+    if np.issubdtype(dtype, np.integer) and isinstance(value, np.floating):
+        value = np.trunc(value)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.array(value).astype(dtype)[()]
+
+
+def _scratch(size, dtype):
+    if np.issubdtype(dtype, np.floating):
+        return np.full(size, np.nan, dtype=dtype)
+    return np.full(size, np.iinfo(dtype).max if dtype != np.bool_ else 0, dtype=dtype)
+
+
+def python_source(kernel):
+    """The Python function the interpreter runs for `kernel` (for reading and debugging)."""
+    translator = _Translator()
+    names = [f"buf_{p.name}" for p in kernel.params]
+    sizes = [v.symbol.name for v in kernel.shape_vars]
+    translator.emit(0, f"def {kernel.name}({', '.join(names + sizes + ['tables'])}):")
+    translator.stmt(kernel.body, 1)
+    translator.emit(1, "return None")
+    return "\n".join(translator.lines)
+
+
+def run(kernel, tables=None, **arguments):
+    """Run `kernel` on numpy arrays named like its parameters; returns {output: array}.
+
+    Outputs not passed in are allocated (filled with NaN, so an element the kernel never
+    writes shows). Symbolic sizes are bound from the argument shapes and range-checked.
+    """
+    arrays = {name: to_numpy(name, value) for name, value in arguments.items()}
+    binding = bind_shape_vars(kernel, arrays)
+    for buffer in kernel.params:
+        if buffer.name not in arrays:
+            shape = concrete_shape(buffer.shape, binding)
+            arrays[buffer.name] = _scratch(int(np.prod(shape)), buffer.dtype.numpy).reshape(shape)
+    namespace = {"np": np, "_check": _check, "_div": _div, "_cast": _cast, "_scratch": _scratch,
+                 "_erf": _erf, "_sigmoid": _sigmoid, "min": min, "max": max,
+                 "inf": float("inf")}
+    namespace.update({f"dt_{name}": dt for name, dt in _DTYPES.items()})
+    exec(compile(python_source(kernel), f"<interp {kernel.name}>", "exec"), namespace)
+    flat = [np.ascontiguousarray(arrays[p.name]).reshape(-1) for p in kernel.params]
+    inputs_copied = {p.name: f for p, f in zip(kernel.params, flat)}
+    sizes = [binding[v.symbol] for v in kernel.shape_vars]
+    with np.errstate(all="ignore"):
+        namespace[kernel.name](*flat, *sizes, tables or {})
+    return {
+        name: inputs_copied[name].reshape(arrays[name].shape) for name in kernel.outputs
+    }
+
+
+_DTYPES = {
+    "float32": np.float32,
+    "float64": np.float64,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "bool": np.bool_,
+}

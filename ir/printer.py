@@ -1,0 +1,93 @@
+"""Pseudo-code for any IR node: what `repr` shows, so a failing test shows the kernel.
+
+`render(node, mark=culprit)` prefixes the culprit's lines with `>>` to point at it.
+"""
+
+from . import nodes as ir
+
+_INFIX = {"+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "and", "or"}
+
+
+def render_value(value):
+    """One-line pseudo-code of a Value."""
+    if isinstance(value, ir.Const):
+        return repr(value.value) if value.dtype.is_float else str(value.value)
+    if isinstance(value, ir.Index):
+        return str(value.expr)
+    if isinstance(value, ir.Load):
+        return f"{value.buffer.name}[{', '.join(str(i) for i in value.indices)}]"
+    if isinstance(value, ir.Bin):
+        a, b = render_value(value.a), render_value(value.b)
+        return f"({a} {value.op} {b})" if value.op in _INFIX else f"{value.op}({a}, {b})"
+    if isinstance(value, ir.Un):
+        return f"{value.op}{render_value(value.a)}"
+    if isinstance(value, ir.Call):
+        return f"{value.fn}({', '.join(render_value(a) for a in value.args)})"
+    if isinstance(value, ir.Cast):
+        return f"{value.dtype.name}({render_value(value.value)})"
+    if isinstance(value, ir.Select):
+        parts = (render_value(v) for v in (value.cond, value.then, value.otherwise))
+        return "select({}, {}, {})".format(*parts)
+    raise TypeError(f"not a value: {type(value).__name__}")
+
+
+def _target(buffer, indices):
+    return f"{buffer.name}[{', '.join(str(i) for i in indices)}]"
+
+
+def _lines(stmt, depth, mark):
+    pad = "    " * depth
+    out = []
+    if isinstance(stmt, ir.For):
+        kind = "" if stmt.kind == "serial" else f"  # {stmt.kind}"
+        out.append(f"{pad}for {stmt.var} in range({stmt.extent}):{kind}")
+        out.extend(_lines(stmt.body, depth + 1, mark))
+    elif isinstance(stmt, ir.Store):
+        out.append(f"{pad}{_target(stmt.buffer, stmt.indices)} = {render_value(stmt.value)}")
+    elif isinstance(stmt, ir.Reduce):
+        init = ""
+        if stmt.init_when:
+            init = f"  # init when {', '.join(str(e) for e in stmt.init_when)} == 0"
+        out.append(
+            f"{pad}{_target(stmt.buffer, stmt.indices)} {stmt.combiner}= "
+            f"{render_value(stmt.value)}{init}"
+        )
+    elif isinstance(stmt, ir.If):
+        out.append(f"{pad}if {stmt.cond}:")
+        out.extend(_lines(stmt.then, depth + 1, mark))
+        if stmt.otherwise is not None:
+            out.append(f"{pad}else:")
+            out.extend(_lines(stmt.otherwise, depth + 1, mark))
+    elif isinstance(stmt, ir.Seq):
+        for child in stmt.stmts:
+            out.extend(_lines(child, depth, mark))
+    elif isinstance(stmt, ir.Alloc):
+        shape = ", ".join(str(s) for s in stmt.buffer.shape)
+        out.append(f"{pad}{stmt.buffer.name} = alloc[{shape}] {stmt.buffer.dtype}  # {stmt.scope}")
+        out.extend(_lines(stmt.body, depth, mark))
+    elif isinstance(stmt, ir.Barrier):
+        out.append(f"{pad}barrier()")
+    else:
+        raise TypeError(f"not a statement: {type(stmt).__name__}")
+    if mark is not None and stmt is mark and out:
+        first = out[0]
+        out[0] = ">>" + first[2:] if first.startswith("  ") else ">> " + first
+    return out
+
+
+def render(node, mark=None):
+    """Pseudo-code of any node; lines of `mark` (a node inside) start with `>>`."""
+    if isinstance(node, ir.Value):
+        return render_value(node)
+    if isinstance(node, ir.Buffer):
+        shape = ", ".join(str(s) for s in node.shape)
+        return f"{node.name}: {node.dtype}[{shape}]"
+    if isinstance(node, ir.ShapeVar):
+        return f"{node.symbol} in [{node.lo}, {node.hi}]"
+    if isinstance(node, ir.Kernel):
+        params = ", ".join(render(p) for p in node.params)
+        head = [f"kernel {node.name}({params}):  # writes {', '.join(node.outputs)}"]
+        head += [f"    # {render(v)}" for v in node.shape_vars]
+        head += [f"    # prelude: {entry}" for entry in node.prelude]
+        return "\n".join(head + _lines(node.body, 1, mark))
+    return "\n".join(_lines(node, 0, mark))

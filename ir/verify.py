@@ -1,0 +1,167 @@
+"""Checks every kernel must pass: each is a named `check_*` function that raises
+VerifyError with the offending statement marked in the printed kernel.
+
+`verify(kernel)` runs them all; schedules and builds call it so that no transform can hand
+an ill-formed kernel to a backend.
+"""
+
+import sympy
+
+from . import nodes as ir
+from .errors import VerifyError
+from .index import bounds, proves
+from .printer import render
+from .walk import children, exprs_of
+
+
+def _fail(kernel, node, message):
+    raise VerifyError(f"{message}\n{render(kernel, mark=node)}")
+
+
+def _walk_scoped(kernel, visit):
+    """Call visit(node, scope) for each statement, scope holding the enclosing loops,
+    the guard conditions and the allocated buffers."""
+
+    def go(node, loops, guards, allocs):
+        visit(node, loops, guards, allocs)
+        if isinstance(node, ir.For):
+            go(node.body, loops + (node,), guards, allocs)
+        elif isinstance(node, ir.If):
+            go(node.then, loops, guards + (node.cond,), allocs)
+            if node.otherwise is not None:
+                go(node.otherwise, loops, guards + (sympy.Not(node.cond),), allocs)
+        elif isinstance(node, ir.Alloc):
+            go(node.body, loops, guards, allocs + (node.buffer,))
+        else:
+            for child in children(node):
+                if isinstance(child, ir.Stmt):
+                    go(child, loops, guards, allocs)
+
+    go(kernel.body, (), (), ())
+
+
+def _loads(node):
+    """Loads in a statement's own values (not in nested statements)."""
+    found = []
+    stack = [c for c in children(node) if isinstance(c, ir.Value)]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, ir.Load):
+            found.append(value)
+        stack.extend(children(value))
+    return found
+
+
+def _free_symbols(node):
+    symbols = set()
+    for expr in exprs_of(node):
+        symbols |= expr.free_symbols
+    for load in _loads(node):
+        for expr in load.indices:
+            symbols |= sympy.sympify(expr).free_symbols
+    stack = [c for c in children(node) if isinstance(c, ir.Value)]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, ir.Index):
+            symbols |= value.expr.free_symbols
+        stack.extend(children(value))
+    return symbols
+
+
+def check_bound_variables(kernel):
+    """Every symbol an index uses is a loop variable in scope or a shape variable."""
+    sizes = {v.symbol for v in kernel.shape_vars}
+
+    def visit(node, loops, guards, allocs):
+        bound = sizes | {loop.var for loop in loops}
+        free = _free_symbols(node) - bound
+        if free:
+            names = ", ".join(sorted(map(str, free)))
+            _fail(kernel, node, f"variables {names} are used outside the loops that bind them")
+
+    _walk_scoped(kernel, visit)
+
+
+def check_unique_loops(kernel):
+    """No loop variable is bound twice, and none shadows a shape variable."""
+    seen = {v.symbol for v in kernel.shape_vars}
+
+    def visit(node, loops, guards, allocs):
+        if isinstance(node, ir.For):
+            if node.var in seen:
+                _fail(kernel, node, f"loop variable {node.var} is bound more than once")
+            seen.add(node.var)
+
+    _walk_scoped(kernel, visit)
+
+
+def check_buffers_known(kernel):
+    """Every buffer accessed is a parameter or allocated around the access."""
+    params = {p.name for p in kernel.params}
+
+    def visit(node, loops, guards, allocs):
+        names = params | {b.name for b in allocs}
+        accessed = [load.buffer for load in _loads(node)]
+        if isinstance(node, (ir.Store, ir.Reduce)):
+            accessed.append(node.buffer)
+        for buffer in accessed:
+            if buffer.name not in names:
+                _fail(kernel, node, f"buffer {buffer.name} is used outside its allocation")
+
+    _walk_scoped(kernel, visit)
+
+
+def _guarded(index, extent, ranges, guards):
+    """True when a guard `g < b` (or `g <= b - 1`) covers index < extent."""
+    for guard in guards:
+        for fact in sympy.And.make_args(guard):
+            if isinstance(fact, sympy.StrictLessThan):
+                lhs, limit = fact.lhs, fact.rhs
+            elif isinstance(fact, sympy.LessThan):
+                lhs, limit = fact.lhs, fact.rhs + 1
+            else:
+                continue
+            if proves(sympy.Le(index - lhs, 0), ranges) and proves(sympy.Le(limit, extent), ranges):
+                return True
+    return False
+
+
+def check_in_bounds(kernel):
+    """Every index provably stays inside its buffer, by loop ranges or enclosing guards."""
+    base_ranges = kernel.ranges()
+
+    def visit(node, loops, guards, allocs):
+        ranges = dict(base_ranges)
+        for loop in loops:
+            ranges[loop.var] = (sympy.Integer(0), loop.extent - 1)
+        accesses = [(load.buffer, load.indices) for load in _loads(node)]
+        if isinstance(node, (ir.Store, ir.Reduce)):
+            accesses.append((node.buffer, node.indices))
+        for buffer, indices in accesses:
+            for dim, (index, extent) in enumerate(zip(indices, buffer.shape)):
+                extent = sympy.sympify(extent)
+                low_ok = proves(sympy.Ge(index, 0), ranges)
+                high_ok = proves(sympy.Lt(index, extent), ranges) or _guarded(
+                    index, extent, ranges, guards
+                )
+                if not (low_ok and high_ok):
+                    lo, hi = bounds(sympy.expand(index), ranges)
+                    _fail(
+                        kernel,
+                        node,
+                        f"index {index} of {buffer.name} (dim {dim}, extent {extent}) may leave "
+                        f"its bounds: it ranges over [{lo}, {hi}]; add a guard (split with "
+                        "guard=True) or pad the loop",
+                    )
+
+    _walk_scoped(kernel, visit)
+
+
+CHECKS = [check_bound_variables, check_unique_loops, check_buffers_known, check_in_bounds]
+
+
+def verify(kernel):
+    """Run every check on `kernel`; raises VerifyError at the first violation."""
+    for check in CHECKS:
+        check(kernel)
+    return kernel

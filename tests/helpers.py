@@ -1,0 +1,76 @@
+"""Shared test tools: toolchain gating, the oracle comparison every schedule test uses,
+and numpy references."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import quiltc as qc
+from quiltc.ir import interp
+
+REQUIRE_TOOLCHAINS = os.environ.get("QUILTC_REQUIRE_TOOLCHAINS") == "1"
+
+
+def require_tool(tool, install):
+    """Skip (or, under QUILTC_REQUIRE_TOOLCHAINS=1, fail) when `tool` is not on PATH."""
+    if shutil.which(tool) is None:
+        message = f"{tool} is not installed; install it with: {install}"
+        if REQUIRE_TOOLCHAINS:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def require_cc():
+    require_tool(os.environ.get("CC", "gcc"), "apt-get install -y gcc")
+
+
+def tolerance(dtype):
+    """(rtol, atol) fit for comparing results of `dtype` computed in different orders."""
+    if np.dtype(dtype) == np.float32:
+        return 1e-4, 1e-4
+    if np.dtype(dtype) == np.float64:
+        return 1e-10, 1e-10
+    return 0, 0
+
+
+def check_schedule(sch, arrays, reference=None, compile_c=True):
+    """Assert the scheduled kernel computes what the unscheduled one does.
+
+    Runs the original kernel and the scheduled one in the interpreter and (with
+    compile_c) the scheduled one compiled to C, on `arrays` (name -> numpy array), and
+    compares all of them with `reference` (name -> numpy array) when given, else with
+    the original kernel's interpreted results. Returns the compiled callable (or None).
+    """
+    expected = interp.run(sch.original, **arrays)
+    if reference is not None:
+        for name, ref in reference.items():
+            rtol, atol = tolerance(ref.dtype)
+            np.testing.assert_allclose(expected[name], ref, rtol=rtol, atol=atol,
+                                       err_msg=f"unscheduled {name} differs from numpy")
+    scheduled = interp.run(sch.kernel, **arrays)
+    for name, want in expected.items():
+        rtol, atol = tolerance(want.dtype)
+        np.testing.assert_allclose(scheduled[name], want, rtol=rtol, atol=atol,
+                                   err_msg=f"scheduled {name} differs in the interpreter\n{sch.trace}")
+    if not compile_c:
+        return None
+    require_cc()
+    fn = qc.build(sch, target="c")
+    got = fn(**arrays)
+    got = got if isinstance(got, dict) else {sch.kernel.outputs[0]: got}
+    for name, want in expected.items():
+        rtol, atol = tolerance(want.dtype)
+        np.testing.assert_allclose(got[name], want, rtol=rtol, atol=atol,
+                                   err_msg=f"compiled {name} differs\n{sch.trace}\n{fn.source}")
+    return fn
+
+
+def random_array(rng, shape, dtype="float32"):
+    """Reproducible test data of `dtype`: floats in [-1, 1), small integers otherwise."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return rng.uniform(-1, 1, size=shape).astype(dtype)
+    info = np.iinfo(dtype)
+    return rng.integers(max(info.min, -8), min(info.max, 8), size=shape).astype(dtype)
