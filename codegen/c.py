@@ -1,0 +1,39 @@
+"""The C target: C99 with `restrict`, OpenMP for parallel and SIMD loops, GCC unrolling.
+
+    for (int64_t j_o = 0; ...)      <- #pragma omp parallel for   (kind parallel)
+    for (int64_t j_i = 0; ...)      <- #pragma omp simd           (kind vector)
+    for (int64_t i_i = 0; ...)      <- #pragma GCC unroll 4       (kind unroll, extent 4)
+
+`render_c` gives the source, `c_signature` the declaration cffi reads (`ffi.cdef`).
+"""
+
+from .base import CLikeRenderer
+
+# GCC refuses larger unroll factors.
+_MAX_UNROLL = 65534
+
+
+class CRenderer(CLikeRenderer):
+    """C99 for the host CPU, built as a shared object and called through cffi."""
+
+    target = "c"
+
+    def loop_pragmas(self, loop):
+        """OpenMP for parallel and vector loops, GCC's unroll pragma for constant unrolls."""
+        if loop.kind == "parallel":
+            return ["#pragma omp parallel for"]
+        if loop.kind == "vector":
+            return ["#pragma omp simd"]
+        if loop.kind == "unroll" and loop.extent.is_Integer:
+            return [f"#pragma GCC unroll {min(int(loop.extent), _MAX_UNROLL)}"]
+        return []
+
+
+def render_c(kernel, trace_text=""):
+    """C99 source of `kernel`, headed by a comment holding `trace_text` (the schedule)."""
+    return CRenderer(kernel, trace_text).render()
+
+
+def c_signature(kernel):
+    """The kernel's C declaration for `ffi.cdef` (cffi's parser takes no `restrict`)."""
+    return CRenderer(kernel).signature(restrict=False) + ";"

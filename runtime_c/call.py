@@ -1,0 +1,89 @@
+"""`CompiledKernel`: a loaded C kernel as a Python callable.
+
+    C = f(A=a, B=b)                 # outputs allocated and returned
+    f(A=a, B=b, out={"C": c})       # outputs written in place
+
+Before it calls into C it checks every argument's name, dtype, rank and shape and every
+symbolic size's declared range (through `ir.shapes`, as the interpreter does), so a bad
+argument ends in a ShapeError that names it instead of a crash.
+"""
+
+import numpy as np
+
+from ..codegen.base import storage_type
+from ..ir.errors import ShapeError
+from ..ir.shapes import bind_shape_vars, concrete_shape, to_numpy
+
+
+class CompiledKernel:
+    """A kernel compiled for the CPU. `source` is its C, `library_path` the shared object."""
+
+    def __init__(self, kernel, source, library):
+        self.kernel = kernel
+        self.source = source
+        self.library_path = str(library.path)
+        self._library = library
+        self._function = getattr(library.handle, kernel.name)
+        self._pointer_types = [f"{storage_type(p.dtype)} *" for p in kernel.params]
+        self.outputs = tuple(kernel.outputs)
+        self.inputs = tuple(p.name for p in kernel.params if p.name not in self.outputs)
+
+    def __repr__(self):
+        return (f"CompiledKernel({self.kernel.name}: inputs {', '.join(self.inputs)} -> "
+                f"outputs {', '.join(self.outputs)}; {self.library_path})")
+
+    def __call__(self, out=None, **arguments):
+        """Run the kernel on `arguments` (input name -> array); see the module docstring.
+
+        Returns the output array when the kernel has one output, else {name: array}.
+        """
+        out = {} if out is None else out
+        self._check_names(arguments, out)
+        inputs = {name: to_numpy(name, value) for name, value in arguments.items()}
+        given = {name: to_numpy(name, value) for name, value in out.items()}
+        binding = bind_shape_vars(self.kernel, {**inputs, **given})
+        for name, array in given.items():
+            if not (array.flags.c_contiguous and array.flags.writeable):
+                raise ShapeError(
+                    f"out[{name!r}] must be a writeable C-contiguous array to be written in "
+                    f"place; pass np.empty({array.shape}, np.{array.dtype}) or leave {name!r} "
+                    "out of out= to have it allocated"
+                )
+        arrays = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
+        results = {}
+        for name in self.outputs:
+            buffer = self.kernel.param(name)
+            shape = concrete_shape(buffer.shape, binding)
+            results[name] = given.get(name)
+            if results[name] is None:
+                results[name] = np.empty(shape, buffer.dtype.numpy)
+        arrays.update(results)
+        ffi = self._library.ffi
+        pointers = [ffi.cast(pointer_type, arrays[buffer.name].ctypes.data)
+                    for buffer, pointer_type in zip(self.kernel.params, self._pointer_types)]
+        sizes = [binding[v.symbol] for v in self.kernel.shape_vars]
+        self._function(*pointers, *sizes)
+        return results[self.outputs[0]] if len(self.outputs) == 1 else results
+
+    def _check_names(self, arguments, out):
+        if not isinstance(out, dict):
+            raise ShapeError(
+                f"out= takes a dict of output name -> array, e.g. out={{{self.outputs[0]!r}: "
+                f"array}}, not a {type(out).__name__}"
+            )
+        expected = f"expected inputs {', '.join(self.inputs) or '(none)'}"
+        unknown = sorted(set(arguments) - set(self.inputs))
+        if unknown:
+            outputs_given = [name for name in unknown if name in self.outputs]
+            hint = (f"; pass outputs through out={{{outputs_given[0]!r}: array}}"
+                    if outputs_given else "")
+            raise ShapeError(f"unknown arguments {', '.join(unknown)}; {expected}{hint}")
+        missing = [name for name in self.inputs if name not in arguments]
+        if missing:
+            raise ShapeError(f"missing arguments {', '.join(missing)}; {expected}")
+        unknown_outputs = sorted(set(out) - set(self.outputs))
+        if unknown_outputs:
+            raise ShapeError(
+                f"out= names {', '.join(unknown_outputs)}, which are not outputs; "
+                f"the outputs are {', '.join(self.outputs)}"
+            )

@@ -1,0 +1,350 @@
+"""Every value and statement kind, compiled to C and compared with the interpreter (the
+oracle) and numpy on random inputs. Sizes are symbolic, so each kernel compiles once and
+hypothesis draws shapes (1 and primes included) and data against the same object."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import quiltc as qc
+from helpers import random_array, require_cc, tolerance
+from quiltc.ir import interp
+from quiltc.ir import nodes as ir
+from quiltc.ir.index import symbol
+from quiltc.ir.walk import rewrite
+
+EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8, 13])
+SEEDS = st.integers(0, 2**32 - 1)
+
+
+@pytest.fixture(autouse=True)
+def _compiler():
+    require_cc()
+
+
+def _compare(kernel, arrays, reference=None):
+    """Compile `kernel`, run it and the interpreter on `arrays`; check both (and numpy)."""
+    expected = interp.run(kernel, **arrays)
+    got = qc.build(kernel)(**arrays)
+    got = got if isinstance(got, dict) else {kernel.outputs[0]: got}
+    assert set(got) == set(kernel.outputs)
+    for name, want in expected.items():
+        rtol, atol = tolerance(want.dtype)
+        assert got[name].dtype == want.dtype
+        np.testing.assert_allclose(got[name], want, rtol=rtol, atol=atol,
+                                   err_msg=f"C differs from the interpreter on {name}")
+        if reference is not None and name in reference:
+            np.testing.assert_allclose(got[name], reference[name], rtol=rtol, atol=atol,
+                                       err_msg=f"C differs from numpy on {name}")
+    return got
+
+
+def _call_kernel(function, dtype):
+    n = qc.var("n", 1, 64)
+    x = qc.placeholder((n,), dtype, "x")
+    y = qc.compute((n,), lambda i: ir.Call(function, (x[i],)), "y")
+    return qc.lower(y, name=f"call_{function}_{dtype}")
+
+
+NUMPY_CALLS = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "tanh": np.tanh, "abs": np.abs,
+    "sigmoid": lambda x: x.dtype.type(1) / (x.dtype.type(1) + np.exp(-x)),
+    "erf": np.vectorize(lambda x: type(x)(math.erf(x)), otypes=[None]),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("function", sorted(NUMPY_CALLS))
+@settings(max_examples=10, deadline=None)
+@given(n=EXTENTS, seed=SEEDS)
+def test_every_call_matches_interpreter_and_numpy(function, dtype, n, seed):
+    x = random_array(np.random.default_rng(seed), (n,), dtype) * 3
+    if function in ("log", "sqrt"):
+        x = np.abs(x) + x.dtype.type(0.01)
+    reference = NUMPY_CALLS[function](x).astype(dtype)
+    _compare(_call_kernel(function, dtype), {"x": x}, {"y": reference})
+
+
+def _casts_kernel():
+    n = qc.var("n", 1, 64)
+    x = qc.placeholder((n,), "float32", "x")
+    small = qc.placeholder((n,), "int8", "small")
+    outputs = [
+        qc.compute((n,), lambda i: qc.cast(x[i], "int8"), "to_int8"),
+        qc.compute((n,), lambda i: qc.cast(x[i], "uint8"), "to_uint8"),
+        qc.compute((n,), lambda i: qc.cast(x[i], "int32"), "to_int32"),
+        qc.compute((n,), lambda i: qc.cast(small[i], "float64"), "to_float64"),
+        qc.compute((n,), lambda i: small[i] * small[i] + small[i], "wrapped"),
+        qc.compute((n,), lambda i: -small[i], "negated"),
+        qc.compute((n,), lambda i: qc.abs(small[i]), "absolute"),
+        qc.compute((n,), lambda i: qc.cast(qc.cast(x[i], "int8"), "bool"), "nonzero"),
+    ]
+    return qc.lower(outputs, name="casts")
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=EXTENTS, seed=SEEDS)
+def test_casts_truncate_and_int8_arithmetic_wraps(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-300, 300, size=n).astype(np.float32)
+    small = rng.integers(-128, 128, size=n).astype(np.int8)
+    small[0] = -128
+    truncated = np.trunc(x).astype(np.int64)
+    wide = small.astype(np.int32)
+    reference = {
+        "to_int8": truncated.astype(np.int8),
+        "to_uint8": truncated.astype(np.uint8),
+        "to_int32": truncated.astype(np.int32),
+        "to_float64": small.astype(np.float64),
+        "wrapped": (wide * wide + wide).astype(np.int8),
+        "negated": (-wide).astype(np.int8),
+        "absolute": np.abs(wide).astype(np.int8),
+        "nonzero": truncated.astype(np.int8) != 0,
+    }
+    _compare(_casts_kernel(), {"x": x, "small": small}, reference)
+
+
+def _integer_kernel(dtype):
+    n = qc.var("n", 1, 64)
+    a = qc.placeholder((n,), dtype, "a")
+    b = qc.placeholder((n,), dtype, "b")
+    outputs = [
+        qc.compute((n,), lambda i: a[i] * b[i] - a[i], "product"),
+        qc.compute((n,), lambda i: a[i] / b[i], "quotient"),
+        qc.compute((n,), lambda i: qc.maximum(a[i], b[i]), "larger"),
+        qc.compute((n,), lambda i: qc.minimum(a[i], b[i]), "smaller"),
+        qc.compute((n,), lambda i: a[i] > b[i], "greater"),
+    ]
+    return qc.lower(outputs, name=f"integers_{dtype}")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8"])
+@settings(max_examples=15, deadline=None)
+@given(n=EXTENTS, seed=SEEDS)
+def test_integer_arithmetic_wraps_and_divides_toward_zero(dtype, n, seed):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, int(info.max) + 1, size=n, dtype=dtype)
+    b = rng.integers(info.min, int(info.max) + 1, size=n, dtype=dtype)
+    b[b == 0] = 3
+    if info.min < 0:
+        a[(a == info.min) & (b == -1)] = 5  # min / -1 overflows in C and numpy alike
+    with np.errstate(over="ignore"):
+        product = a * b - a
+    quotient = (np.sign(a.astype(np.int64)) * np.sign(b.astype(np.int64))
+                * (np.abs(a.astype(np.int64)) // np.abs(b.astype(np.int64)))).astype(dtype)
+    reference = {"product": product, "quotient": quotient, "larger": np.maximum(a, b),
+                 "smaller": np.minimum(a, b), "greater": a > b}
+    _compare(_integer_kernel(dtype), {"a": a, "b": b}, reference)
+
+
+def _select_kernel():
+    n, m = qc.var("n", 1, 64), qc.var("m", 1, 64)
+    x = qc.placeholder((n, m), "float32", "x")
+    y = qc.compute(
+        (n, m),
+        lambda i, j: qc.where(
+            i < j, x[i, j] * 2.5,
+            qc.where(x[i, j] > 0.25, qc.cast(i + 2 * j, "float32"), qc.maximum(x[i, j], -0.5)),
+        ),
+        "y",
+    )
+    return qc.lower(y, name="select")
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=EXTENTS, m=EXTENTS, seed=SEEDS)
+def test_where_with_index_and_value_conditions(n, m, seed):
+    x = random_array(np.random.default_rng(seed), (n, m))
+    i, j = np.indices((n, m))
+    reference = np.where(
+        i < j, x * np.float32(2.5),
+        np.where(x > np.float32(0.25), (i + 2 * j).astype(np.float32),
+                 np.maximum(x, np.float32(-0.5))),
+    )
+    _compare(_select_kernel(), {"x": x}, {"y": reference})
+
+
+def _reductions_kernel():
+    rows, cols = qc.var("rows", 1, 64), qc.var("cols", 1, 64)
+    x = qc.placeholder((rows, cols), "float32", "x")
+
+    def row_reduction(combiner):
+        axis = qc.reduce_axis(cols, "k")
+        return qc.compute((rows,), lambda i: combiner(x[i, axis], axis=axis),
+                          f"row_{combiner.__name__}")
+
+    outputs = [row_reduction(combiner) for combiner in (qc.sum, qc.max, qc.min)]
+    r, c = qc.reduce_axis(rows, "r"), qc.reduce_axis(cols, "c")
+    total = qc.compute((1,), lambda t: qc.sum(x[r, c] + qc.cast(t, "float32"), axis=(r, c)),
+                       "total")
+    outputs.append(total)
+    return qc.lower(outputs, name="reductions")
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=EXTENTS, cols=EXTENTS, seed=SEEDS)
+def test_sum_max_min_reductions_with_symbolic_sizes(rows, cols, seed):
+    x = random_array(np.random.default_rng(seed), (rows, cols))
+    reference = {"row_sum": x.sum(axis=1), "row_max": x.max(axis=1), "row_min": x.min(axis=1),
+                 "total": np.array([x.sum()], np.float32)}
+    _compare(_reductions_kernel(), {"x": x}, reference)
+
+
+def test_reduction_identities_are_infinities_and_integer_extremes():
+    n = qc.var("n", 0, 8)
+    x = qc.placeholder((n,), "float32", "x")
+    q = qc.placeholder((n,), "int32", "q")
+    axis_x, axis_q = qc.reduce_axis(n, "k"), qc.reduce_axis(n, "l")
+    outputs = [qc.compute((1,), lambda t: qc.max(x[axis_x], axis=axis_x), "largest"),
+               qc.compute((1,), lambda t: qc.min(q[axis_q], axis=axis_q), "smallest")]
+    kernel = qc.lower(outputs, name="identities")
+    source = qc.build(kernel).source
+    assert "= -INFINITY;" in source and "= 2147483647;" in source
+    got = qc.build(kernel)(x=np.array([-np.inf, -3.0], np.float32), q=np.array([7, -2], np.int32))
+    assert got["largest"][0] == np.float32(-3.0) and got["smallest"][0] == -2
+
+
+def _pipeline_kernel():
+    n, m = qc.var("n", 1, 64), qc.var("m", 1, 64)
+    x = qc.placeholder((n, m), "float64", "x")
+    k = qc.reduce_axis(m, "k")
+    row_max = qc.compute((n,), lambda i: qc.max(x[i, k], axis=k), "row_max")
+    shifted = qc.compute((n, m), lambda i, j: qc.exp(x[i, j] - row_max[i]), "shifted")
+    k2 = qc.reduce_axis(m, "k")
+    total = qc.compute((n,), lambda i: qc.sum(shifted[i, k2], axis=k2), "total")
+    softmax = qc.compute((n, m), lambda i, j: shifted[i, j] / total[i], "softmax")
+    return qc.lower([softmax, total], name="pipeline")
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=EXTENTS, m=EXTENTS, seed=SEEDS)
+def test_intermediates_are_allocated_and_outputs_returned_by_name(n, m, seed):
+    kernel = _pipeline_kernel()
+    source = qc.build(kernel).source
+    assert "double* restrict row_max = quiltc_alloc(sizeof(double) * " in source
+    assert "free(shifted);" in source
+    x = random_array(np.random.default_rng(seed), (n, m), "float64")
+    shifted = np.exp(x - x.max(axis=1, keepdims=True))
+    total = shifted.sum(axis=1)
+    _compare(kernel, {"x": x}, {"softmax": shifted / total[:, None], "total": total})
+
+
+def _local_buffer_kernel():
+    """out[i] = 2 * sum_j x[i, j], with the 4-wide row staged in a local array (by hand)."""
+    n = symbol("n")
+    i, j, jj = symbol("i"), symbol("j"), symbol("jj")
+    x = ir.Buffer("x", qc.float32, (n, 4))
+    out = ir.Buffer("out", qc.float32, (n,))
+    row = ir.Buffer("row", qc.float32, (4,))
+    fill = ir.For(j, 4, ir.Store(row, (j,), ir.Load(x, (i, j)) * 2.0))
+    total = ir.For(jj, 4, ir.Reduce(out, (i,), "sum", ir.Load(row, (jj,)), (jj,)))
+    body = ir.For(i, n, ir.Alloc(row, "local", ir.seq(fill, total)), "parallel")
+    return ir.Kernel("local_rows", (x, out), body, ("out",), (ir.ShapeVar(n, 1, 100),))
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=EXTENTS, seed=SEEDS)
+def test_local_allocation_is_a_fixed_array_in_its_block(n, seed):
+    kernel = _local_buffer_kernel()
+    source = qc.build(kernel).source
+    assert "        float row[4];" in source
+    x = random_array(np.random.default_rng(seed), (n, 4))
+    _compare(kernel, {"x": x}, {"out": x.sum(axis=1) * np.float32(2)})
+
+
+def _hand_built_values_kernel():
+    """Values the tensor language does not spell: not, or/and, float64 constants, if/else."""
+    n = symbol("n")
+    i = symbol("i")
+    a = ir.Buffer("a", qc.float64, (n,))
+    flags = ir.Buffer("flags", qc.dtypes.boolean, (n,))
+    out = ir.Buffer("out", qc.float64, (n,))
+    positive = ir.Bin(">", ir.Load(a, (i,)), ir.Const(0.0, qc.float64))
+    keep = ir.Bin("or", ir.Un("not", ir.Load(flags, (i,))),
+                  ir.Bin("and", positive, ir.Index(i < 3)))
+    value = ir.Select(keep, ir.Load(a, (i,)) * ir.Const(0.1, qc.float64),
+                      ir.Const(float("inf"), qc.float64))
+    branch = ir.If(i < 2, ir.Store(out, (i,), ir.Const(float("-inf"), qc.float64)),
+                   ir.Store(out, (i,), value))
+    return ir.Kernel("hand_built", (a, flags, out), ir.For(i, n, branch), ("out",),
+                     (ir.ShapeVar(n, 1, 100),))
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=EXTENTS, seed=SEEDS)
+def test_logical_values_if_else_and_special_constants(n, seed):
+    rng = np.random.default_rng(seed)
+    a = random_array(rng, (n,), "float64")
+    flags = rng.integers(0, 2, size=n).astype(bool)
+    keep = ~flags | ((a > 0) & (np.arange(n) < 3))
+    reference = np.where(keep, a * 0.1, np.inf)
+    reference[:2] = -np.inf
+    _compare(_hand_built_values_kernel(), {"a": a, "flags": flags}, {"out": reference})
+
+
+def test_float_constants_round_trip_exactly():
+    """Compared with numpy alone: the interpreter has no spelling for a NaN constant."""
+    n = qc.var("n", 1, 8)
+    x = qc.placeholder((n,), "float32", "x")
+    constants = [0.1, 1 / 3, 1e-8, 3.4028234663852886e38, -2.5, 16777217.0, float("nan")]
+    y = qc.compute(
+        (n, len(constants)),
+        lambda i, c: x[i] * 0.0 + sum(
+            (qc.where(sympy.Eq(c, place), value, 0.0) for place, value in enumerate(constants)),
+            start=qc.cast(c, "float32") * 0.0,
+        ),
+        "y",
+    )
+    fn = qc.build(qc.lower(y, name="constants"))
+    assert "0.1f" in fn.source and "NAN" in fn.source and "-2.5f" in fn.source
+    got = fn(x=np.ones(1, np.float32))
+    expected = np.array([[np.float32(v) for v in constants]], np.float32)
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_loop_kinds_change_pragmas_not_results():
+    kernel = _pipeline_kernel()
+
+    def annotate(node):
+        if isinstance(node, ir.For) and node.var.name in ("j", "j_1"):
+            return dataclasses.replace(node, kind="vector")
+        if isinstance(node, ir.For) and node.var.name == "i_1":
+            return dataclasses.replace(node, kind="parallel")
+        return node
+
+    annotated = dataclasses.replace(kernel, body=rewrite(kernel.body, annotate))
+    source = qc.build(annotated).source
+    assert source.count("#pragma omp simd") == 2 and source.count("#pragma omp parallel for") == 1
+    x = random_array(np.random.default_rng(0), (13, 7), "float64")
+    want = qc.build(kernel)(x=x)
+    got = qc.build(annotated)(x=x)
+    np.testing.assert_allclose(got["softmax"], want["softmax"], rtol=1e-12)
+
+
+def _nan_kernel():
+    n = qc.var("n", 1, 64)
+    x = qc.placeholder((n,), "float32", "x")
+    y = qc.placeholder((n,), "float32", "y")
+    k = qc.reduce_axis(n, "k")
+    outputs = [qc.compute((n,), lambda i: qc.maximum(x[i], y[i]), "larger"),
+               qc.compute((n,), lambda i: qc.minimum(x[i], y[i]), "smaller"),
+               qc.compute((1,), lambda t: qc.max(x[k], axis=k), "largest")]
+    return qc.lower(outputs, name="nan_propagation")
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=EXTENTS, seed=SEEDS)
+def test_float_max_and_min_propagate_nan_like_numpy(n, seed):
+    rng = np.random.default_rng(seed)
+    x, y = random_array(rng, (n,)), random_array(rng, (n,))
+    x[rng.random(n) < 0.3] = np.nan
+    y[rng.random(n) < 0.3] = np.nan
+    reference = {"larger": np.maximum(x, y), "smaller": np.minimum(x, y),
+                 "largest": np.array([x.max()], np.float32)}
+    _compare(_nan_kernel(), {"x": x, "y": y}, reference)
