@@ -74,6 +74,29 @@ class ReduceExpr:
     def dtype(self):
         return self.value.dtype
 
+    def _nested(self, *_):
+        raise LanguageError(_NESTED_REDUCTION)
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _nested
+    __truediv__ = __rtruediv__ = __neg__ = __lt__ = __le__ = __gt__ = __ge__ = _nested
+
+
+_NESTED_REDUCTION = (
+    "a reduction may only be the whole body of a compute; compute it as a tensor of its "
+    "own and read that tensor in the expression"
+)
+
+
+def _reject_reductions(*values):
+    if any(isinstance(x, ReduceExpr) for x in values):
+        raise LanguageError(_NESTED_REDUCTION)
+
+
+def _value(x, like=None):
+    """`x` as an IR value; a reduction here would be nested inside an expression."""
+    _reject_reductions(x)
+    return ir.as_value(x, like)
+
 
 class Tensor:
     """A named array of the program: a placeholder (an input) or a compute."""
@@ -152,8 +175,7 @@ def compute(shape, fn, name=None):
     finally:
         inputs = _readers.pop()
     if not isinstance(body, ReduceExpr):
-        body = ir.as_value(body)
-    _check_no_nested_reduce(body)
+        body = _value(body)
     size_ranges = _ranges_of(shape)
     for tensor in inputs:
         for size, rng in tensor.size_ranges.items():
@@ -167,19 +189,6 @@ def compute(shape, fn, name=None):
     return Tensor(name, shape, body.dtype, body, axes, unique_inputs, size_ranges)
 
 
-def _check_no_nested_reduce(body):
-    if isinstance(body, ReduceExpr):
-        body = body.value
-    stack = [body]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, ReduceExpr):
-            raise LanguageError("a reduction may only be the whole body of a compute")
-        for field_name in getattr(value, "child_fields", ()):
-            child = getattr(value, field_name)
-            stack.extend(child if isinstance(child, tuple) else (child,))
-
-
 def _reduce(combiner, value, axis):
     axes = _as_tuple(axis)
     extents = []
@@ -187,7 +196,7 @@ def _reduce(combiner, value, axis):
         if axis_symbol not in _REDUCE_EXTENTS:
             raise LanguageError(f"{axis_symbol} is not a reduce axis; make it with qc.reduce_axis")
         extents.append((axis_symbol, _REDUCE_EXTENTS[axis_symbol]))
-    return ReduceExpr(combiner, ir.as_value(value), tuple(extents))
+    return ReduceExpr(combiner, _value(value), tuple(extents))
 
 
 def sum(value, axis):  # noqa: A001 (the language's name for the reducer)
@@ -206,7 +215,7 @@ def min(value, axis):  # noqa: A001
 
 
 def _call(fn, x):
-    x = ir.as_value(x, dtypes.float32)
+    x = _value(x, dtypes.float32)
     if not x.dtype.is_float:
         raise LanguageError(f"{fn} needs a float argument, got {x.dtype}; use qc.cast first")
     return ir.Call(fn, (x,))
@@ -239,21 +248,24 @@ def erf(x):
 
 def abs(x):  # noqa: A001
     """Absolute value, elementwise."""
-    return ir.Call("abs", (ir.as_value(x),))
+    return ir.Call("abs", (_value(x),))
 
 
 def maximum(a, b):
     """The larger of a and b, elementwise."""
+    _reject_reductions(a, b)
     return ir.binary("max", a, b)
 
 
 def minimum(a, b):
     """The smaller of a and b, elementwise."""
+    _reject_reductions(a, b)
     return ir.binary("min", a, b)
 
 
 def where(cond, then, otherwise):
     """`then` where cond holds, else `otherwise`; cond compares values or indices."""
+    _reject_reductions(cond, then, otherwise)
     if isinstance(cond, sympy.Basic):
         cond = ir.Index(cond)
     elif not isinstance(cond, ir.Value):
@@ -261,7 +273,7 @@ def where(cond, then, otherwise):
     like = then.dtype if isinstance(then, ir.Value) else (
         otherwise.dtype if isinstance(otherwise, ir.Value) else None
     )
-    then, otherwise = ir.as_value(then, like), ir.as_value(otherwise, like)
+    then, otherwise = _value(then, like), _value(otherwise, like)
     if then.dtype != otherwise.dtype:
         raise LanguageError(
             f"where() branches have dtypes {then.dtype} and {otherwise.dtype}; cast one"
@@ -271,4 +283,4 @@ def where(cond, then, otherwise):
 
 def cast(x, dtype):
     """`x` converted to `dtype` (floats truncate toward zero into integers)."""
-    return ir.Cast(dtypes.as_dtype(dtype), ir.as_value(x))
+    return ir.Cast(dtypes.as_dtype(dtype), _value(x))

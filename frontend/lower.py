@@ -2,11 +2,14 @@
 compute in dependency order. Placeholders and outputs become parameters; intermediate
 tensors become buffers allocated around the whole body. Reductions lower to a `Reduce`
 statement whose initialisation runs at the reduction's first iteration (`decompose`
-moves it out)."""
+moves it out); a reduction whose axis may be empty is lowered already decomposed."""
+
+import sympy
 
 from .ir import nodes as ir
+from .ir.dtypes import identity
 from .ir.errors import LanguageError
-from .ir.index import symbol
+from .ir.index import bounds, symbol
 from .ir.walk import substitute
 from .lang import ReduceExpr
 
@@ -52,25 +55,42 @@ class _Names:
         return symbol(candidate)
 
 
-def _lower_stage(tensor, names):
+def _may_be_empty(extent, size_ranges):
+    lowest, _ = bounds(extent, {s: (sympy.Integer(lo), sympy.Integer(hi))
+                                for s, (lo, hi) in size_ranges.items()})
+    return not (lowest.is_Integer and lowest >= 1)
+
+
+def _lower_stage(tensor, names, size_ranges):
     renaming = {axis: names.fresh(axis.name) for axis in tensor.axes}
+    indices = tuple(renaming[axis] for axis in tensor.axes)
     body = tensor.body
-    reduce_axes = ()
+    init = None
     if isinstance(body, ReduceExpr):
         reduce_axes = tuple((names.fresh(axis.name), extent) for axis, extent in body.axes)
         renaming.update({old: new for (old, _), (new, _) in zip(body.axes, reduce_axes)})
         value = substitute(body.value, renaming)
-        indices = tuple(renaming[axis] for axis in tensor.axes)
-        stmt = ir.Reduce(
-            tensor.buffer, indices, body.combiner, value, tuple(v for v, _ in reduce_axes)
-        )
+        init_when = tuple(v for v, _ in reduce_axes)
+        # An empty reduction never reaches its first iteration, so its identity is stored
+        # up front by a nest of its own (what `decompose` does) whenever an axis may be empty.
+        if any(_may_be_empty(extent, size_ranges) for _, extent in reduce_axes):
+            init_when = ()
+            init = ir.Store(tensor.buffer, indices,
+                            ir.as_value(identity(body.combiner, tensor.dtype), tensor.dtype))
+        stmt = ir.Reduce(tensor.buffer, indices, body.combiner, value, init_when)
+        for loop_var, extent in reversed(reduce_axes):
+            stmt = ir.For(loop_var, extent, stmt)
     else:
-        value = substitute(body, renaming)
-        stmt = ir.Store(tensor.buffer, tuple(renaming[axis] for axis in tensor.axes), value)
-    for loop_var, extent in reversed(reduce_axes):
-        stmt = ir.For(loop_var, extent, stmt)
-    for axis, extent in reversed(list(zip(tensor.axes, tensor.shape))):
+        stmt = ir.Store(tensor.buffer, indices, substitute(body, renaming))
+    loops = list(zip(tensor.axes, tensor.shape))
+    for axis, extent in reversed(loops):
         stmt = ir.For(renaming[axis], extent, stmt)
+    if init is not None:
+        init_renaming = {renaming[axis]: names.fresh(f"{renaming[axis].name}_init") for axis in tensor.axes}
+        init = substitute(init, init_renaming)
+        for axis, extent in reversed(loops):
+            init = ir.For(init_renaming[renaming[axis]], extent, init)
+        stmt = ir.seq(init, stmt)
     return stmt
 
 
@@ -89,7 +109,7 @@ def lower(outputs, name="kernel"):
             if size_ranges.setdefault(size, rng) != rng:
                 raise LanguageError(f"size {size} is declared with ranges {size_ranges[size]} and {rng}")
     names = _Names(str(size) for size in size_ranges)
-    stages = [_lower_stage(t, names) for t in order if not t.is_placeholder]
+    stages = [_lower_stage(t, names, size_ranges) for t in order if not t.is_placeholder]
     body = ir.seq(*stages)
     output_ids = {id(t) for t in outputs}
     for tensor in reversed(order):

@@ -180,7 +180,7 @@ def run(kernel, tables=None, **arguments):
             arrays[buffer.name] = _scratch(int(np.prod(shape)), buffer.dtype.numpy).reshape(shape)
     namespace = {"np": np, "_check": _check, "_div": _div, "_cast": _cast, "_scratch": _scratch,
                  "_erf": _erf, "_sigmoid": _sigmoid, "min": min, "max": max,
-                 "inf": float("inf")}
+                 "inf": float("inf"), "nan": float("nan")}
     namespace.update({f"dt_{name}": dt for name, dt in _DTYPES.items()})
     exec(compile(python_source(kernel), f"<interp {kernel.name}>", "exec"), namespace)
     flat = [np.ascontiguousarray(arrays[p.name]).reshape(-1) for p in kernel.params]

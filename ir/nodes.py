@@ -7,6 +7,7 @@ structurally and prints as pseudo-code (see printer.py).
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy
 
 from . import dtypes
@@ -60,6 +61,9 @@ class Buffer(Node):
 class Value(Node):
     """A scalar computed per element. Arithmetic operators build Bin nodes."""
 
+    # Makes numpy scalars defer to Value's reflected operators: np.float32(2) * x works.
+    __array_ufunc__ = None
+
     def __add__(self, other):
         return binary("+", self, other)
 
@@ -106,6 +110,14 @@ class Const(Value):
     dtype: dtypes.DType
 
 
+def is_condition(expr):
+    """True for a sympy comparison or logical formula (a Symbol is not one, though sympy
+    files symbols under Boolean too)."""
+    logic = sympy.logic.boolalg
+    return isinstance(expr, (sympy.core.relational.Relational, logic.BooleanFunction,
+                             logic.BooleanAtom))
+
+
 @dataclass(frozen=True, repr=False)
 class Index(Value):
     """An index expression used as a value (a loop variable in arithmetic, a mask test)."""
@@ -115,7 +127,7 @@ class Index(Value):
 
     @property
     def dtype(self):
-        return dtypes.boolean if isinstance(self.expr, sympy.logic.boolalg.Boolean) else dtypes.int64
+        return dtypes.boolean if is_condition(self.expr) else dtypes.int64
 
 
 @dataclass(frozen=True, repr=False)
@@ -191,6 +203,8 @@ def as_value(x, like=None):
         if like is not None and like != index.dtype and index.dtype != dtypes.boolean:
             return Cast(like, index)
         return index
+    if isinstance(x, np.generic):
+        return Const(x.item(), like or dtypes.as_dtype(x.dtype))
     if isinstance(x, bool):
         return Const(int(x), dtypes.boolean)
     if isinstance(x, (int, float)):

@@ -121,7 +121,8 @@ def _guarded(index, extent, ranges, guards):
                 lhs, limit = fact.lhs, fact.rhs + 1
             else:
                 continue
-            if proves(sympy.Le(index - lhs, 0), ranges) and proves(sympy.Le(limit, extent), ranges):
+            # lhs <= limit - 1 holds, so index < extent whenever index - lhs <= extent - limit.
+            if proves(sympy.Le(index - lhs, extent - limit), ranges):
                 return True
     return False
 

@@ -135,3 +135,22 @@ def buffer_named(kernel, name, primitive):
         f"the kernel has no buffer called {name!r}",
         "Name a tensor of the schedule's graph.",
     )
+
+
+def guard_leaves(stmt, cond):
+    """`stmt` with every Store and Reduce under it wrapped in `if cond`.
+
+    Guards sit on the innermost statements rather than around loops so that loop nests
+    stay perfectly nested (reorder, fuse and tile need that); nested guards merge into
+    one condition.
+    """
+    if isinstance(stmt, (ir.Store, ir.Reduce)):
+        return ir.If(cond, stmt)
+    if isinstance(stmt, ir.If) and stmt.otherwise is None and isinstance(
+        stmt.then, (ir.Store, ir.Reduce)
+    ):
+        return ir.If(sympy.And(cond, stmt.cond), stmt.then)
+    steps = child_steps(stmt)
+    for step, child in steps:
+        stmt = replace_at(stmt, (step,), guard_leaves(child, cond))
+    return stmt

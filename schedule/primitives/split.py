@@ -2,8 +2,10 @@
 
     for i in range(N):            for i_o in range(ceil(N / 8)):
         body(i)           ->          for i_i in range(8):
-                                          if i_o*8 + i_i < N:     # only when 8 may not divide N
-                                              body(i_o*8 + i_i)
+                                          body(i_o*8 + i_i)
+
+When 8 may not divide N, every store in the body gets the guard `if i_o*8 + i_i < N`
+(on the innermost statements, so the loops stay perfectly nested).
 """
 
 import sympy
@@ -13,7 +15,7 @@ from ...ir.errors import ScheduleError
 from ...ir.index import floordiv, symbol
 from ...ir.printer import render
 from ...ir.walk import substitute
-from ..nest import fresh_name, replace_at, resolve_loop, with_body
+from ..nest import fresh_name, guard_leaves, replace_at, resolve_loop, with_body
 
 
 def check_factor(primitive, loop_name, factor, kernel, loop):
@@ -51,7 +53,7 @@ def split(kernel, loop, factor, guard=None):
     combined = outer * factor + inner
     body = substitute(node.body, {node.var: combined})
     if not exact or guard:
-        body = ir.If(sympy.Lt(combined, node.extent), body)
+        body = guard_leaves(body, sympy.Lt(combined, node.extent))
     outer_extent = floordiv(node.extent + factor - 1, factor)
     # Annotations (parallel, vector, ...) are for the caller to re-apply to the new loops.
     new_loop = ir.For(outer, outer_extent, ir.For(inner, factor, body))

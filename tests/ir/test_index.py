@@ -1,0 +1,61 @@
+"""Index arithmetic: interval bounds, the simplifier's rules, and printing."""
+
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from quiltc.ir.index import IndexSpelling, bounds, floordiv, print_index, proves, simplify, symbol
+
+io, ii, fo, fi, k, K, N = (symbol(n) for n in ["io", "ii", "fo", "fi", "k", "K", "N"])
+
+
+def test_split_indices_simplify_back():
+    ranges = {ii: (0, 7)}
+    assert simplify(floordiv(io * 8 + ii, 8), ranges) == io
+    assert simplify(sympy.Mod(io * 8 + ii, 8), ranges) == ii
+
+
+def test_fuse_then_split_by_symbolic_extent_simplifies():
+    ranges = {N: (1, 9), fi: (0, N - 1)}
+    assert simplify(floordiv(fo * N + fi, N), ranges) == fo
+    assert simplify(sympy.Mod(fo * N + fi, N), ranges) == fi
+
+
+def test_floor_keeps_what_it_cannot_prove():
+    assert simplify(floordiv(fo * 12 + fi, 4), {fi: (0, 5)}) == 3 * fo + floordiv(fi, 4)
+
+
+def test_min_picks_the_provably_smaller_side():
+    assert simplify(sympy.Min(ii + 1, 8), {ii: (0, 7)}) == ii + 1
+
+
+def test_bounds_eliminate_inner_variables_first():
+    ranges = {K: (1, 64), k: (0, K - 1)}
+    assert bounds(k - K, ranges) == (-64, -1)
+    assert proves(sympy.Lt(k, K), ranges)
+    assert not proves(sympy.Lt(k, K - 1), ranges)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    factor=st.integers(1, 17),
+    outer=st.integers(0, 20),
+    inner_fraction=st.floats(0, 0.999),
+)
+def test_simplified_split_index_evaluates_like_the_original(factor, outer, inner_fraction):
+    inner = int(inner_fraction * factor)
+    ranges = {ii: (0, factor - 1)}
+    original = floordiv(io * factor + ii, factor) * 100 + sympy.Mod(io * factor + ii, factor)
+    simplified = simplify(original, ranges)
+    values = {io: outer, ii: inner}
+    assert simplified.xreplace(values) == original.xreplace(values)
+
+
+def test_print_index_spells_integer_division_and_tables():
+    offsets = sympy.Function("row_offsets", integer=True, nonnegative=True)
+    expr = floordiv(io * 3 + ii, 4) + sympy.Mod(ii, 5) + offsets(io)
+    text = print_index(expr, IndexSpelling())
+    assert "/ 4)" in text and "% 5)" in text and "row_offsets[io]" in text
+    assert eval(text.replace("row_offsets[io]", "7").replace("/", "//"), {"io": 3, "ii": 2}) == (
+        int(expr.xreplace({io: 3, ii: 2}).subs(offsets(3), 7))
+    )
