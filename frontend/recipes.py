@@ -1,0 +1,75 @@
+"""Dense operators with hand-written schedules: the programs the demo and the benchmarks
+build, and a worked example of using the schedule primitives for speed.
+
+Each `*_program` returns the tensors of the algorithm; each `schedule_*` applies a
+schedule to a `Schedule` of that program and returns it.
+"""
+
+from . import lang as qc
+from .program import Schedule
+
+
+def matmul_program(m, n, k, dtype="float32"):
+    """C[i, j] = sum_k A[i, k] * B[k, j]; sizes are ints or qc.var symbols."""
+    a = qc.placeholder((m, k), dtype, "A")
+    b = qc.placeholder((k, n), dtype, "B")
+    reduction = qc.reduce_axis(k, "k")
+    c = qc.compute((m, n), lambda i, j: qc.sum(a[i, reduction] * b[reduction, j], axis=reduction), "C")
+    return a, b, c
+
+
+def schedule_matmul(c, rows=4, cols=32, parallel=True):
+    """A register-blocked, vectorized, parallel matmul schedule.
+
+    Each thread owns column panels of `cols` columns (B's panel stays in cache while
+    every row block passes over it); a `rows` x `cols` block of C accumulates in a local
+    array across the whole k loop, the row loop is unrolled and the column loop is SIMD.
+
+        for j_o in range(N / cols):                 # parallel
+            for i_o in range(M / rows):
+                C_local = 0
+                for k in range(K):
+                    for i_i in range(rows):         # unrolled
+                        for j_i in range(cols):     # simd
+                            C_local[i_i, j_i] += A[i, k] * B[k, j]
+                C[block] = C_local
+    """
+    sch = Schedule(c, name="matmul")
+    i, j, k = sch.loops(c)
+    i_outer, i_inner = sch.split(i, rows)
+    j_outer, j_inner = sch.split(j, cols)
+    sch.reorder(j_outer, i_outer, k, i_inner, j_inner)
+    local = sch.cache_write(c, "local", at=i_outer)
+    sch.decompose(local, k)
+    sch.unroll(i_inner)
+    sch.vectorize(j_inner)
+    if parallel:
+        sch.parallel(j_outer)
+    return sch
+
+
+def softmax_program(rows, cols, dtype="float32"):
+    """out[i, :] = softmax(X[i, :]), computed stably (subtract the row max)."""
+    x = qc.placeholder((rows, cols), dtype, "X")
+    j_max = qc.reduce_axis(cols, "j")
+    row_max = qc.compute((rows,), lambda i: qc.max(x[i, j_max], axis=j_max), "row_max")
+    exps = qc.compute((rows, cols), lambda i, j: qc.exp(x[i, j] - row_max[i]), "exps")
+    j_sum = qc.reduce_axis(cols, "j")
+    row_sum = qc.compute((rows,), lambda i: qc.sum(exps[i, j_sum], axis=j_sum), "row_sum")
+    out = qc.compute((rows, cols), lambda i, j: exps[i, j] / row_sum[i], "softmax")
+    return x, (row_max, exps, row_sum), out
+
+
+def schedule_softmax(stages, out, parallel=True):
+    """Every stage computed inside the row loop of the output, rows on parallel threads,
+    the elementwise loops SIMD."""
+    row_max, exps, row_sum = stages
+    sch = Schedule(out, name="softmax")
+    row = sch.loops(out)[0]
+    for stage in (row_max, exps, row_sum):
+        sch.compute_at(stage, row)
+    sch.vectorize(sch.loops(exps)[-1])
+    sch.vectorize(sch.loops(out)[-1])
+    if parallel:
+        sch.parallel(row)
+    return sch
