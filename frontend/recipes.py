@@ -66,7 +66,8 @@ def schedule_softmax(stages, out, parallel=True):
     row_max, exps, row_sum = stages
     sch = Schedule(out, name="softmax")
     row = sch.loops(out)[0]
-    for stage in (row_max, exps, row_sum):
+    # Consumers first: each stage moves in beside the readers already inside the row loop.
+    for stage in (row_sum, exps, row_max):
         sch.compute_at(stage, row)
     sch.vectorize(sch.loops(exps)[-1])
     sch.vectorize(sch.loops(out)[-1])

@@ -9,7 +9,7 @@ import sympy
 
 from . import nodes as ir
 from .errors import VerifyError
-from .index import bounds, proves
+from .index import bounds, proves, symbol
 from .printer import render
 from .walk import children, exprs_of
 
@@ -111,20 +111,49 @@ def check_buffers_known(kernel):
     _walk_scoped(kernel, visit)
 
 
-def _guarded(index, extent, ranges, guards):
-    """True when a guard `g < b` (or `g <= b - 1`) covers index < extent."""
+def _guard_facts(guards):
+    """(lhs, limit) for each guard fact `lhs < limit` (or `lhs <= limit - 1`)."""
     for guard in guards:
         for fact in sympy.And.make_args(guard):
             if isinstance(fact, sympy.StrictLessThan):
-                lhs, limit = fact.lhs, fact.rhs
+                yield fact.lhs, fact.rhs
             elif isinstance(fact, sympy.LessThan):
-                lhs, limit = fact.lhs, fact.rhs + 1
-            else:
+                yield fact.lhs, fact.rhs + 1
+
+
+def _guarded(index, extent, ranges, guards):
+    """True when the guards `g < b` around an access prove index < extent.
+
+    Either index - g <= extent - b for one guard, or, with each guarded sum `v + rest`
+    taken as one variable t in [lo(g), b - 1] (which only widens the ranges, so stays
+    sound), the rewritten index provably stays below extent. The second form sees
+    through scaled and split guards: `j_i + 2*j_o_i + 4*j_o_o` under `j_o_i + 2*j_o_o < 1`.
+    """
+    facts = list(_guard_facts(guards))
+    for lhs, limit in facts:
+        # lhs <= limit - 1 holds, so index < extent whenever index - lhs <= extent - limit.
+        if proves(sympy.Le(index - lhs, extent - limit), ranges):
+            return True
+    widened, rewritten, substitutions = dict(ranges), sympy.expand(index), []
+    # Longer guarded sums first: a guard of an outer split also covers the inner split's
+    # sum, and a stand-in variable is never replaced again.
+    facts.sort(key=lambda fact: -len(sympy.Add.make_args(sympy.expand(fact[0]))))
+    for number, (lhs, limit) in enumerate(facts):
+        for substitution in substitutions:
+            lhs = sympy.expand(lhs.xreplace(substitution))
+        for term in sorted(sympy.Add.make_args(lhs), key=str):
+            if not (term.is_Symbol or isinstance(term, (sympy.floor, sympy.Mod))):
                 continue
-            # lhs <= limit - 1 holds, so index < extent whenever index - lhs <= extent - limit.
-            if proves(sympy.Le(index - lhs, extent - limit), ranges):
-                return True
-    return False
+            rest = sympy.expand(lhs - term)
+            is_stand_in = term in widened and term not in ranges
+            if is_stand_in or rest.has(term) or not rewritten.has(term):
+                continue
+            stand_in = symbol(f"guarded_{number}")
+            widened[stand_in] = (bounds(lhs, widened)[0], limit - 1)
+            substitutions.append({term: stand_in - rest})
+            rewritten = sympy.expand(rewritten.xreplace(substitutions[-1]))
+            break
+    return proves(sympy.Lt(rewritten, extent), widened)
 
 
 def check_in_bounds(kernel):

@@ -1,0 +1,112 @@
+"""decompose: property tests against the interpreter, compiled C and numpy, and its errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import helpers
+import quiltc as qc
+
+EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
+REDUCERS = {"sum": (qc.sum, np.sum), "max": (qc.max, np.max), "min": (qc.min, np.min)}
+
+
+def _size(name, extent, symbolic):
+    return qc.var(name, 1, 16) if symbolic else extent
+
+
+def matmul_program(rows, inner, columns, symbolic):
+    M, K = _size("M", rows, symbolic), _size("K", inner, symbolic)
+    A = qc.placeholder((M, K), "float32", "A")
+    B = qc.placeholder((K, columns), "float32", "B")
+    k = qc.reduce_axis(K, "k")
+    return qc.compute((M, columns), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C")
+
+
+def row_reduction_program(rows, columns, combiner, symbolic):
+    """R[i] = combiner over j of A[i, j] * 2."""
+    M, N = _size("M", rows, symbolic), _size("N", columns, symbolic)
+    A = qc.placeholder((M, N), "float32", "A")
+    j = qc.reduce_axis(N, "j")
+    reducer = REDUCERS[combiner][0]
+    return qc.compute((M,), lambda i: reducer(A[i, j] * 2.0, axis=j), "R")
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
+       at=st.sampled_from(["i", "j"]), reduction_factor=st.integers(1, 4),
+       reduction_outside=st.booleans(), seed=st.integers(0, 2**16))
+def test_decompose_matmul_matches_numpy(rows, inner, columns, symbolic, at, reduction_factor,
+                                        reduction_outside, seed):
+    sch = qc.Schedule(matmul_program(rows, inner, columns, symbolic))
+    sch.decompose("C", at)
+    k_outer, k_inner = sch.split("k", reduction_factor)
+    if reduction_outside:
+        sch.reorder(k_outer, "i", "j", k_inner) if at == "i" else sch.reorder(k_outer, "j", k_inner)
+    rng = np.random.default_rng(seed)
+    A, B = helpers.random_array(rng, (rows, inner)), helpers.random_array(rng, (inner, columns))
+    helpers.check_schedule(sch, {"A": A, "B": B}, {"C": A @ B})
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows=EXTENTS, columns=EXTENTS, combiner=st.sampled_from(sorted(REDUCERS)),
+       symbolic=st.booleans(), row_factor=st.integers(1, 4), seed=st.integers(0, 2**16))
+def test_decompose_under_a_split_guard_matches_numpy(rows, columns, combiner, symbolic, row_factor,
+                                                     seed):
+    sch = qc.Schedule(row_reduction_program(rows, columns, combiner, symbolic))
+    row_outer, _ = sch.split("i", row_factor)
+    sch.decompose("R", row_outer)
+    A = helpers.random_array(np.random.default_rng(seed), (rows, columns))
+    reference = REDUCERS[combiner][1](A * np.float32(2.0), axis=1)
+    helpers.check_schedule(sch, {"A": A}, {"R": reference})
+
+
+def test_decompose_writes_the_identity_in_a_nest_of_fresh_loops():
+    sch = qc.Schedule(row_reduction_program(5, 3, "max", symbolic=False))
+    outer, inner = sch.split("i", 2)
+    sch.decompose("R", outer)
+    assert repr(sch).splitlines()[1:5] == [
+        "    for i_o_init in range(3):",
+        "        for i_i_init in range(2):",
+        "            if i_i_init + 2*i_o_init < 5:",
+        "                R[i_i_init + 2*i_o_init] = -inf",
+    ]
+    assert "init when" not in repr(sch)
+
+
+def test_decompose_twice_is_refused():
+    sch = qc.Schedule(matmul_program(4, 5, 3, symbolic=False))
+    sch.decompose("C", "i")
+    with pytest.raises(qc.ScheduleError, match=r"decompose: .*the reduction into C has no "
+                       r"initialisation left: it was already decomposed"):
+        sch.decompose("C", "j")
+
+
+def test_decompose_at_a_loop_that_does_not_hold_the_reduction_is_refused():
+    A = qc.placeholder((4, 3), "float32", "A")
+    j = qc.reduce_axis(3, "j")
+    S = qc.compute((4,), lambda i: qc.sum(A[i, j], axis=j), "S")
+    T = qc.compute((4,), lambda i: S[i] * 2.0, "T")
+    sch = qc.Schedule(T)
+    with pytest.raises(qc.ScheduleError, match=r"no reduction into S stands inside loop i_1"):
+        sch.decompose("S", "i_1")
+    with pytest.raises(qc.ScheduleError, match=r"no statement writes X"):
+        sch.decompose("X", "i")
+
+
+def test_decompose_inside_a_reduction_loop_is_refused():
+    sch = qc.Schedule(matmul_program(4, 5, 3, symbolic=False))
+    sch.reorder("k", "i")
+    with pytest.raises(qc.ScheduleError, match=r"reduction loop k encloses loop j, so the init "
+                       r"nest "
+                       r"would run again in each of its iterations"):
+        sch.decompose("C", "j")
+
+
+def test_decompose_of_a_loop_fusing_spatial_and_reduction_iterations_is_refused():
+    sch = qc.Schedule(matmul_program(4, 5, 3, symbolic=False))
+    sch.fuse("j", "k")
+    with pytest.raises(qc.ScheduleError, match=r"the variable of loop j_k both indexes C and steps "
+                       r"the reduction"):
+        sch.decompose("C", "i")

@@ -1,0 +1,258 @@
+"""Random legal sequences of schedule primitives on a matmul, a row softmax and an
+elementwise kernel: whatever the primitives accept computes what the program does, in the
+interpreter and in compiled C, against numpy.
+
+Each step draws a primitive, then one of its legal uses on the current kernel (found by
+looking at the loop nest, independently of the primitive's own checks). vectorize and
+parallel are the exception: their dependence test decides, and a refusal for a carried
+dependence is a legal outcome.
+"""
+
+import numpy as np
+import pytest
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import helpers
+import quiltc as qc
+from quiltc.ir import nodes as ir
+from quiltc.schedule.nest import get_at, walk_paths
+
+PRIMITIVES = ("split", "fuse", "reorder", "tile", "unroll", "vectorize", "parallel", "decompose")
+SMALL = st.sampled_from([1, 2, 3, 5, 7])
+
+
+def _size(name, extent, symbolic):
+    return qc.var(name, 1, 16) if symbolic else extent
+
+
+def matmul_case(draw):
+    rows, inner, columns = draw(SMALL), draw(SMALL), draw(SMALL)
+    M = _size("M", rows, draw(st.booleans()))
+    A = qc.placeholder((M, inner), "float32", "A")
+    B = qc.placeholder((inner, columns), "float32", "B")
+    k = qc.reduce_axis(inner, "k")
+    C = qc.compute((M, columns), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C")
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    a, b = helpers.random_array(rng, (rows, inner)), helpers.random_array(rng, (inner, columns))
+    return C, {"A": a, "B": b}, {"C": a @ b}
+
+
+def softmax_case(draw):
+    rows, columns = draw(SMALL), draw(SMALL)
+    R = _size("R", rows, draw(st.booleans()))
+    X = qc.placeholder((R, columns), "float32", "X")
+    k = qc.reduce_axis(columns, "k")
+    top = qc.compute((R,), lambda i: qc.max(X[i, k], axis=k), "top")
+    shifted = qc.compute((R, columns), lambda i, j: qc.exp(X[i, j] - top[i]), "shifted")
+    total = qc.compute((R,), lambda i: qc.sum(shifted[i, k], axis=k), "total")
+    out = qc.compute((R, columns), lambda i, j: shifted[i, j] / total[i], "out")
+    x = helpers.random_array(np.random.default_rng(draw(st.integers(0, 2**16))), (rows, columns))
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return out, {"X": x}, {"out": e / e.sum(axis=1, keepdims=True)}
+
+
+def elementwise_case(draw):
+    shape = (draw(SMALL), draw(SMALL), draw(SMALL))
+    symbolic = draw(st.booleans())
+    sizes = tuple(_size(name, n, symbolic) for name, n in zip("PQS", shape))
+    A = qc.placeholder(sizes, "float32", "A")
+    B = qc.placeholder(sizes, "float32", "B")
+    out = qc.compute(sizes, lambda i, j, l: A[i, j, l] * 2.0 + B[i, j, l], "out")
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    a, b = helpers.random_array(rng, shape), helpers.random_array(rng, shape)
+    return out, {"A": a, "B": b}, {"out": a * np.float32(2.0) + b}
+
+
+# ------------------------------------------------------------ legal uses of each primitive
+
+
+def _loops(kernel):
+    return [(path, stmt) for path, stmt in walk_paths(kernel.body) if isinstance(stmt, ir.For)]
+
+
+def _under_guards(stmt):
+    while isinstance(stmt, ir.If) and stmt.otherwise is None:
+        stmt = stmt.then
+    return stmt
+
+
+def _chain(loop):
+    """`loop` and the loops perfectly nested under it, outermost first."""
+    chain = [loop]
+    while isinstance(_under_guards(chain[-1].body), ir.For):
+        chain.append(_under_guards(chain[-1].body))
+    return chain
+
+
+def _index_expressions(kernel):
+    found = []
+    for _, stmt in walk_paths(kernel.body):
+        if isinstance(stmt, (ir.Store, ir.Reduce)):
+            found.extend(stmt.indices)
+        stack = [getattr(stmt, "value", None)]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, ir.Load):
+                found.extend(value.indices)
+            if isinstance(value, ir.Value):
+                stack.extend(getattr(value, name) for name in value.child_fields)
+    return [sympy.sympify(e) for e in found]
+
+
+# ir/verify.py bounds an index through a guard `g < b` only as g plus terms it can bound
+# apart, which fails when the loop variable is scaled or sits inside floor or mod. So a
+# loop whose variable is part of a larger index expression is split only exactly (no
+# guard), and fused only with a constant inner extent (else fuse adds a guard).
+def _compound(kernel, var):
+    return any(e.has(var) and e != var for e in _index_expressions(kernel))
+
+
+def _factor(draw, kernel, loop):
+    if _compound(kernel, loop.var):
+        return draw(st.sampled_from([f for f in range(1, 5) if sympy.Mod(loop.extent, f) == 0]))
+    return draw(st.integers(1, 4))
+
+
+def use_split(draw, sch):
+    _, loop = draw(st.sampled_from(_loops(sch.kernel)))
+    sch.split(loop.var, _factor(draw, sch.kernel, loop))
+
+
+def _fusable(kernel, outer, inner):
+    return (
+        isinstance(inner, ir.For)
+        and outer.kind == inner.kind == "serial"
+        and outer.var not in inner.extent.free_symbols
+        and (inner.extent.is_Integer or not _compound(kernel, outer.var))
+    )
+
+
+def use_fuse(draw, sch):
+    pairs = [
+        (loop, _under_guards(loop.body))
+        for _, loop in _loops(sch.kernel)
+        if _fusable(sch.kernel, loop, _under_guards(loop.body))
+    ]
+    if pairs:
+        outer, inner = draw(st.sampled_from(pairs))
+        sch.fuse(outer.var, inner.var)
+
+
+def use_reorder(draw, sch):
+    chains = [_chain(loop) for _, loop in _loops(sch.kernel) if len(_chain(loop)) >= 2]
+    if chains:
+        chain = draw(st.sampled_from(chains))
+        named = draw(st.lists(st.sampled_from(chain), min_size=2, unique_by=lambda l: l.var))
+        order = draw(st.permutations(named))
+        after = list(chain)
+        for position, loop in zip(sorted(chain.index(loop) for loop in named), order):
+            after[position] = loop
+        kinds = [loop.kind for loop in after]
+        vector_first = kinds.index("vector") if "vector" in kinds else len(kinds)
+        if "parallel" not in kinds[vector_first:]:
+            sch.reorder(*(loop.var for loop in order))
+
+
+def use_tile(draw, sch):
+    pairs = [
+        (chain[0], inner)
+        for chain in (_chain(loop) for _, loop in _loops(sch.kernel))
+        for inner in chain[1:]
+        if chain[0].var not in inner.extent.free_symbols
+    ]
+    if pairs:
+        x, y = draw(st.sampled_from(pairs))
+        sch.tile(x.var, y.var, _factor(draw, sch.kernel, x), _factor(draw, sch.kernel, y))
+
+
+def use_unroll(draw, sch):
+    loops = [
+        loop for _, loop in _loops(sch.kernel) if loop.kind == "serial" and loop.extent.is_Integer
+    ]
+    if loops:
+        sch.unroll(draw(st.sampled_from(loops)).var)
+
+
+def _nesting_allows(kernel, path, loop, kind):
+    around = [stmt for _, stmt in walk_paths(loop.body) if isinstance(stmt, ir.For)]
+    enclosing = [stmt for p, stmt in _loops(kernel) if path[: len(p)] == p and p != path]
+    if kind == "vector":
+        return all(other.kind != "parallel" for other in around)
+    return all(other.kind != "parallel" for other in around + enclosing) and all(
+        other.kind != "vector" for other in enclosing
+    )
+
+
+def _use_annotation(draw, sch, kind, method):
+    loops = [
+        loop for path, loop in _loops(sch.kernel)
+        if loop.kind == "serial" and _nesting_allows(sch.kernel, path, loop, kind)
+    ]
+    if loops:
+        loop = draw(st.sampled_from(loops))
+        try:
+            method(loop.var)
+        except qc.ScheduleError as refusal:
+            assert "carries a" in str(refusal), str(refusal)
+
+
+def use_vectorize(draw, sch):
+    _use_annotation(draw, sch, "vector", sch.vectorize)
+
+
+def use_parallel(draw, sch):
+    _use_annotation(draw, sch, "parallel", sch.parallel)
+
+
+def _decompose_points(kernel):
+    """(buffer name, loop var) pairs where decompose is legal."""
+    points = []
+    shape_vars = {v.symbol for v in kernel.shape_vars}
+    for reduce_path, reduce in walk_paths(kernel.body):
+        if not isinstance(reduce, ir.Reduce) or not reduce.init_when:
+            continue
+        init = set().union(*(sympy.sympify(e).free_symbols for e in reduce.init_when))
+        index = set().union(*(sympy.sympify(e).free_symbols for e in reduce.indices))
+        below = []
+        for depth in range(len(reduce_path) - 1, -1, -1):
+            stmt = get_at(kernel.body, reduce_path[:depth])
+            if (isinstance(stmt, ir.Alloc) and stmt.buffer.name == reduce.buffer.name) or (
+                isinstance(stmt, ir.If) and reduce_path[depth][0] != "then"
+            ):
+                break
+            if not isinstance(stmt, ir.For):
+                continue
+            if (stmt.var in init) == (stmt.var in index):
+                break
+            below.append(stmt.var)
+            if init - shape_vars <= set(below):
+                points.append((reduce.buffer.name, stmt.var))
+    return points
+
+
+def use_decompose(draw, sch):
+    points = _decompose_points(sch.kernel)
+    if points:
+        sch.decompose(*draw(st.sampled_from(points)))
+
+
+USES = {
+    "split": use_split, "fuse": use_fuse, "reorder": use_reorder, "tile": use_tile,
+    "unroll": use_unroll, "vectorize": use_vectorize, "parallel": use_parallel,
+    "decompose": use_decompose,
+}
+CASES = {"matmul": matmul_case, "softmax": softmax_case, "elementwise": elementwise_case}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_random_legal_sequences_compute_what_the_program_does(case, data):
+    output, arrays, reference = CASES[case](data.draw)
+    sch = qc.Schedule(output)
+    steps = data.draw(st.lists(st.sampled_from(PRIMITIVES), min_size=1, max_size=6), label="steps")
+    for primitive in steps:
+        USES[primitive](data.draw, sch)
+    helpers.check_schedule(sch, arrays, reference)
