@@ -3,9 +3,35 @@
 `render(node, mark=culprit)` prefixes the culprit's lines with `>>` to point at it.
 """
 
+import sympy
+from sympy.printing.str import StrPrinter
+
 from . import nodes as ir
 
 _INFIX = {"+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "and", "or"}
+
+
+class _IndexPrinter(StrPrinter):
+    """sympy's printer, but floor division and modulo read as Python: `(N + 31) // 32`."""
+
+    def _print_floor(self, expr):
+        numerator, denominator = sympy.together(expr.args[0]).as_numer_denom()
+        return f"({self._print(sympy.expand(numerator))}) // {self._print(denominator)}"
+
+    def _print_And(self, expr):
+        return " and ".join(self.parenthesize(a, 40) for a in expr.args)
+
+    def _print_Or(self, expr):
+        return " or ".join(self.parenthesize(a, 30) for a in expr.args)
+
+    def _print_Mod(self, expr):
+        value, divisor = (self.parenthesize(a, 50) for a in expr.args)
+        return f"{value} % {divisor}"
+
+
+def show(expr):
+    """An index expression or condition as readable text."""
+    return _IndexPrinter().doprint(expr)
 
 
 def render_value(value):
@@ -13,9 +39,9 @@ def render_value(value):
     if isinstance(value, ir.Const):
         return repr(value.value) if value.dtype.is_float else str(value.value)
     if isinstance(value, ir.Index):
-        return str(value.expr)
+        return show(value.expr)
     if isinstance(value, ir.Load):
-        return f"{value.buffer.name}[{', '.join(str(i) for i in value.indices)}]"
+        return f"{value.buffer.name}[{', '.join(show(i) for i in value.indices)}]"
     if isinstance(value, ir.Bin):
         a, b = render_value(value.a), render_value(value.b)
         return f"({a} {value.op} {b})" if value.op in _INFIX else f"{value.op}({a}, {b})"
@@ -32,7 +58,7 @@ def render_value(value):
 
 
 def _target(buffer, indices):
-    return f"{buffer.name}[{', '.join(str(i) for i in indices)}]"
+    return f"{buffer.name}[{', '.join(show(i) for i in indices)}]"
 
 
 def _lines(stmt, depth, mark):
@@ -40,20 +66,20 @@ def _lines(stmt, depth, mark):
     out = []
     if isinstance(stmt, ir.For):
         kind = "" if stmt.kind == "serial" else f"  # {stmt.kind}"
-        out.append(f"{pad}for {stmt.var} in range({stmt.extent}):{kind}")
+        out.append(f"{pad}for {stmt.var} in range({show(stmt.extent)}):{kind}")
         out.extend(_lines(stmt.body, depth + 1, mark))
     elif isinstance(stmt, ir.Store):
         out.append(f"{pad}{_target(stmt.buffer, stmt.indices)} = {render_value(stmt.value)}")
     elif isinstance(stmt, ir.Reduce):
         init = ""
         if stmt.init_when:
-            init = f"  # init when {', '.join(str(e) for e in stmt.init_when)} == 0"
+            init = f"  # init when {', '.join(show(e) for e in stmt.init_when)} == 0"
         out.append(
             f"{pad}{_target(stmt.buffer, stmt.indices)} {stmt.combiner}= "
             f"{render_value(stmt.value)}{init}"
         )
     elif isinstance(stmt, ir.If):
-        out.append(f"{pad}if {stmt.cond}:")
+        out.append(f"{pad}if {show(stmt.cond)}:")
         out.extend(_lines(stmt.then, depth + 1, mark))
         if stmt.otherwise is not None:
             out.append(f"{pad}else:")
@@ -62,7 +88,7 @@ def _lines(stmt, depth, mark):
         for child in stmt.stmts:
             out.extend(_lines(child, depth, mark))
     elif isinstance(stmt, ir.Alloc):
-        shape = ", ".join(str(s) for s in stmt.buffer.shape)
+        shape = ", ".join(show(s) for s in stmt.buffer.shape)
         out.append(f"{pad}{stmt.buffer.name} = alloc[{shape}] {stmt.buffer.dtype}  # {stmt.scope}")
         out.extend(_lines(stmt.body, depth, mark))
     elif isinstance(stmt, ir.Barrier):
@@ -80,7 +106,7 @@ def render(node, mark=None):
     if isinstance(node, ir.Value):
         return render_value(node)
     if isinstance(node, ir.Buffer):
-        shape = ", ".join(str(s) for s in node.shape)
+        shape = ", ".join(show(s) for s in node.shape)
         return f"{node.name}: {node.dtype}[{shape}]"
     if isinstance(node, ir.ShapeVar):
         return f"{node.symbol} in [{node.lo}, {node.hi}]"

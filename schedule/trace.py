@@ -28,7 +28,7 @@ class Step:
 
     def as_python(self):
         arguments = [_literal(a) for a in self.args]
-        arguments += [f"{key}={_literal(value)}" for key, value in self.kwargs]
+        arguments += [f"{key}={_literal(value)}" for key, value in self.kwargs if value is not None]
         call = f"sch.{self.primitive}({', '.join(arguments)})"
         if not self.results:
             return call

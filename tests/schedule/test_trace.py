@@ -34,7 +34,7 @@ def test_printed_trace_is_python_that_replays_the_schedule(capsys):
     assert printed.splitlines() == [
         "i_o, j_o, i_i, j_i = sch.tile('i', 'j', 4, 3)",
         "sch.decompose('C', 'i_o')",
-        "k_o, k_i = sch.split('k', 2, guard=None)",
+        "k_o, k_i = sch.split('k', 2)",
         "sch.reorder('i_i', 'k_o', 'k_i', 'j_i')",
         "i_o_j_o = sch.fuse('i_o', 'j_o')",
         "sch.parallel('i_o_j_o')",
