@@ -19,6 +19,7 @@ from ..ir.dtypes import identity
 from ..ir.errors import QuiltError
 from ..ir.index import IndexSpelling, print_index
 from ..ir.walk import find_all
+from . import helpers
 
 C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for goto "
@@ -40,17 +41,6 @@ _PROMOTED = (dtypes.int8, dtypes.int16, dtypes.uint8, dtypes.boolean)
 _UNSIGNED = {dtypes.int32: "uint32_t", dtypes.int64: "uint64_t"}
 _COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}
 _LOGICAL = {"and": "&&", "or": "||"}
-
-_ALLOC_HELPER = """static void* quiltc_alloc(size_t bytes)
-{
-    void* memory = NULL;
-    if (posix_memalign(&memory, 64, bytes > 0 ? bytes : 64) != 0) {
-        fprintf(stderr, "quiltc: out of memory allocating %zu bytes\\n", bytes);
-        abort();
-    }
-    return memory;
-}"""
-
 
 def storage_type(dtype):
     """The C type of one stored element: numpy keeps bools in one byte."""
@@ -118,10 +108,10 @@ class CLikeRenderer:
     kernel_prefix = ""
     helper_prefix = "static inline "
     indent = "    "
-    includes = ("math.h", "stdint.h", "stdio.h", "stdlib.h")
+    includes = ("math.h", "stdint.h", "stdio.h", "stdlib.h", "string.h")
     # {IR call: (float32 spelling, float64 spelling)}; quiltc_ names are helpers.
     MATH_FUNCTIONS = {
-        "exp": ("expf", "exp"), "log": ("logf", "log"), "sqrt": ("sqrtf", "sqrt"),
+        "exp": ("quiltc_expf", "exp"), "log": ("logf", "log"), "sqrt": ("sqrtf", "sqrt"),
         "tanh": ("tanhf", "tanh"), "abs": ("fabsf", "fabs"), "erf": ("erff", "erf"),
         "sigmoid": ("quiltc_sigmoidf", "quiltc_sigmoid"),
     }
@@ -264,7 +254,7 @@ class CLikeRenderer:
         """A buffer for the whole call: 64-byte aligned heap memory, freed after its body."""
         name, element = self.buffer_names[stmt.buffer.name], storage_type(stmt.buffer.dtype)
         size = strip_parentheses(self.index(stmt.buffer.size()))
-        self.use_helper("quiltc_alloc", _ALLOC_HELPER)
+        self.use_helper("quiltc_alloc", helpers.ALLOC)
         self.emit(depth, f"{element}* {self.restrict} {name} = "
                          f"quiltc_alloc(sizeof({element}) * {size});")
         self.statement(stmt.body, depth)
@@ -306,9 +296,7 @@ class CLikeRenderer:
         for operation, pick in (("min", "<"), ("max", ">")):
             name = f"quiltc_{operation}_index"
             if name + "(" in text:
-                body = f"{{ return a {pick} b ? a : b; }}"
-                definition = f"int64_t {name}(int64_t a, int64_t b) {body}"
-                self.use_helper(name, self.helper_prefix + definition)
+                self.use_helper(name, self.helper_prefix + helpers.index_extremum(name, pick))
         return text
 
     def access(self, buffer, indices):
@@ -329,21 +317,20 @@ class CLikeRenderer:
         """
         name, c = f"quiltc_{operation}_{dtype.name}", dtype.c
         if operation == "abs":
-            negated = f"({c})(0u - ({_UNSIGNED[dtype]})x)" if dtype in _UNSIGNED else f"({c})(-x)"
-            definition = f"{c} {name}({c} x) {{ return x < 0 ? {negated} : x; }}"
+            definition = helpers.scalar_abs(name, c, _UNSIGNED.get(dtype))
         else:
             pick = ">" if operation == "max" else "<"
-            test = f"(a {pick} b || a != a)" if dtype.is_float else f"a {pick} b"
-            definition = f"{c} {name}({c} a, {c} b) {{ return {test} ? a : b; }}"
+            definition = helpers.scalar_extremum(name, c, pick, dtype.is_float)
         return self.use_helper(name, self.helper_prefix + definition)
 
     def math_function(self, function, dtype):
-        """The spelling of math `function` on `dtype`, defining the sigmoid helper if used."""
+        """The spelling of math `function` on `dtype`, defining the helper it needs."""
         name = self.MATH_FUNCTIONS[function][dtype == dtypes.float64]
-        if function == "sigmoid":
+        if name == "quiltc_expf":
+            self.use_helper(name, self.helper_prefix + helpers.EXPF)
+        elif function == "sigmoid":
             one, exp = self.constant(1.0, dtype), self.math_function("exp", dtype)
-            definition = f"{dtype.c} {name}({dtype.c} x) {{ return {one} / ({one} + {exp}(-x)); }}"
-            self.use_helper(name, self.helper_prefix + definition)
+            self.use_helper(name, self.helper_prefix + helpers.sigmoid(name, dtype.c, one, exp))
         return name
 
     def value(self, value):

@@ -66,14 +66,17 @@ def softmax_program(rows, cols, dtype="float32"):
 
 
 def schedule_softmax(stages, out, parallel=True):
-    """Every stage computed inside the row loop of the output, rows on parallel threads,
-    the elementwise loops SIMD."""
+    """Every stage computed inside the row loop of the output (one row of `exps` is live
+    at a time, in cache), reductions initialised before their loops, rows on parallel
+    threads, the elementwise loops SIMD."""
     row_max, exps, row_sum = stages
     sch = Schedule(out, name="softmax")
     row = sch.loops(out)[0]
     # Consumers first: each stage moves in beside the readers already inside the row loop.
     for stage in (row_sum, exps, row_max):
         sch.compute_at(stage, row)
+    for reduction in (row_max, row_sum):
+        sch.decompose(reduction, sch.loops(reduction)[-1])
     sch.vectorize(sch.loops(exps)[-1])
     sch.vectorize(sch.loops(out)[-1])
     if parallel:

@@ -18,8 +18,11 @@ from ..ir.errors import BuildError, QuiltError, ToolchainMissing
 INSTALL_HINT = "apt-get install -y gcc"
 # -std=c99 turns off gcc's default contraction of a * b + c into fused multiply-adds,
 # which costs a matmul half its throughput: -ffp-contract=fast brings it back.
+# gcc's partial redundancy elimination turns the selects of an inlined math helper into
+# branches when an earlier loop computed its argument (softmax's row max before its exp),
+# and the branches stop the vectorizer: -fno-tree-pre keeps those loops SIMD.
 FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c99",
-         "-ffp-contract=fast")
+         "-ffp-contract=fast", "-fno-tree-pre")
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=all")
 LIBRARIES = ("-lm",)

@@ -112,7 +112,7 @@ def test_names_that_c_reserves_or_that_collide_are_renamed():
     exp = qc.compute((n,), lambda i: qc.exp(x[i]), "exp")
     source = render_c(qc.lower(exp, name="renamed"))
     assert "void renamed(float* restrict i_buffer, float* restrict exp_buffer, int64_t n)" in source
-    assert "exp_buffer[i] = expf(i_buffer[i]);" in source
+    assert "exp_buffer[i] = quiltc_expf(i_buffer[i]);" in source
 
 
 def test_index_min_max_floor_division_and_tables_print_as_c():

@@ -1,0 +1,67 @@
+"""C helper functions that generated kernels call, emitted only when a kernel uses them.
+
+They exist where the C library's own function is slow or differs from numpy: `expf` is
+a library call gcc cannot vectorize without -ffast-math, `fmaxf` drops NaN where
+`np.maximum` keeps it. Each helper is plain C99 that gcc inlines and vectorizes.
+"""
+
+ALLOC = """static void* quiltc_alloc(size_t bytes)
+{
+    void* memory = NULL;
+    if (posix_memalign(&memory, 64, bytes > 0 ? bytes : 64) != 0) {
+        fprintf(stderr, "quiltc: out of memory allocating %zu bytes\\n", bytes);
+        abort();
+    }
+    return memory;
+}"""
+
+# exp(x) = 2^n * exp(r) with n = round(x / ln 2) and |r| <= ln(2) / 2. n is rounded by
+# adding and removing 1.5 * 2^23 (floorf would not vectorize without -ffast-math); ln 2
+# is split in two parts (Cody and Waite) so r keeps its precision; exp(r) is the degree-6
+# polynomial of the Cephes library's expf (its published coefficients); 2^n is applied as
+# two exponent-field scalings so results down to the subnormals stay exact.
+EXPF = """float quiltc_expf(float x)
+{
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    n = n < -150.0f ? -150.0f : (n > 128.0f ? 128.0f : n);
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    int32_t half = (int32_t)n >> 1;
+    int32_t first_bits = (half + 127) << 23, second_bits = ((int32_t)n - half + 127) << 23;
+    float first_scale, second_scale;
+    memcpy(&first_scale, &first_bits, sizeof first_scale);
+    memcpy(&second_scale, &second_bits, sizeof second_scale);
+    y = y * first_scale * second_scale;
+    y = x > 88.7228394f ? INFINITY : y;
+    y = x < -103.972084f ? 0.0f : y;
+    return x != x ? x : y;
+}"""
+
+
+def sigmoid(name, c_type, one, exp):
+    """`name(x) = 1 / (1 + exp(-x))` on `c_type`, with the literal `one` and `exp` spelling."""
+    return f"{c_type} {name}({c_type} x) {{ return {one} / ({one} + {exp}(-x)); }}"
+
+
+def index_extremum(name, pick):
+    """min or max (`pick` is < or >) of two int64_t index values."""
+    return f"int64_t {name}(int64_t a, int64_t b) {{ return a {pick} b ? a : b; }}"
+
+
+def scalar_extremum(name, c_type, pick, is_float):
+    """max or min of two values; floats propagate NaN like numpy's maximum/minimum."""
+    test = f"(a {pick} b || a != a)" if is_float else f"a {pick} b"
+    return f"{c_type} {name}({c_type} a, {c_type} b) {{ return {test} ? a : b; }}"
+
+
+def scalar_abs(name, c_type, unsigned_type):
+    """|x|; the minimum of a wide signed type wraps through `unsigned_type` like numpy."""
+    negated = f"({c_type})(0u - ({unsigned_type})x)" if unsigned_type else f"({c_type})(-x)"
+    return f"{c_type} {name}({c_type} x) {{ return x < 0 ? {negated} : x; }}"
