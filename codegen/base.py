@@ -117,11 +117,6 @@ class CLikeRenderer:
     }
 
     def __init__(self, kernel, trace_text=""):
-        if kernel.prelude:
-            raise QuiltError(
-                f"kernel {kernel.name} reads prelude tables ({len(kernel.prelude)}), which the "
-                f"{self.target} renderer does not pass in; build it without ragged transforms"
-            )
         self.kernel = kernel
         self.trace_text = trace_text
         self.names, self.buffer_names = c_identifiers(kernel)
@@ -135,7 +130,10 @@ class CLikeRenderer:
         """The complete source: header comment, includes, helpers, the kernel function."""
         self.lines, self.helpers_used = [], {}
         self.emit(0, self.signature(width=_LINE_WIDTH) + "\n{")
+        self.render_prelude(1)
         self.statement(self.kernel.body, 1)
+        for entry in reversed(self.kernel.prelude):
+            self.emit(1, f"free({entry.table});")
         self.emit(0, "}")
         parts = [self.header_comment(), self.preamble()]
         parts += [self.helpers_used[name] for name in sorted(self.helpers_used)]
@@ -159,11 +157,27 @@ class CLikeRenderer:
         return "\n".join(["#define _POSIX_C_SOURCE 200112L"] + includes)
 
     def parameters(self, restrict=True):
-        """Parameter declarations: buffers in `kernel.params` order, then the sizes."""
+        """Parameter declarations: buffers in `kernel.params` order, the sizes, then each
+        ragged dim's lengths table."""
         qualifier = f" {self.restrict}" if restrict and self.restrict else ""
         buffers = [f"{storage_type(p.dtype)}*{qualifier} {self.buffer_names[p.name]}"
                    for p in self.kernel.params]
-        return buffers + [f"int64_t {self.names[v.symbol.name]}" for v in self.kernel.shape_vars]
+        sizes = [f"int64_t {self.names[v.symbol.name]}" for v in self.kernel.shape_vars]
+        lengths = [f"const int32_t*{qualifier} {d.lengths_table}" for d in self.kernel.ragged_dims]
+        return buffers + sizes + lengths
+
+    def render_prelude(self, depth):
+        """The prefix-sum tables ragged layouts read, computed once at the top of the call."""
+        for entry in self.kernel.prelude:
+            count = strip_parentheses(self.index(entry.count))
+            term = " * ".join([f"(int64_t){entry.lengths}[quiltc_row]"] * entry.power)
+            self.use_helper("quiltc_alloc", helpers.ALLOC)
+            self.emit(depth, f"int64_t* {self.restrict} {entry.table} = "
+                             f"quiltc_alloc(sizeof(int64_t) * ({count} + 1));")
+            self.emit(depth, f"{entry.table}[0] = 0;")
+            self.emit(depth, f"for (int64_t quiltc_row = 0; quiltc_row < {count}; ++quiltc_row) {{")
+            self.emit(depth + 1, f"{entry.table}[quiltc_row + 1] = {entry.table}[quiltc_row] + {term};")
+            self.emit(depth, "}")
 
     def signature(self, restrict=True, width=None):
         """The kernel's function head (no semicolon), one parameter a line past `width`."""

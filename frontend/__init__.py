@@ -30,6 +30,7 @@ from .lang import (
     min,
     minimum,
     placeholder,
+    ragged_dim,
     reduce_axis,
     sqrt,
     sum,
@@ -40,11 +41,12 @@ from .lang import (
 from .lower import lower
 from .program import Schedule
 from .build import build
+from .ragged import RaggedArray
 
 __all__ = [
     "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
-    "ToolchainMissing", "VerifyError", "Schedule", "Tensor", "abs", "build", "cast",
+    "ToolchainMissing", "VerifyError", "RaggedArray", "Schedule", "Tensor", "abs", "build", "cast",
     "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
-    "lower", "max", "maximum", "min", "minimum", "placeholder", "reduce_axis", "sqrt", "sum",
+    "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis", "sqrt", "sum",
     "tanh", "uint8", "var", "where",
 ]

@@ -17,6 +17,7 @@ from .ir.errors import QuiltError
 from .ir.verify import verify
 from .runtime_c.cache import DEFAULT_CACHE
 from .runtime_c.call import CompiledKernel
+from .ragged import RaggedArray
 from .runtime_c.toolchain import find_toolchain
 
 TARGETS = ("c",)
@@ -55,4 +56,4 @@ def build(schedule, target="c", name=None, sanitize=False):
     verify(kernel)
     source = render_c(kernel, trace)
     library = DEFAULT_CACHE.load(source, c_signature(kernel), find_toolchain(sanitize))
-    return CompiledKernel(kernel, source, library)
+    return CompiledKernel(kernel, source, library, make_ragged=RaggedArray)

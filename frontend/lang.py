@@ -19,7 +19,8 @@ import sympy
 from .ir import dtypes
 from .ir import nodes as ir
 from .ir.errors import LanguageError
-from .ir.index import as_expr, symbol
+from .ir.index import as_expr, symbol, table
+from .ir.layout import Ragged
 
 _SIZE_RANGES = {}
 _REDUCE_EXTENTS = {}
@@ -43,7 +44,20 @@ def reduce_axis(extent, name="k"):
     return axis
 
 
+def ragged_dim(name, parent, max):  # noqa: A002 (the issue's spelling of the argument)
+    """A dim whose extent varies with the row of a batch of `parent` rows (an int or a
+    qc.var), each at most `max` long: `L = qc.ragged_dim("L", B, 128)`, then
+    `qc.placeholder((B, L, 64))` holds B sequences of lengths[b] x 64 values."""
+    if not (isinstance(max, int) and max >= 0):
+        raise LanguageError(f"ragged_dim {name!r}: max must be a nonnegative int, got {max!r}")
+    if not name.isidentifier():
+        raise LanguageError(f"ragged_dim name {name!r} must be an identifier")
+    return ir.RaggedDim(name, _as_size(parent), max)
+
+
 def _as_size(extent):
+    if isinstance(extent, ir.RaggedDim):
+        return extent
     try:
         return as_expr(extent)
     except TypeError:
@@ -53,6 +67,8 @@ def _as_size(extent):
 def _ranges_of(shape):
     ranges = {}
     for extent in shape:
+        if isinstance(extent, ir.RaggedDim):
+            extent = extent.batch
         for size in extent.free_symbols:
             if size not in _SIZE_RANGES:
                 raise LanguageError(
@@ -87,6 +103,22 @@ _NESTED_REDUCTION = (
 )
 
 
+def _resolve_ragged_axes(body, shape, axes):
+    """A reduction over a ragged dim runs over the row of the compute's batch axis."""
+    resolved = []
+    for axis, extent in body.axes:
+        if isinstance(extent, ir.RaggedDim):
+            if not shape or shape[0] != extent.batch:
+                raise LanguageError(
+                    f"reduce axis {axis} runs over ragged dim {extent.name}, whose length "
+                    f"depends on the row of a batch of {extent.batch}; the compute's shape must "
+                    f"start with that batch, e.g. ({extent.batch}, ...)"
+                )
+            extent = row_length(extent, axes[0])
+        resolved.append((axis, extent))
+    return ReduceExpr(body.combiner, body.value, tuple(resolved))
+
+
 def _reject_reductions(*values):
     if any(isinstance(x, ReduceExpr) for x in values):
         raise LanguageError(_NESTED_REDUCTION)
@@ -109,7 +141,7 @@ class Tensor:
         self.axes = axes
         self.inputs = inputs
         self.size_ranges = size_ranges or {}
-        self.buffer = ir.Buffer(name, dtype, shape)
+        self.buffer = _buffer(name, dtype, shape)
 
     @property
     def is_placeholder(self):
@@ -144,6 +176,35 @@ class Tensor:
         return f"Tensor({self.name}: {self.dtype}{list(self.shape)}, {kind})"
 
 
+def _buffer(name, dtype, shape):
+    """The IR buffer of a tensor: dense, or ragged (a ragged dim's shape entry is its max)."""
+    ragged = [(d, e) for d, e in enumerate(shape) if isinstance(e, ir.RaggedDim)]
+    if not ragged:
+        return ir.Buffer(name, dtype, shape)
+    dims = {e for _, e in ragged}
+    if len(dims) > 1:
+        raise LanguageError(f"{name} has ragged dims {', '.join(sorted(d.name for d in dims))}; "
+                            "a tensor may use one ragged dim (repeated, e.g. (B, L, L))")
+    dim = dims.pop()
+    if ragged[0][0] == 0 or shape[0] != dim.batch:
+        raise LanguageError(
+            f"{name}: ragged dim {dim.name} varies over a batch of {dim.batch} rows, so the "
+            f"shape must start with that batch, e.g. ({dim.batch}, {dim.name}, ...)"
+        )
+    storage_shape = tuple(e.max if isinstance(e, ir.RaggedDim) else e for e in shape)
+    return ir.Buffer(name, dtype, storage_shape, Ragged(dim.name, tuple(d for d, _ in ragged)))
+
+
+def row_length(dim, row):
+    """The extent of ragged `dim` in row `row`: `{dim}_len[row]`."""
+    return table(dim.lengths_table)(row)
+
+
+def loop_extents(shape, axes):
+    """Loop extents of a compute over `shape`: a ragged dim's is its length in row axes[0]."""
+    return tuple(row_length(e, axes[0]) if isinstance(e, ir.RaggedDim) else e for e in shape)
+
+
 def placeholder(shape, dtype="float32", name=None):
     """An input tensor of `shape` (ints and qc.var sizes) and `dtype`."""
     shape = tuple(_as_size(extent) for extent in _as_tuple(shape))
@@ -174,7 +235,9 @@ def compute(shape, fn, name=None):
         body = fn(*axes)
     finally:
         inputs = _readers.pop()
-    if not isinstance(body, ReduceExpr):
+    if isinstance(body, ReduceExpr):
+        body = _resolve_ragged_axes(body, shape, axes)
+    else:
         body = _value(body)
     size_ranges = _ranges_of(shape)
     for tensor in inputs:

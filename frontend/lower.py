@@ -11,7 +11,8 @@ from .ir.dtypes import identity
 from .ir.errors import LanguageError
 from .ir.index import bounds, symbol
 from .ir.walk import substitute
-from .lang import ReduceExpr
+from .ir.layout import Ragged
+from .lang import ReduceExpr, loop_extents
 
 
 def _topological(outputs):
@@ -67,7 +68,9 @@ def _lower_stage(tensor, names, size_ranges):
     body = tensor.body
     init = None
     if isinstance(body, ReduceExpr):
-        reduce_axes = tuple((names.fresh(axis.name), extent) for axis, extent in body.axes)
+        # A ragged reduction's extent names the batch axis, renamed like the others.
+        reduce_axes = tuple((names.fresh(axis.name), sympy.sympify(extent).xreplace(renaming))
+                            for axis, extent in body.axes)
         renaming.update({old: new for (old, _), (new, _) in zip(body.axes, reduce_axes)})
         value = substitute(body.value, renaming)
         init_when = tuple(v for v, _ in reduce_axes)
@@ -82,16 +85,36 @@ def _lower_stage(tensor, names, size_ranges):
             stmt = ir.For(loop_var, extent, stmt)
     else:
         stmt = ir.Store(tensor.buffer, indices, substitute(body, renaming))
-    loops = list(zip(tensor.axes, tensor.shape))
-    for axis, extent in reversed(loops):
-        stmt = ir.For(renaming[axis], extent, stmt)
+    loop_vars = [renaming[axis] for axis in tensor.axes]
+    extents = loop_extents(tensor.shape, loop_vars)
+    for loop_var, extent in reversed(list(zip(loop_vars, extents))):
+        stmt = ir.For(loop_var, extent, stmt)
     if init is not None:
-        init_renaming = {renaming[axis]: names.fresh(f"{renaming[axis].name}_init") for axis in tensor.axes}
+        init_renaming = {v: names.fresh(f"{v.name}_init") for v in loop_vars}
         init = substitute(init, init_renaming)
-        for axis, extent in reversed(loops):
-            init = ir.For(init_renaming[renaming[axis]], extent, init)
+        for loop_var, extent in reversed(list(zip(loop_vars, extents))):
+            init = ir.For(init_renaming[loop_var], sympy.sympify(extent).xreplace(init_renaming), init)
         stmt = ir.seq(init, stmt)
     return stmt
+
+
+def _ragged_tables(tensors):
+    """The kernel's ragged dims and the prelude's prefix-sum tables its buffers read."""
+    dims, prelude = {}, {}
+    for tensor in tensors:
+        for extent in tensor.shape:
+            if isinstance(extent, ir.RaggedDim):
+                if dims.setdefault(extent.name, extent) != extent:
+                    raise LanguageError(
+                        f"ragged dim {extent.name} is declared twice with different batches or "
+                        "maxima; declare it once and reuse it"
+                    )
+        layout = tensor.buffer.layout
+        if isinstance(layout, Ragged):
+            dim = dims[layout.dim]
+            prelude[layout.offsets_table] = ir.PrefixSum(
+                layout.offsets_table, dim.lengths_table, len(layout.ragged), dim.batch)
+    return tuple(dims.values()), tuple(prelude[name] for name in sorted(prelude))
 
 
 def lower(outputs, name="kernel"):
@@ -116,11 +139,22 @@ def lower(outputs, name="kernel"):
         if not tensor.is_placeholder and id(tensor) not in output_ids:
             body = ir.Alloc(tensor.buffer, "global", body)
     inputs = [t.buffer for t in order if t.is_placeholder]
+    for buffer in inputs + [t.buffer for t in outputs]:
+        if buffer.is_ragged and buffer.layout.ragged != (1,):
+            raise LanguageError(
+                f"{buffer.name} is an input or output with ragged dims at "
+                f"{list(buffer.layout.ragged)}; arguments hold one ragged dim right after the "
+                "batch, (B, L, dense...), as a RaggedArray does: keep (B, L, L) tensors "
+                "inside the program"
+            )
     shape_vars = tuple(ir.ShapeVar(size, lo, hi) for size, (lo, hi) in size_ranges.items())
+    ragged_dims, prelude = _ragged_tables(order)
     return ir.Kernel(
         name=name,
         params=tuple(inputs + [t.buffer for t in outputs]),
         body=body,
         outputs=tuple(t.name for t in outputs),
         shape_vars=shape_vars,
+        prelude=prelude,
+        ragged_dims=ragged_dims,
     )

@@ -39,17 +39,24 @@ def bounds(expr, ranges):
 
     `ranges` is ordered outermost first: a range may name outer symbols (`k in [0, K-1]`),
     so symbols are eliminated innermost first, which keeps `k - K` provably negative.
-    Symbols not in `ranges` stand for themselves. The bounds are sound but may be loose:
+    A key may also be a table function (`table("L_len")`): each application of it lies in
+    its range. Symbols not in `ranges` stand for themselves. The bounds are sound but may
+    be loose:
     they are what the simplifier, the verifier and region inference rely on.
     """
     lo = hi = sympy.expand(as_expr(expr))
-    for symbol in reversed(list(ranges)):
-        single = {symbol: ranges[symbol]}
-        if symbol in lo.free_symbols:
+    for key in reversed(list(ranges)):
+        single = {key: ranges[key]}
+        if _mentions(lo, key):
             lo = sympy.expand(_interval(lo, single)[0])
-        if symbol in hi.free_symbols:
+        if _mentions(hi, key):
             hi = sympy.expand(_interval(hi, single)[1])
     return lo, hi
+
+
+def _mentions(expr, key):
+    """Whether `expr` uses the symbol or the table function `key`."""
+    return key in expr.free_symbols if isinstance(key, sympy.Symbol) else expr.has(key)
 
 
 def _interval(expr, ranges):
@@ -59,6 +66,8 @@ def _interval(expr, ranges):
         return expr, expr
     if expr.is_Symbol:
         return ranges.get(expr, (expr, expr))
+    if isinstance(expr, sympy.core.function.AppliedUndef):
+        return ranges.get(expr.func, (expr, expr))
     if expr.is_Add:
         lo, hi = sympy.Integer(0), sympy.Integer(0)
         for term in expr.args:

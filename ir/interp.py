@@ -9,14 +9,15 @@ never written shows up in the results.
 """
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
 from . import nodes as ir
 from .dtypes import identity
-from .errors import VerifyError
+from .errors import ShapeError, VerifyError
 from .index import IndexSpelling, print_index
-from .shapes import bind_shape_vars, concrete_shape, to_numpy
+from .shapes import bind_shape_vars, gather_ragged, prefix_sums, storage_shape
 
 
 class _PythonSpelling(IndexSpelling):
@@ -166,31 +167,44 @@ def python_source(kernel):
     return "\n".join(translator.lines)
 
 
-def run(kernel, tables=None, **arguments):
-    """Run `kernel` on numpy arrays named like its parameters; returns {output: array}.
+def run(kernel, make_ragged=None, **arguments):
+    """Run `kernel` on arrays named like its parameters; returns {output: array}.
 
-    Outputs not passed in are allocated (filled with NaN, so an element the kernel never
-    writes shows). Symbolic sizes are bound from the argument shapes and range-checked.
+    Dense arguments are numpy arrays (or __dlpack__/__array__ objects); ragged ones are
+    ragged arrays (flat `values` plus `lengths`), and ragged outputs come back as
+    `make_ragged(values, lengths)` (a namespace with those two fields by default). The
+    prelude's tables are computed here in numpy, independently of any generated code.
+    Outputs not passed in are allocated filled with NaN, so an element the kernel never
+    writes shows. Symbolic sizes are bound from the arguments and range-checked.
     """
-    arrays = {name: to_numpy(name, value) for name, value in arguments.items()}
-    binding = bind_shape_vars(kernel, arrays)
+    make_ragged = make_ragged or (lambda values, lengths: SimpleNamespace(values=values,
+                                                                          lengths=lengths))
+    arrays, lengths = gather_ragged(kernel, arguments)
+    binding = bind_shape_vars(kernel, arrays, lengths)
     for buffer in kernel.params:
         if buffer.name not in arrays:
-            shape = concrete_shape(buffer.shape, binding)
+            shape = storage_shape(buffer, binding, lengths)
+            if None in shape:
+                raise ShapeError(f"the rows of output {buffer.name!r} are not fixed by any input")
             arrays[buffer.name] = _scratch(int(np.prod(shape)), buffer.dtype.numpy).reshape(shape)
+    tables = {f"{dim}_len": rows for dim, rows in lengths.items()}
+    tables.update(prefix_sums(kernel, lengths, binding))
     namespace = {"np": np, "_check": _check, "_div": _div, "_cast": _cast, "_scratch": _scratch,
                  "_erf": _erf, "_sigmoid": _sigmoid, "min": min, "max": max,
                  "inf": float("inf"), "nan": float("nan")}
     namespace.update({f"dt_{name}": dt for name, dt in _DTYPES.items()})
     exec(compile(python_source(kernel), f"<interp {kernel.name}>", "exec"), namespace)
-    flat = [np.ascontiguousarray(arrays[p.name]).reshape(-1) for p in kernel.params]
-    inputs_copied = {p.name: f for p, f in zip(kernel.params, flat)}
+    flat = {p.name: np.array(arrays[p.name], copy=True).reshape(-1) for p in kernel.params}
     sizes = [binding[v.symbol] for v in kernel.shape_vars]
     with np.errstate(all="ignore"):
-        namespace[kernel.name](*flat, *sizes, tables or {})
-    return {
-        name: inputs_copied[name].reshape(arrays[name].shape) for name in kernel.outputs
-    }
+        namespace[kernel.name](*(flat[p.name] for p in kernel.params), *sizes, tables)
+    results = {}
+    for name in kernel.outputs:
+        values = flat[name].reshape(arrays[name].shape)
+        buffer = kernel.param(name)
+        results[name] = (make_ragged(values, lengths[buffer.layout.dim]) if buffer.is_ragged
+                         else values)
+    return results
 
 
 _DTYPES = {

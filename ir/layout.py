@@ -21,3 +21,53 @@ class Dense:
     def size(self, shape):
         """Number of elements the storage holds."""
         return sympy.Mul(*(as_expr(extent) for extent in shape))
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """Rows of a batch stored back to back, with no padding.
+
+    Dim 0 is the batch. Each dim listed in `ragged` has extent `lengths[b]` in row b
+    (`{dim}_len`, a table the caller passes); the other dims are dense. Row b starts at
+    `{dim}_off{k}[b] * dense`, where k = len(ragged), dense is the product of the dense
+    dims after dim 0, and `{dim}_off{k}` is the exclusive prefix sum of lengths ** k,
+    computed by the kernel's prelude. Offsets within a row are row-major.
+    """
+
+    dim: str
+    ragged: tuple
+
+    @property
+    def lengths_table(self):
+        """The table of row lengths, `{dim}_len`."""
+        return f"{self.dim}_len"
+
+    @property
+    def offsets_table(self):
+        """The prelude table of row starts, `{dim}_off{k}`."""
+        return f"{self.dim}_off{len(self.ragged)}"
+
+    def extent(self, shape, dim, indices):
+        """The extent of `dim` in the row that `indices` falls in."""
+        if dim in self.ragged:
+            return sympy.Function(self.lengths_table, integer=True, nonnegative=True)(
+                as_expr(indices[0]))
+        return as_expr(shape[dim])
+
+    def _dense(self, shape):
+        return sympy.Mul(*(as_expr(e) for d, e in enumerate(shape) if d and d not in self.ragged))
+
+    def offset(self, shape, indices):
+        """Flat offset of `indices`: the row's start plus the row-major offset inside it."""
+        row_start = sympy.Function(self.offsets_table, integer=True, nonnegative=True)(
+            as_expr(indices[0]))
+        inside = sympy.Integer(0)
+        for dim in range(1, len(shape)):
+            inside = inside * self.extent(shape, dim, indices) + as_expr(indices[dim])
+        return sympy.expand(row_start * self._dense(shape) + inside)
+
+    def size(self, shape):
+        """Elements of the whole batch: the prefix sum over all rows times the dense dims."""
+        total = sympy.Function(self.offsets_table, integer=True, nonnegative=True)(
+            as_expr(shape[0]))
+        return total * self._dense(shape)

@@ -54,6 +54,16 @@ class Buffer(Node):
         """How many elements the storage holds (a sympy expression)."""
         return self.layout.size(self.shape)
 
+    def extent(self, dim, indices):
+        """The extent of `dim` where `indices` point: a ragged dim's depends on the row."""
+        if hasattr(self.layout, "extent"):
+            return self.layout.extent(self.shape, dim, indices)
+        return as_expr(self.shape[dim])
+
+    @property
+    def is_ragged(self):
+        return hasattr(self.layout, "extent")
+
 
 # ----------------------------------------------------------------------------- values
 
@@ -334,6 +344,31 @@ class ShapeVar(Node):
 
 
 @dataclass(frozen=True, repr=False)
+class RaggedDim(Node):
+    """A dim whose extent is `{name}_len[b]` for row b of a batch of `batch` rows, each
+    at most `max` long; the caller passes the lengths table."""
+
+    name: str
+    batch: sympy.Expr
+    max: int
+
+    @property
+    def lengths_table(self):
+        return f"{self.name}_len"
+
+
+@dataclass(frozen=True, repr=False)
+class PrefixSum(Node):
+    """A prelude table: `table[b]` = sum of `lengths[r] ** power` over rows r < b, for b
+    in [0, count]; ragged layouts find their rows' starts in it."""
+
+    table: str
+    lengths: str
+    power: int
+    count: sympy.Expr
+
+
+@dataclass(frozen=True, repr=False)
 class Kernel(Node):
     """A compiled unit: `params` are the caller's buffers, `outputs` names those it writes.
 
@@ -346,6 +381,7 @@ class Kernel(Node):
     outputs: tuple
     shape_vars: tuple = ()
     prelude: tuple = ()
+    ragged_dims: tuple = ()
     child_fields = ("body",)
 
     def param(self, name):
@@ -356,5 +392,10 @@ class Kernel(Node):
         raise KeyError(name)
 
     def ranges(self):
-        """{symbol: (lo, hi)} for the kernel's shape variables."""
-        return {v.symbol: (sympy.Integer(v.lo), sympy.Integer(v.hi)) for v in self.shape_vars}
+        """{symbol or table: (lo, hi)}: the shape variables' ranges and, for each ragged
+        dim, the range of its lengths table."""
+        ranges = {v.symbol: (sympy.Integer(v.lo), sympy.Integer(v.hi)) for v in self.shape_vars}
+        for dim in self.ragged_dims:
+            lengths = sympy.Function(dim.lengths_table, integer=True, nonnegative=True)
+            ranges[lengths] = (sympy.Integer(0), sympy.Integer(dim.max))
+        return ranges

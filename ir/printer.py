@@ -106,14 +106,21 @@ def render(node, mark=None):
     if isinstance(node, ir.Value):
         return render_value(node)
     if isinstance(node, ir.Buffer):
-        shape = ", ".join(show(s) for s in node.shape)
+        ragged = getattr(node.layout, "ragged", ())
+        shape = ", ".join(node.layout.dim if d in ragged else show(s) for d, s in enumerate(node.shape))
         return f"{node.name}: {node.dtype}[{shape}]"
     if isinstance(node, ir.ShapeVar):
         return f"{node.symbol} in [{node.lo}, {node.hi}]"
+    if isinstance(node, ir.RaggedDim):
+        return f"{node.name}: ragged, {node.lengths_table}[b] in [0, {node.max}] for b < {show(node.batch)}"
+    if isinstance(node, ir.PrefixSum):
+        power = "" if node.power == 1 else f" ** {node.power}"
+        return (f"{node.table}[b] = sum({node.lengths}[r]{power} for r < b), "
+                f"b <= {show(node.count)}")
     if isinstance(node, ir.Kernel):
         params = ", ".join(render(p) for p in node.params)
         head = [f"kernel {node.name}({params}):  # writes {', '.join(node.outputs)}"]
-        head += [f"    # {render(v)}" for v in node.shape_vars]
+        head += [f"    # {render(v)}" for v in node.shape_vars + node.ragged_dims]
         head += [f"    # prelude: {entry}" for entry in node.prelude]
         return "\n".join(head + _lines(node.body, 1, mark))
     return "\n".join(_lines(node, 0, mark))

@@ -25,30 +25,96 @@ def to_numpy(name, value):
     )
 
 
-def bind_shape_vars(kernel, arrays):
-    """{size symbol: int} read off `arrays` (parameter name -> numpy array).
+def is_ragged_value(value):
+    """Whether `value` is a ragged array (flat `values` plus per-row `lengths`)."""
+    return hasattr(value, "values") and hasattr(value, "lengths") and not isinstance(
+        value, np.ndarray)
+
+
+def gather_ragged(kernel, arguments):
+    """(arrays, lengths): every argument as a numpy array (a ragged one's flat values)
+    and {ragged dim name: int32 lengths}, checked against the declared maxima and
+    against each other. Raises ShapeError naming the argument."""
+    params = {p.name: p for p in kernel.params}
+    maxima = {d.name: d.max for d in kernel.ragged_dims}
+    arrays, lengths, source = {}, {}, {}
+    for name, value in arguments.items():
+        buffer = params.get(name)
+        if buffer is None or not buffer.is_ragged:
+            if is_ragged_value(value):
+                raise ShapeError(f"argument {name!r} is ragged but the kernel expects a dense "
+                                 "array; pass a numpy array")
+            arrays[name] = to_numpy(name, value)
+            continue
+        if not is_ragged_value(value):
+            raise ShapeError(
+                f"argument {name!r} is ragged (rows of different lengths); pass a "
+                "qc.RaggedArray(values, lengths), e.g. qc.RaggedArray.from_list(rows)"
+            )
+        dim = buffer.layout.dim
+        value.check_max(maxima[dim], dim)
+        if dim in lengths:
+            first_name, first = source[dim]
+            first.check_same_rows(value, (first_name, name))
+        else:
+            lengths[dim] = np.ascontiguousarray(value.lengths, np.int32)
+            source[dim] = (name, value)
+        arrays[name] = np.ascontiguousarray(value.values)
+    return arrays, lengths
+
+
+def prefix_sums(kernel, lengths, binding):
+    """{table: int64 array} for the kernel's prelude, computed from the lengths."""
+    tables = {}
+    for entry in kernel.prelude:
+        rows = lengths[entry.lengths.removesuffix("_len")].astype(np.int64)
+        count = int(sympy.sympify(entry.count).xreplace(
+            {k: sympy.Integer(v) for k, v in binding.items()}))
+        tables[entry.table] = np.concatenate([[0], np.cumsum(rows[:count] ** entry.power)])
+    return tables
+
+
+def storage_shape(buffer, binding, lengths):
+    """The shape of the numpy array that holds `buffer`: a ragged one's flat values are
+    (sum of its row lengths, *dense dims after the ragged one)."""
+    if not buffer.is_ragged:
+        return concrete_shape(buffer.shape, binding)
+    rows = lengths.get(buffer.layout.dim)
+    total = None if rows is None else int(rows.astype(np.int64).sum())
+    return (total,) + concrete_shape(buffer.shape[2:], binding)
+
+
+def bind_shape_vars(kernel, arrays, lengths=None):
+    """{size symbol: int} read off `arrays` (parameter name -> numpy array; a ragged
+    parameter's flat values) and `lengths` ({ragged dim: lengths}).
 
     Checks each array's dtype, rank and static sizes, binds each symbolic size from the
-    first dimension that names it alone, then checks every remaining dimension and every
-    size's declared range. Raises ShapeError naming the argument and what was expected.
+    first dimension that names it alone (a ragged dim's batch from its number of rows),
+    then checks every remaining dimension and every size's declared range. Raises
+    ShapeError naming the argument and what was expected.
     """
+    lengths = lengths or {}
     ranges = {v.symbol: (v.lo, v.hi) for v in kernel.shape_vars}
     binding = {}
+    for dim in kernel.ragged_dims:
+        if dim.name in lengths and isinstance(dim.batch, sympy.Symbol):
+            binding.setdefault(dim.batch, len(lengths[dim.name]))
     for buffer in kernel.params:
         if buffer.name not in arrays:
             continue
         array = arrays[buffer.name]
+        declared = (None,) + tuple(buffer.shape[2:]) if buffer.is_ragged else buffer.shape
         if array.dtype != buffer.dtype.numpy:
             raise ShapeError(
                 f"argument {buffer.name!r} has dtype {array.dtype}, expected {buffer.dtype.name}; "
                 f"convert it with .astype(np.{buffer.dtype.name})"
             )
-        if array.ndim != len(buffer.shape):
+        if array.ndim != len(declared):
             raise ShapeError(
                 f"argument {buffer.name!r} has rank {array.ndim} (shape {array.shape}), "
-                f"expected rank {len(buffer.shape)} ({_shape_text(buffer.shape)})"
+                f"expected rank {len(declared)} ({_shape_text(buffer.shape)})"
             )
-        for extent, actual in zip(buffer.shape, array.shape):
+        for extent, actual in zip(declared, array.shape):
             if isinstance(extent, sympy.Symbol) and extent not in binding:
                 binding[extent] = int(actual)
     for symbol, value in binding.items():
@@ -62,7 +128,7 @@ def bind_shape_vars(kernel, arrays):
     for buffer in kernel.params:
         if buffer.name not in arrays:
             continue
-        expected = concrete_shape(buffer.shape, binding)
+        expected = storage_shape(buffer, binding, lengths)
         actual = arrays[buffer.name].shape
         if None not in expected and tuple(actual) != expected:
             raise ShapeError(

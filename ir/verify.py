@@ -111,8 +111,9 @@ def check_buffers_known(kernel):
     _walk_scoped(kernel, visit)
 
 
-def _guard_facts(guards):
-    """(lhs, limit) for each guard fact `lhs < limit` (or `lhs <= limit - 1`)."""
+def guard_facts(guards):
+    """(lhs, limit) for each guard fact `lhs < limit` (or `lhs <= limit - 1`) in the
+    conjunctions `guards`: the upper limits that enclosing guards put on index sums."""
     for guard in guards:
         for fact in sympy.And.make_args(guard):
             if isinstance(fact, sympy.StrictLessThan):
@@ -129,7 +130,7 @@ def _guarded(index, extent, ranges, guards):
     sound), the rewritten index provably stays below extent. The second form sees
     through scaled and split guards: `j_i + 2*j_o_i + 4*j_o_o` under `j_o_i + 2*j_o_o < 1`.
     """
-    facts = list(_guard_facts(guards))
+    facts = list(guard_facts(guards))
     for lhs, limit in facts:
         # lhs <= limit - 1 holds, so index < extent whenever index - lhs <= extent - limit.
         if proves(sympy.Le(index - lhs, extent - limit), ranges):
@@ -168,8 +169,8 @@ def check_in_bounds(kernel):
         if isinstance(node, (ir.Store, ir.Reduce)):
             accesses.append((node.buffer, node.indices))
         for buffer, indices in accesses:
-            for dim, (index, extent) in enumerate(zip(indices, buffer.shape)):
-                extent = sympy.sympify(extent)
+            for dim, index in enumerate(indices):
+                extent = buffer.extent(dim, indices)
                 low_ok = proves(sympy.Ge(index, 0), ranges)
                 high_ok = proves(sympy.Lt(index, extent), ranges) or _guarded(
                     index, extent, ranges, guards

@@ -2,6 +2,7 @@
 
     C = f(A=a, B=b)                 # outputs allocated and returned
     f(A=a, B=b, out={"C": c})       # outputs written in place
+    Y = f(X=ragged)                 # ragged in, ragged out (`make_ragged` builds results)
 
 Before it calls into C it checks every argument's name, dtype, rank and shape and every
 symbolic size's declared range (through `ir.shapes`, as the interpreter does), so a bad
@@ -12,14 +13,15 @@ import numpy as np
 
 from ..codegen.base import storage_type
 from ..ir.errors import ShapeError
-from ..ir.shapes import bind_shape_vars, concrete_shape, to_numpy
+from ..ir.shapes import bind_shape_vars, gather_ragged, storage_shape
 
 
 class CompiledKernel:
     """A kernel compiled for the CPU. `source` is its C, `library_path` the shared object."""
 
-    def __init__(self, kernel, source, library):
+    def __init__(self, kernel, source, library, make_ragged):
         self.kernel = kernel
+        self._make_ragged = make_ragged
         self.source = source
         self.library_path = str(library.path)
         self._library = library
@@ -39,31 +41,45 @@ class CompiledKernel:
         """
         out = {} if out is None else out
         self._check_names(arguments, out)
-        inputs = {name: to_numpy(name, value) for name, value in arguments.items()}
-        given = {name: to_numpy(name, value) for name, value in out.items()}
-        binding = bind_shape_vars(self.kernel, {**inputs, **given})
-        for name, array in given.items():
+        arrays, lengths = gather_ragged(self.kernel, {**arguments, **out})
+        binding = bind_shape_vars(self.kernel, arrays, lengths)
+        for name in out:
+            array = arrays[name]
             if not (array.flags.c_contiguous and array.flags.writeable):
                 raise ShapeError(
                     f"out[{name!r}] must be a writeable C-contiguous array to be written in "
                     f"place; pass np.empty({array.shape}, np.{array.dtype}) or leave {name!r} "
                     "out of out= to have it allocated"
                 )
-        arrays = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
-        results = {}
+        arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
         for name in self.outputs:
-            buffer = self.kernel.param(name)
-            shape = concrete_shape(buffer.shape, binding)
-            results[name] = given.get(name)
-            if results[name] is None:
-                results[name] = np.empty(shape, buffer.dtype.numpy)
-        arrays.update(results)
+            if name not in arrays:
+                buffer = self.kernel.param(name)
+                shape = storage_shape(buffer, binding, lengths)
+                if None in shape:
+                    raise ShapeError(f"the rows of output {name!r} are not fixed by any input; "
+                                     f"pass it through out={{{name!r}: ...}}")
+                arrays[name] = np.empty(shape, buffer.dtype.numpy)
+        missing = [d.name for d in self.kernel.ragged_dims if d.name not in lengths]
+        if missing:
+            raise ShapeError(f"no argument carries the rows of ragged dims {', '.join(missing)}")
         ffi = self._library.ffi
         pointers = [ffi.cast(pointer_type, arrays[buffer.name].ctypes.data)
                     for buffer, pointer_type in zip(self.kernel.params, self._pointer_types)]
         sizes = [binding[v.symbol] for v in self.kernel.shape_vars]
-        self._function(*pointers, *sizes)
+        tables = [ffi.cast("int32_t *", lengths[d.name].ctypes.data)
+                  for d in self.kernel.ragged_dims]
+        self._function(*pointers, *sizes, *tables)
+        results = {name: self._result(name, arrays[name], lengths, out) for name in self.outputs}
         return results[self.outputs[0]] if len(self.outputs) == 1 else results
+
+    def _result(self, name, values, lengths, out):
+        buffer = self.kernel.param(name)
+        if not buffer.is_ragged:
+            return values
+        if name in out:
+            return out[name]
+        return self._make_ragged(values, lengths[buffer.layout.dim])
 
     def _check_names(self, arguments, out):
         if not isinstance(out, dict):

@@ -194,10 +194,3 @@ def test_integer_arithmetic_is_written_to_wrap():
     source = render_c(qc.lower([narrow, wide], name="wrap"))
     assert "narrow[i] = (int8_t)(a[i] * a[i]);" in source
     assert "wide[i_1] = (int32_t)((uint32_t)b[i_1] + (uint32_t)b[i_1]);" in source
-
-
-def test_kernels_with_prelude_tables_are_refused_with_a_reason():
-    kernel = dataclasses.replace(_matmul(), prelude=("L_off",))
-    with pytest.raises(QuiltError, match=r"kernel matmul reads prelude tables \(1\), which the c "
-                                         r"renderer does not pass in"):
-        render_c(kernel)

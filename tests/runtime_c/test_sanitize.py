@@ -40,6 +40,39 @@ _GUARDED_MATMUL = textwrap.dedent("""
     print("sanitized run clean")
 """)
 
+# Ragged attention (scores over len x len rows, a row softmax, then P @ V) on batches with
+# empty, single and full-length rows, against numpy per sequence.
+_RAGGED_ATTENTION = textwrap.dedent("""
+    import numpy as np
+    import quiltc as qc
+    B = qc.var("B", 1, 16)
+    L = qc.ragged_dim("L", B, 12)
+    Q, K, V = (qc.placeholder((B, L, 8), "float32", name) for name in "QKV")
+    h = qc.reduce_axis(8, "h")
+    S = qc.compute((B, L, L), lambda b, i, j: qc.sum(Q[b, i, h] * K[b, j, h], axis=h), "S")
+    j = qc.reduce_axis(L, "j")
+    M = qc.compute((B, L), lambda b, i: qc.max(S[b, i, j], axis=j), "M")
+    E = qc.compute((B, L, L), lambda b, i, j: qc.exp(S[b, i, j] - M[b, i]), "E")
+    j2 = qc.reduce_axis(L, "j2")
+    Z = qc.compute((B, L), lambda b, i: qc.sum(E[b, i, j2], axis=j2), "Z")
+    j3 = qc.reduce_axis(L, "j3")
+    O = qc.compute((B, L, 8), lambda b, i, d: qc.sum(E[b, i, j3] * V[b, j3, d], axis=j3), "O")
+    N = qc.compute((B, L, 8), lambda b, i, d: O[b, i, d] / Z[b, i], "N")
+    fn = qc.build(qc.Schedule(N, name="ragged_attention"), target="c", sanitize=True)
+    rng = np.random.default_rng(0)
+    for lengths in ([0], [1], [12], [3, 0, 12, 1, 7], list(rng.integers(0, 13, size=16))):
+        qs, ks, vs = ([rng.standard_normal((n, 8)).astype(np.float32) for n in lengths]
+                      for _ in range(3))
+        out = fn(**{name: qc.RaggedArray.from_list(rows, inner_shape=(8,))
+                    for name, rows in zip("QKV", (qs, ks, vs))})
+        for got, q, k, v in zip(out, qs, ks, vs):
+            scores = q @ k.T
+            e = np.exp(scores - scores.max(axis=1, keepdims=True, initial=-np.inf))
+            expected = (e / e.sum(axis=1, keepdims=True)) @ v
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    print("sanitized run clean")
+""")
+
 # A kernel that reads one element past its input: rendered and loaded directly, since
 # qc.build's verifier would refuse it. The sanitizer must catch the read.
 _OUT_OF_BOUNDS = textwrap.dedent("""
@@ -72,6 +105,12 @@ def _run_sanitized(script):
     environment = dict(os.environ, LD_PRELOAD=runtime, ASAN_OPTIONS="detect_leaks=0")
     return subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True,
                           text=True, timeout=300)
+
+
+def test_ragged_attention_runs_clean_under_asan_and_ubsan():
+    result = _run_sanitized(_RAGGED_ATTENTION)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "sanitized run clean" in result.stdout
 
 
 def test_guarded_split_matmul_runs_clean_under_asan_and_ubsan():
