@@ -92,6 +92,10 @@ def _interval(expr, ranges):
     if isinstance(expr, sympy.Mod):
         value_lo, value_hi = _interval(expr.args[0], ranges)
         divisor = expr.args[1]
+        if value_lo == value_hi == expr.args[0]:
+            # Untouched by these ranges: kept whole, so it cancels against itself
+            # (`l - (L + L % 4)` with l < L + L % 4) until its own symbols go.
+            return expr, expr
         if _provably(value_hi < divisor) and _provably(value_lo >= 0):
             return value_lo, value_hi
         return sympy.Integer(0), divisor - 1

@@ -17,7 +17,7 @@ from . import nodes as ir
 from .dtypes import identity
 from .errors import ShapeError, VerifyError
 from .index import IndexSpelling, print_index
-from .shapes import bind_shape_vars, gather_ragged, prefix_sums, storage_shape
+from .shapes import bind_shape_vars, gather_ragged, prelude_tables, storage_shape
 
 
 class _PythonSpelling(IndexSpelling):
@@ -188,7 +188,7 @@ def run(kernel, make_ragged=None, **arguments):
                 raise ShapeError(f"the rows of output {buffer.name!r} are not fixed by any input")
             arrays[buffer.name] = _scratch(int(np.prod(shape)), buffer.dtype.numpy).reshape(shape)
     tables = {f"{dim}_len": rows for dim, rows in lengths.items()}
-    tables.update(prefix_sums(kernel, lengths, binding))
+    tables.update(prelude_tables(kernel, lengths, binding))
     namespace = {"np": np, "_check": _check, "_div": _div, "_cast": _cast, "_scratch": _scratch,
                  "_erf": _erf, "_sigmoid": _sigmoid, "min": min, "max": max,
                  "inf": float("inf"), "nan": float("nan")}

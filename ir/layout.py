@@ -7,6 +7,14 @@ import sympy
 from .index import as_expr
 
 
+def round_up(extent, multiple):
+    """`extent` rounded up to a multiple of `multiple`, `((extent + m - 1) // m) * m`,
+    spelled `extent + ((m - 1) * extent) % m` so that interval bounds see it is at least
+    `extent` (the verifier then accepts unpadded loops over padded storage)."""
+    extent = as_expr(extent)
+    return extent + sympy.Mod((multiple - 1) * extent, multiple)
+
+
 @dataclass(frozen=True)
 class Dense:
     """Row-major storage: the last index varies fastest."""
@@ -25,17 +33,22 @@ class Dense:
 
 @dataclass(frozen=True)
 class Ragged:
-    """Rows of a batch stored back to back, with no padding.
+    """Rows of a batch stored back to back.
 
     Dim 0 is the batch. Each dim listed in `ragged` has extent `lengths[b]` in row b
     (`{dim}_len`, a table the caller passes); the other dims are dense. Row b starts at
     `{dim}_off{k}[b] * dense`, where k = len(ragged), dense is the product of the dense
     dims after dim 0, and `{dim}_off{k}` is the exclusive prefix sum of lengths ** k,
     computed by the kernel's prelude. Offsets within a row are row-major.
+
+    With `pad` > 1 each row's storage along its ragged dims rounds up to a multiple of
+    `pad` (`pad_storage`), so a loop padded to that multiple stays inside the row; its
+    row starts come from the prefix sums of the padded lengths, `{dim}_off{k}_pad{pad}`.
     """
 
     dim: str
     ragged: tuple
+    pad: int = 1
 
     @property
     def lengths_table(self):
@@ -45,13 +58,14 @@ class Ragged:
     @property
     def offsets_table(self):
         """The prelude table of row starts, `{dim}_off{k}`."""
-        return f"{self.dim}_off{len(self.ragged)}"
+        unpadded = f"{self.dim}_off{len(self.ragged)}"
+        return unpadded if self.pad == 1 else f"{unpadded}_pad{self.pad}"
 
     def extent(self, shape, dim, indices):
-        """The extent of `dim` in the row that `indices` falls in."""
+        """The extent of `dim` in the row that `indices` falls in (padded storage's)."""
         if dim in self.ragged:
-            return sympy.Function(self.lengths_table, integer=True, nonnegative=True)(
-                as_expr(indices[0]))
+            return round_up(sympy.Function(self.lengths_table, integer=True, nonnegative=True)(
+                as_expr(indices[0])), self.pad)
         return as_expr(shape[dim])
 
     def _dense(self, shape):

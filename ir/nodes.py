@@ -360,12 +360,25 @@ class RaggedDim(Node):
 @dataclass(frozen=True, repr=False)
 class PrefixSum(Node):
     """A prelude table: `table[b]` = sum of `lengths[r] ** power` over rows r < b, for b
-    in [0, count]; ragged layouts find their rows' starts in it."""
+    in [0, count]; ragged layouts find their rows' starts in it. With `pad` > 1 each
+    length first rounds up to a multiple of `pad` (rows of storage-padded buffers)."""
 
     table: str
     lengths: str
     power: int
     count: sympy.Expr
+    pad: int = 1
+
+
+@dataclass(frozen=True, repr=False)
+class RowOrder(Node):
+    """A prelude table: `table[k]` for k < count is the row with the k-th longest length
+    (ties in row order), so a loop over `table[k]` meets the longest rows first."""
+
+    table: str
+    lengths: str
+    count: sympy.Expr
+    max: int
 
 
 @dataclass(frozen=True, repr=False)
@@ -393,9 +406,13 @@ class Kernel(Node):
 
     def ranges(self):
         """{symbol or table: (lo, hi)}: the shape variables' ranges and, for each ragged
-        dim, the range of its lengths table."""
+        dim, the range of its lengths table (and of its row-order tables: row numbers)."""
         ranges = {v.symbol: (sympy.Integer(v.lo), sympy.Integer(v.hi)) for v in self.shape_vars}
         for dim in self.ragged_dims:
             lengths = sympy.Function(dim.lengths_table, integer=True, nonnegative=True)
             ranges[lengths] = (sympy.Integer(0), sympy.Integer(dim.max))
+        for entry in self.prelude:
+            if isinstance(entry, RowOrder):
+                order = sympy.Function(entry.table, integer=True, nonnegative=True)
+                ranges[order] = (sympy.Integer(0), entry.count - 1)
         return ranges

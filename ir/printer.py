@@ -14,6 +14,12 @@ _INFIX = {"+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "and", "or"}
 class _IndexPrinter(StrPrinter):
     """sympy's printer, but floor division and modulo read as Python: `(N + 31) // 32`."""
 
+    def parenthesize(self, item, level, strict=False):
+        # `//` binds like `*` in Python: a floor division inside a product needs parentheses.
+        if isinstance(item, sympy.floor):
+            return f"({self._print(item)})"
+        return super().parenthesize(item, level, strict)
+
     def _print_floor(self, expr):
         numerator, denominator = sympy.together(expr.args[0]).as_numer_denom()
         return f"({self._print(sympy.expand(numerator))}) // {self._print(denominator)}"
@@ -89,7 +95,9 @@ def _lines(stmt, depth, mark):
             out.extend(_lines(child, depth, mark))
     elif isinstance(stmt, ir.Alloc):
         shape = ", ".join(show(s) for s in stmt.buffer.shape)
-        out.append(f"{pad}{stmt.buffer.name} = alloc[{shape}] {stmt.buffer.dtype}  # {stmt.scope}")
+        padding = getattr(stmt.buffer.layout, "pad", 1)
+        note = stmt.scope if padding == 1 else f"{stmt.scope}, rows padded to {padding}"
+        out.append(f"{pad}{stmt.buffer.name} = alloc[{shape}] {stmt.buffer.dtype}  # {note}")
         out.extend(_lines(stmt.body, depth, mark))
     elif isinstance(stmt, ir.Barrier):
         out.append(f"{pad}barrier()")
@@ -115,8 +123,12 @@ def render(node, mark=None):
         return f"{node.name}: ragged, {node.lengths_table}[b] in [0, {node.max}] for b < {show(node.batch)}"
     if isinstance(node, ir.PrefixSum):
         power = "" if node.power == 1 else f" ** {node.power}"
-        return (f"{node.table}[b] = sum({node.lengths}[r]{power} for r < b), "
+        length = f"{node.lengths}[r]" if node.pad == 1 else f"round_up({node.lengths}[r], {node.pad})"
+        return (f"{node.table}[b] = sum({length}{power} for r < b), "
                 f"b <= {show(node.count)}")
+    if isinstance(node, ir.RowOrder):
+        return (f"{node.table}[k] = the row with the k-th longest {node.lengths}, "
+                f"k < {show(node.count)}")
     if isinstance(node, ir.Kernel):
         params = ", ".join(render(p) for p in node.params)
         head = [f"kernel {node.name}({params}):  # writes {', '.join(node.outputs)}"]

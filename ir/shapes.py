@@ -6,6 +6,7 @@ import numpy as np
 import sympy
 
 from .errors import ShapeError
+from .nodes import PrefixSum
 
 
 def to_numpy(name, value):
@@ -63,14 +64,19 @@ def gather_ragged(kernel, arguments):
     return arrays, lengths
 
 
-def prefix_sums(kernel, lengths, binding):
-    """{table: int64 array} for the kernel's prelude, computed from the lengths."""
+def prelude_tables(kernel, lengths, binding):
+    """{table: int64 array} for the kernel's prelude (prefix sums of row lengths, rows
+    ordered by length), computed from the lengths."""
     tables = {}
     for entry in kernel.prelude:
         rows = lengths[entry.lengths.removesuffix("_len")].astype(np.int64)
         count = int(sympy.sympify(entry.count).xreplace(
             {k: sympy.Integer(v) for k, v in binding.items()}))
-        tables[entry.table] = np.concatenate([[0], np.cumsum(rows[:count] ** entry.power)])
+        if isinstance(entry, PrefixSum):
+            rows = (rows + entry.pad - 1) // entry.pad * entry.pad
+            tables[entry.table] = np.concatenate([[0], np.cumsum(rows[:count] ** entry.power)])
+        else:
+            tables[entry.table] = np.argsort(-rows[:count], kind="stable").astype(np.int64)
     return tables
 
 

@@ -8,7 +8,8 @@ named by sympy symbols and may be passed by name: `sch.split("i", 8)`.
 from ..ir.printer import render
 from .nest import writer_paths, loops_on_path
 from .primitives import annotate, bind, cache, compute_at, compute_inline, decompose
-from .primitives import fuse, reorder, split, tile
+from .primitives import fuse, hfuse, pad_loop, pad_storage, remap, reorder, split, split_op
+from .primitives import tile
 from .simplify import tidy
 from .trace import Step, Trace
 
@@ -98,6 +99,27 @@ class Schedule:
     def decompose(self, tensor, loop):
         """Move the initialisation of reduction `tensor` into its own nest before `loop`."""
         self._apply("decompose", decompose.decompose, (_name(tensor), loop), {})
+
+    def pad_loop(self, loop, multiple):
+        """Round `loop`'s extent up to a multiple, guarding what would run past it."""
+        return self._apply("pad_loop", pad_loop.pad_loop, (loop, multiple), {})[0]
+
+    def pad_storage(self, tensor, dim, multiple):
+        """Pad the rows of intermediate `tensor` along `dim` to a multiple of `multiple`."""
+        self._apply("pad_storage", pad_storage.pad_storage, (_name(tensor), dim, multiple), {})
+
+    def remap(self, loop, order="length-desc"):
+        """Visit the rows of ragged batch loop `loop` in `order` (longest first)."""
+        return self._apply("remap", remap.remap, (loop, order), {})[0]
+
+    def hfuse(self, nest_a, nest_b):
+        """Run two consecutive independent loop nests in one parallel loop."""
+        return self._apply("hfuse", hfuse.hfuse, (nest_a, nest_b), {})[0]
+
+    def split_op(self, loop, factor):
+        """Split `loop` into guard-free whole tiles of `factor` and a remainder loop;
+        returns (tile loop, element loop, remainder loop)."""
+        return tuple(self._apply("split_op", split_op.split_op, (loop, factor), {}))
 
     def copy(self):
         """An independent copy (same kernel, same trace so far)."""
