@@ -8,8 +8,6 @@ differs: loop pragmas (`loop_pragmas`), GPU loops (`render_gpu_loop`), qualifier
 barriers (`render_barrier`) and math spellings (`MATH_FUNCTIONS`).
 """
 
-import re
-
 import numpy as np
 import sympy
 
@@ -17,22 +15,10 @@ from ..ir import dtypes
 from ..ir import nodes as ir
 from ..ir.dtypes import identity
 from ..ir.errors import QuiltError
-from ..ir.index import IndexSpelling, print_index
-from ..ir.walk import find_all
+from ..ir.index import print_index
 from . import helpers
+from .names import CIndexSpelling, c_identifiers, storage_type, strip_parentheses
 
-C_KEYWORDS = frozenset(
-    "auto break case char const continue default do double else enum extern float for goto "
-    "if inline int long register restrict return short signed sizeof static struct switch "
-    "typedef union unsigned void volatile while main".split()
-)
-# Keywords and the C library names generated code uses: IR names never shadow them.
-_RESERVED = C_KEYWORDS | frozenset(
-    "expf exp logf log sqrtf sqrt tanhf tanh fabsf fabs erff erf free abort fprintf stderr "
-    "posix_memalign size_t int8_t int16_t int32_t int64_t uint8_t uint32_t uint64_t INFINITY "
-    "NAN INT32_MIN INT64_MIN INT64_C".split()
-)
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _LINE_WIDTH = 100
 
 # Integer types C promotes to int: compute, then cast back so the result wraps.
@@ -41,64 +27,6 @@ _PROMOTED = (dtypes.int8, dtypes.int16, dtypes.uint8, dtypes.boolean)
 _UNSIGNED = {dtypes.int32: "uint32_t", dtypes.int64: "uint64_t"}
 _COMPARISONS = {"<", "<=", ">", ">=", "==", "!="}
 _LOGICAL = {"and": "&&", "or": "||"}
-
-def storage_type(dtype):
-    """The C type of one stored element: numpy keeps bools in one byte."""
-    return "uint8_t" if dtype == dtypes.boolean else dtype.c
-
-
-def strip_parentheses(text):
-    """`text` without one pair of parentheses that encloses all of it."""
-    if not (text.startswith("(") and text.endswith(")")):
-        return text
-    depth = 0
-    for position, character in enumerate(text[:-1]):
-        depth += {"(": 1, ")": -1}.get(character, 0)
-        if depth == 0:
-            return text
-    return text[1:-1]
-
-
-def c_identifiers(kernel):
-    """({symbol name: C identifier}, {buffer name: C identifier}) for `kernel`.
-
-    IR names are kept where C allows them; a name that is reserved (a keyword, a library
-    name, the helpers' `quiltc_` prefix) or taken by a symbol (symbols keep their names,
-    buffers yield) is changed as little as possible.
-    """
-    nodes = find_all(kernel.body, lambda node: isinstance(node, (ir.For, ir.Alloc)))
-    symbols = {v.symbol.name for v in kernel.shape_vars}
-    symbols |= {node.var.name for node in nodes if isinstance(node, ir.For)}
-    buffers = {p.name for p in kernel.params}
-    buffers |= {node.buffer.name for node in nodes if isinstance(node, ir.Alloc)}
-    taken = set()
-
-    def identifier(name, suffix):
-        candidate = re.sub(r"\W", "_", name)
-        if not _IDENTIFIER.match(candidate) or candidate.startswith("quiltc_"):
-            candidate = "_" + candidate
-        while candidate in taken or candidate in _RESERVED:
-            candidate += suffix
-        taken.add(candidate)
-        return candidate
-
-    symbol_names = {name: identifier(name, "_") for name in sorted(symbols)}
-    return symbol_names, {name: identifier(name, "_buffer") for name in sorted(buffers)}
-
-
-class CIndexSpelling(IndexSpelling):
-    """Index arithmetic in C: exact `/` and `%` (operands are nonnegative), helper min/max."""
-
-    minimum = "quiltc_min_index({args})"
-    maximum = "quiltc_max_index({args})"
-    table = "{name}[{args}]"
-
-    def __init__(self, names):
-        self.names = names
-
-    def symbol(self, sym):
-        return self.names.get(sym.name, sym.name)
-
 
 class CLikeRenderer:
     """Renders one kernel as C-like source; subclasses override the attributes and hooks."""

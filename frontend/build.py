@@ -10,7 +10,7 @@ trace), compile it through the cached toolchain driver, and wrap the loaded libr
 import dataclasses
 import re
 
-from .codegen.base import C_KEYWORDS
+from .codegen.names import C_KEYWORDS
 from .codegen.c import c_signature, render_c
 from .ir import nodes as ir
 from .ir.errors import QuiltError

@@ -11,7 +11,7 @@ argument ends in a ShapeError that names it instead of a crash.
 
 import numpy as np
 
-from ..codegen.base import storage_type
+from ..codegen.names import storage_type
 from ..ir.errors import ShapeError
 from ..ir.shapes import bind_shape_vars, gather_ragged, storage_shape
 
