@@ -23,6 +23,7 @@ import sympy
 
 from ..ir import nodes as ir
 from ..ir.index import bounds, floordiv, proves, simplify, symbol
+from ..ir.verify import guard_facts
 from ..ir.walk import children
 from .nest import get_at, ranges_on_path, walk_paths
 
@@ -104,22 +105,12 @@ def _linear_part(expr, var):
     return stride, rest
 
 
-def _guard_facts(guards):
-    """(expression, limit) for each guard fact `expression < limit`."""
-    for guard in guards:
-        for fact in sympy.And.make_args(guard):
-            if isinstance(fact, sympy.StrictLessThan):
-                yield fact.lhs, fact.rhs
-            elif isinstance(fact, sympy.LessThan):
-                yield fact.lhs, fact.rhs + 1
-
-
 def _windows(expr, access):
     """Candidate (lo, hi) bounds of `expr` over the loops inside the loop: plain interval
     bounds, and bounds with a guarded sum `u + rest < limit` taken as one variable
     (split's guards keep `i_o*8 + i_i` below the extent, which i_i's range alone cannot)."""
     candidates = [bounds(expr, access.inner_ranges)]
-    for guarded, limit in _guard_facts(access.guards):
+    for guarded, limit in guard_facts(access.guards):
         for loop_var in sorted(guarded.free_symbols & set(access.inner_ranges), key=str):
             rest = sympy.expand(guarded - loop_var)
             if loop_var in rest.free_symbols or loop_var not in expr.free_symbols:

@@ -28,6 +28,8 @@ _HINT = {
     "reduction loop would race on the same elements.",
 }
 
+_VERB = {"vectorize": "vectorize", "parallel": "parallelize"}
+
 
 def check_independent_iterations(kernel, path, primitive, asked, private_scopes=()):
     """Raise ScheduleError when iterations of the loop at `path` may touch the same element
@@ -73,44 +75,56 @@ def _neighbours(kernel, path, node):
     return enclosing + inside
 
 
+def _concurrent(kernel, loop, primitive, kind, conflict):
+    """Mark `loop` with `kind` after the checks vectorize and parallel share: the loop is
+    still serial, no neighbouring loop `conflict`s with it (conflict(relation, other)
+    gives (obstacle, hint) or None), and its iterations may run at once."""
+    path, node = resolve_loop(kernel, loop, primitive)
+    asked = f"{_VERB[primitive]} loop {node.var}"
+    _check_serial(kernel, node, primitive, asked)
+    for relation, other in _neighbours(kernel, path, node):
+        found = conflict(relation, other)
+        if found is not None:
+            obstacle, hint = found
+            raise ScheduleError(primitive, asked, obstacle, hint, render(kernel, mark=other))
+    check_independent_iterations(kernel, path, primitive, asked)
+    return _mark(kernel, path, node, kind), []
+
+
+def _vector_conflict(relation, other):
+    """Threads cannot start inside a SIMD loop: no parallel loop may run inside it."""
+    if relation == "around" and other.kind == "parallel":
+        return (
+            f"loop {other.var} inside it is parallel, and threads cannot start inside one "
+            "SIMD loop",
+            "Vectorize a loop inside the parallel one.",
+        )
+    return None
+
+
 def vectorize(kernel, loop):
     """Mark `loop` as a SIMD loop; its iterations must not depend on one another, and no
     parallel loop may run inside it."""
-    path, node = resolve_loop(kernel, loop, "vectorize")
-    asked = f"vectorize loop {node.var}"
-    _check_serial(kernel, node, "vectorize", asked)
-    for relation, other in _neighbours(kernel, path, node):
-        if relation == "around" and other.kind == "parallel":
-            raise ScheduleError(
-                "vectorize", asked,
-                f"loop {other.var} inside it is parallel, and threads cannot start inside one "
-                "SIMD loop",
-                "Vectorize a loop inside the parallel one.", render(kernel, mark=other),
-            )
-    check_independent_iterations(kernel, path, "vectorize", asked)
-    return _mark(kernel, path, node, "vector"), []
+    return _concurrent(kernel, loop, "vectorize", "vector", _vector_conflict)
+
+
+def _parallel_conflict(relation, other):
+    """One parallel loop per nest, and none inside a SIMD loop."""
+    if other.kind == "parallel":
+        return (
+            f"it would sit {relation} loop {other.var}, which is already parallel",
+            "Parallelize one loop per nest; fuse the two loops first to get more iterations.",
+        )
+    if relation == "inside" and other.kind == "vector":
+        return (
+            f"it sits inside loop {other.var}, which is a SIMD loop, and threads cannot "
+            "start inside one",
+            "Parallelize a loop outside the vector loop.",
+        )
+    return None
 
 
 def parallel(kernel, loop):
     """Run the iterations of `loop` on parallel threads; they must not race, and the loop
     may neither sit inside nor enclose another parallel loop, nor sit inside a SIMD loop."""
-    path, node = resolve_loop(kernel, loop, "parallel")
-    asked = f"parallelize loop {node.var}"
-    _check_serial(kernel, node, "parallel", asked)
-    for relation, other in _neighbours(kernel, path, node):
-        if other.kind == "parallel":
-            raise ScheduleError(
-                "parallel", asked,
-                f"it would sit {relation} loop {other.var}, which is already parallel",
-                "Parallelize one loop per nest; fuse the two loops first to get more iterations.",
-                render(kernel, mark=other),
-            )
-        if relation == "inside" and other.kind == "vector":
-            raise ScheduleError(
-                "parallel", asked,
-                f"it sits inside loop {other.var}, which is a SIMD loop, and threads cannot "
-                "start inside one",
-                "Parallelize a loop outside the vector loop.", render(kernel, mark=other),
-            )
-    check_independent_iterations(kernel, path, "parallel", asked)
-    return _mark(kernel, path, node, "parallel"), []
+    return _concurrent(kernel, loop, "parallel", "parallel", _parallel_conflict)

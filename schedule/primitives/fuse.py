@@ -52,6 +52,19 @@ def _check_nested(kernel, outer_path, outer, inner_path, inner, asked):
     return guards
 
 
+def check_rectangular(primitive, asked, outer, inner, consequence, hint, kernel):
+    """Raise ScheduleError when the extent of loop `inner` depends on the variable of
+    loop `outer` (a ragged pair), which `primitive` cannot transform: `consequence` says
+    why, `hint` what to do instead. Shared with tile."""
+    if outer.var in inner.extent.free_symbols:
+        raise ScheduleError(
+            primitive, asked,
+            f"the extent of loop {inner.var} ({inner.extent}) depends on {outer.var}, so "
+            f"{consequence}",
+            hint, render(kernel, mark=inner),
+        )
+
+
 def fuse(kernel, outer, inner):
     """Fuse `outer` with `inner`, the only statement of its body, into one serial loop.
 
@@ -69,14 +82,10 @@ def fuse(kernel, outer, inner):
                 "Fuse the loops first, then annotate or bind the fused loop.",
                 render(kernel, mark=loop),
             )
-    if outer_loop.var in inner_loop.extent.free_symbols:
-        raise ScheduleError(
-            "fuse", asked,
-            f"the extent of loop {inner_loop.var} ({inner_loop.extent}) depends on "
-            f"{outer_loop.var}, so the pair is ragged",
-            "Fuse a ragged pair with ragged fusion, which builds the offset tables it needs.",
-            render(kernel, mark=inner_loop),
-        )
+    check_rectangular(
+        "fuse", asked, outer_loop, inner_loop, "the pair is ragged",
+        "Fuse a ragged pair with ragged fusion, which builds the offset tables it needs.", kernel,
+    )
     fused = symbol(fresh_name(kernel, f"{outer_loop.var}_{inner_loop.var}"))
     inner_extent = inner_loop.extent
     extent = outer_loop.extent * inner_extent

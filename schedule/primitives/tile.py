@@ -14,6 +14,7 @@
 
 from ...ir.errors import ScheduleError
 from ...ir.printer import render
+from .fuse import check_rectangular
 from .reorder import perfect_chain, reorder
 from .split import check_factor, split
 
@@ -32,14 +33,11 @@ def tile(kernel, x, y, x_factor, y_factor):
         )
     check_factor("tile", x_loop.var.name, x_factor, kernel, x_loop)
     check_factor("tile", y_loop.var.name, y_factor, kernel, y_loop)
-    if x_loop.var in y_loop.extent.free_symbols:
-        raise ScheduleError(
-            "tile", asked,
-            f"the extent of loop {y_loop.var} ({y_loop.extent}) depends on {x_loop.var}, so "
-            f"{y_loop.var}'s outer part cannot move outside {x_loop.var}'s inner part",
-            "Tile loops of a rectangular nest, or split the ragged loop on its own.",
-            render(kernel, mark=y_loop),
-        )
+    check_rectangular(
+        "tile", asked, x_loop, y_loop,
+        f"{y_loop.var}'s outer part cannot move outside {x_loop.var}'s inner part",
+        "Tile loops of a rectangular nest, or split the ragged loop on its own.", kernel,
+    )
     kernel, (x_outer, x_inner) = split(kernel, x_loop.var, x_factor)
     kernel, (y_outer, y_inner) = split(kernel, y_loop.var, y_factor)
     kernel, _ = reorder(kernel, x_outer, y_outer, x_inner, y_inner)

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 import sympy
 
+import programs
 import quiltc as qc
 from quiltc.codegen import CRenderer, c_signature, render_c
 from quiltc.codegen.base import strip_parentheses
@@ -16,11 +17,7 @@ from quiltc.ir.walk import rewrite
 
 
 def _matmul(name="matmul"):
-    M, N = qc.var("M", 1, 512), qc.var("N", 1, 512)
-    A = qc.placeholder((M, 64), "float32", "A")
-    B = qc.placeholder((64, N), "float32", "B")
-    k = qc.reduce_axis(64, "k")
-    C = qc.compute((M, N), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C")
+    C = programs.matmul(qc.var("M", 1, 512), 64, qc.var("N", 1, 512))
     return qc.lower(C, name=name)
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import programs
 import quiltc as qc
 from helpers import check_schedule, random_array, require_cc
 from quiltc.ir import nodes as ir
@@ -16,13 +17,9 @@ from quiltc.ir.index import symbol
 
 
 def _matmul_tensor(size=None):
-    M = size or qc.var("M", 1, 64)
-    N = size or qc.var("N", 1, 64)
-    K = size or qc.var("K", 1, 64)
-    A = qc.placeholder((M, K), "float32", "A")
-    B = qc.placeholder((K, N), "float32", "B")
-    k = qc.reduce_axis(K, "k")
-    return qc.compute((M, N), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C")
+    """`programs.matmul` with every size `size`, or sizes M, K, N over [1, 64]."""
+    M, K, N = (size or qc.var(name, 1, 64) for name in "MKN")
+    return programs.matmul(M, K, N)
 
 
 def test_build_takes_a_schedule_and_heads_the_source_with_its_trace():
@@ -45,9 +42,7 @@ def test_split_schedules_compile_to_what_numpy_computes(m, n, k, factor, seed):
     i, j, _ = sch.loops(C)
     sch.split(i, factor)
     sch.split(j, 3)
-    rng = np.random.default_rng(seed)
-    a, b = random_array(rng, (m, k)), random_array(rng, (k, n))
-    check_schedule(sch, {"A": a, "B": b}, {"C": a @ b})
+    check_schedule(sch, *programs.matmul_arrays(seed, m, k, n))
 
 
 def test_build_takes_a_kernel_and_a_new_name():

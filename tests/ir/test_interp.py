@@ -5,19 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import programs
 import quiltc as qc
 from quiltc.ir import interp
 from quiltc.ir import nodes as ir
 from quiltc.ir.errors import VerifyError
 from quiltc.ir.index import symbol
-
-
-def _matmul():
-    M, N, K = qc.var("M", 1, 16), qc.var("N", 1, 16), qc.var("K", 1, 16)
-    A = qc.placeholder((M, K), "float32", "A")
-    B = qc.placeholder((K, N), "float32", "B")
-    k = qc.reduce_axis(K, "k")
-    return qc.lower(qc.compute((M, N), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C"))
 
 
 @settings(max_examples=25, deadline=None)
@@ -26,7 +19,7 @@ def test_matmul_matches_numpy(m, n, k, seed):
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
-    out = interp.run(_matmul(), A=a, B=b)["C"]
+    out = interp.run(qc.lower(programs.matmul(m, k, n, symbolic=True)), A=a, B=b)["C"]
     np.testing.assert_allclose(out, a @ b, rtol=1e-5, atol=1e-5)
     assert out.dtype == np.float32
 

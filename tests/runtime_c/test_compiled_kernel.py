@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import programs
 import quiltc as qc
 from helpers import random_array, require_cc
 from quiltc.ir.errors import ShapeError
@@ -19,11 +20,7 @@ def _compiler():
 
 
 def _matmul():
-    M, N = qc.var("M", 1, 512), qc.var("N", 1, 512)
-    A = qc.placeholder((M, 4), "float32", "A")
-    B = qc.placeholder((4, N), "float32", "B")
-    k = qc.reduce_axis(4, "k")
-    C = qc.compute((M, N), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C")
+    C = programs.matmul(qc.var("M", 1, 512), 4, qc.var("N", 1, 512))
     return qc.build(qc.lower(C, name="small_matmul"))
 
 

@@ -1,12 +1,12 @@
 """cache_read and cache_write: property tests on split and register-blocked matmuls against
 the interpreter, compiled C and numpy, where copies and barriers go, and the errors."""
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import helpers
+import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.schedule.nest import resolve_loop
@@ -15,33 +15,20 @@ EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 FACTORS = st.sampled_from([1, 2, 3, 4, 5])
 
 
-def _size(name, extent, symbolic):
-    return qc.var(name, 1, 16) if symbolic else extent
-
-
-def matmul_program(rows, inner, columns, symbolic=False):
-    """C = A @ B; with `symbolic`, every size is a qc.var."""
-    N, K, M = (_size(name, extent, symbolic)
-               for name, extent in (("N", rows), ("K", inner), ("M", columns)))
-    A = qc.placeholder((N, K), "float32", "A")
-    B = qc.placeholder((K, M), "float32", "B")
-    k = qc.reduce_axis(K, "k")
-    return qc.compute((N, M), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C")
-
-
-def matmul_arrays(seed, rows, inner, columns):
-    rng = np.random.default_rng(seed)
-    return {"A": helpers.random_array(rng, (rows, inner)),
-            "B": helpers.random_array(rng, (inner, columns))}
-
-
-def register_blocked(rows, inner, columns, symbolic, row_factor, column_factor):
-    """Split i and j, reorder to (i_o, j_o, k, i_i, j_i), accumulate C in a local block."""
-    sch = qc.Schedule(matmul_program(rows, inner, columns, symbolic))
+def blocked_loops(rows, inner, columns, symbolic=False, row_factor=4, column_factor=4):
+    """A matmul with i and j split and reordered to (i_o, j_o, k, i_i, j_i), the loops of
+    a register block; returns (schedule, i_o, j_o)."""
+    sch = qc.Schedule(programs.matmul(rows, inner, columns, symbolic))
     i, j, k = sch.loops("C")
     i_outer, i_inner = sch.split(i, row_factor)
     j_outer, j_inner = sch.split(j, column_factor)
     sch.reorder(i_outer, j_outer, k, i_inner, j_inner)
+    return sch, i_outer, j_outer
+
+
+def register_blocked(rows, inner, columns, symbolic, row_factor, column_factor):
+    """`blocked_loops` accumulating C in a local block at j_o; returns (schedule, cache)."""
+    sch, _, j_outer = blocked_loops(rows, inner, columns, symbolic, row_factor, column_factor)
     return sch, sch.cache_write("C", "local", at=j_outer)
 
 
@@ -73,8 +60,7 @@ def test_cache_write_local_accumulates_a_register_block_of_a_matmul(
     if read_caches:
         assert sch.cache_read("A", "local", at="k") == "A_local"
         assert sch.cache_read("B", "local", at="k") == "B_local"
-    arrays = matmul_arrays(seed, rows, inner, columns)
-    helpers.check_schedule(sch, arrays, {"C": arrays["A"] @ arrays["B"]})
+    helpers.check_schedule(sch, *programs.matmul_arrays(seed, rows, inner, columns))
 
 
 @settings(max_examples=30, deadline=None)
@@ -82,7 +68,7 @@ def test_cache_write_local_accumulates_a_register_block_of_a_matmul(
        tile=st.none() | st.tuples(FACTORS, FACTORS), seed=st.integers(0, 2**16))
 def test_cache_read_local_of_both_operands_of_a_split_matmul(rows, inner, columns, symbolic,
                                                             factor, tile, seed):
-    sch = qc.Schedule(matmul_program(rows, inner, columns, symbolic))
+    sch = qc.Schedule(programs.matmul(rows, inner, columns, symbolic))
     i, j, k = sch.loops("C")
     if tile is not None:
         i_outer, i_inner = sch.split(i, tile[0])
@@ -98,8 +84,7 @@ def test_cache_read_local_of_both_operands_of_a_split_matmul(rows, inner, column
         factor = min(factor, inner)
     assert _alloc(sch.kernel, "A_local").buffer.shape == (row_block, factor)
     assert _alloc(sch.kernel, "B_local").buffer.shape == (factor, column_block)
-    arrays = matmul_arrays(seed, rows, inner, columns)
-    helpers.check_schedule(sch, arrays, {"C": arrays["A"] @ arrays["B"]})
+    helpers.check_schedule(sch, *programs.matmul_arrays(seed, rows, inner, columns))
 
 
 @settings(max_examples=20, deadline=None)
@@ -107,12 +92,7 @@ def test_cache_read_local_of_both_operands_of_a_split_matmul(rows, inner, column
        factor=FACTORS, seed=st.integers(0, 2**16))
 def test_cache_read_shared_at_a_block_loop_puts_barriers_around_the_use(
         rows, inner, columns, symbolic_rows, factor, seed):
-    N = _size("N", rows, symbolic_rows)
-    A = qc.placeholder((N, inner), "float32", "A")
-    B = qc.placeholder((inner, columns), "float32", "B")
-    k = qc.reduce_axis(inner, "k")
-    C = qc.compute((N, columns), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C")
-    sch = qc.Schedule(C)
+    sch = qc.Schedule(programs.matmul(programs.size("M", rows, symbolic_rows), inner, columns))
     block, _ = sch.split("i", factor)
     assert sch.cache_read("A", "shared", at=block) == "A_shared"
     _, block_loop = resolve_loop(sch.kernel, block, "test")
@@ -122,27 +102,20 @@ def test_cache_read_shared_at_a_block_loop_puts_barriers_around_the_use(
     assert "A_shared[" in repr(copy) and "A[" in repr(copy)
     assert first == ir.Barrier() and last == ir.Barrier()
     assert "A_shared[" in repr(use) and "A[" not in repr(use)
-    arrays = matmul_arrays(seed, rows, inner, columns)
     # The C target has no shared memory (the CUDA backend will); the interpreter runs it.
-    helpers.check_schedule(sch, arrays, {"C": arrays["A"] @ arrays["B"]}, compile_c=False)
-
-
-def scale_program(rows, columns):
-    A = qc.placeholder((rows, columns), "float32", "A")
-    return qc.compute((rows, columns), lambda i, j: A[i, j] * 2.0 + 1.0, "B")
+    helpers.check_schedule(sch, *programs.matmul_arrays(seed, rows, inner, columns),
+                           compile_c=False)
 
 
 @pytest.mark.parametrize("scope", ["local", "shared"])
 def test_cache_write_of_an_elementwise_store_copies_the_tile_out(scope):
-    sch = qc.Schedule(scale_program(7, 5))
+    sch = qc.Schedule(programs.scale(7, 5))
     i_outer, i_inner = sch.split("i", 3)
     j_outer, j_inner = sch.split("j", 2)
     sch.reorder(i_outer, j_outer, i_inner, j_inner)
     assert sch.cache_write("B", scope, at=j_outer) == f"B_{scope}"
     assert repr(sch).count("barrier()") == (2 if scope == "shared" else 0)
-    A = helpers.random_array(np.random.default_rng(4), (7, 5))
-    helpers.check_schedule(sch, {"A": A}, {"B": A * np.float32(2.0) + np.float32(1.0)},
-                           compile_c=scope == "local")
+    helpers.check_schedule(sch, *programs.scale_arrays(4, 7, 5), compile_c=scope == "local")
 
 
 def test_cache_names_are_made_unique():
@@ -150,19 +123,18 @@ def test_cache_names_are_made_unique():
     assert sch.cache_read("A", "local", at="k") == "A_local"
     assert sch.cache_read("A_local", "local", at="i_i") == "A_local_local"
     assert sch.cache_read("A", "local", at="j_o") == "A_local_1"
-    arrays = matmul_arrays(5, 8, 4, 16)
-    helpers.check_schedule(sch, arrays, {"C": arrays["A"] @ arrays["B"]})
+    helpers.check_schedule(sch, *programs.matmul_arrays(5, 8, 4, 16))
 
 
 def test_cache_replays_from_its_trace():
     sch, _ = register_blocked(5, 3, 7, True, 2, 4)
     sch.cache_read("B", "local", at="k")
-    replayed = sch.trace.replay(qc.Schedule(matmul_program(5, 3, 7, True)))
+    replayed = sch.trace.replay(qc.Schedule(programs.matmul(5, 3, 7, symbolic=True)))
     assert replayed.kernel == sch.kernel
 
 
 def test_cache_of_an_unknown_buffer_is_refused():
-    sch = qc.Schedule(matmul_program(4, 3, 5))
+    sch = qc.Schedule(programs.matmul(4, 3, 5))
     with pytest.raises(qc.ScheduleError, match=r"cache_read: asked to use buffer 'Z', but the "
                        r"kernel has no buffer called 'Z'"):
         sch.cache_read("Z", "local", at="k")
@@ -171,14 +143,14 @@ def test_cache_of_an_unknown_buffer_is_refused():
 
 
 def test_cache_read_local_of_a_symbolic_region_asks_for_a_split_first():
-    sch = qc.Schedule(matmul_program(4, 3, 5, symbolic=True))
+    sch = qc.Schedule(programs.matmul(4, 3, 5, symbolic=True))
     with pytest.raises(qc.ScheduleError, match=r"cache_read: .*the region extent K of dimension 1 "
                        r"of A inside loop i is symbolic.*Split the loops inside it"):
         sch.cache_read("A", "local", at="i")
 
 
 def test_cache_in_global_scope_is_refused():
-    sch = qc.Schedule(matmul_program(4, 3, 5))
+    sch = qc.Schedule(programs.matmul(4, 3, 5))
     with pytest.raises(qc.ScheduleError, match=r"cache_read: asked to cache A in scope 'global', "
                        r"but a global cache would be another buffer in main memory.*Use one of "
                        r"'local', 'shared'"):
@@ -188,18 +160,15 @@ def test_cache_in_global_scope_is_refused():
 
 
 def test_cache_write_inside_a_reduction_loop_is_refused():
-    sch = qc.Schedule(matmul_program(8, 4, 16))
-    i_outer, i_inner = sch.split("i", 4)
-    j_outer, j_inner = sch.split("j", 4)
-    sch.reorder(i_outer, j_outer, "k", i_inner, j_inner)
+    sch, _, _ = blocked_loops(8, 4, 16)
     with pytest.raises(qc.ScheduleError, match=r"cache_write: .*the reduction into C runs over k "
                        r"outside loop i_i.*partial sums.*Cache at a loop outside the reduction "
                        r"loops, such as i_o, j_o"):
-        sch.cache_write("C", "local", at=i_inner)
+        sch.cache_write("C", "local", at="i_i")
 
 
 def test_cache_read_at_a_loop_that_does_not_read_is_refused():
-    sch = qc.Schedule(matmul_program(4, 3, 5))
+    sch = qc.Schedule(programs.matmul(4, 3, 5))
     with pytest.raises(qc.ScheduleError, match=r"nothing inside loop k reads C"):
         sch.cache_read("C", "local", at="k")
 
@@ -222,37 +191,25 @@ def test_cache_at_a_loop_that_both_reads_and_writes_is_refused():
 
 
 def test_cache_write_of_fused_writes_is_refused():
-    sch = qc.Schedule(matmul_program(8, 4, 8))
-    i_outer, i_inner = sch.split("i", 4)
-    j_outer, j_inner = sch.split("j", 4)
-    sch.reorder(i_outer, j_outer, "k", i_inner, j_inner)
-    sch.fuse(i_inner, j_inner)
+    sch, _, j_outer = blocked_loops(8, 4, 8)
+    sch.fuse("i_i", "j_i")
     with pytest.raises(qc.ScheduleError, match=r"the writes inside loop j_o may not cover the "
                        r"region C\[4\*i_o:4\*i_o\+4, 4\*j_o:4\*j_o\+4\].*apply cache_write "
                        r"before fusing"):
         sch.cache_write("C", "local", at=j_outer)
 
 
-def _blocked_loops(rows, inner, columns):
-    sch = qc.Schedule(matmul_program(rows, inner, columns))
-    i_outer, i_inner = sch.split("i", 4)
-    j_outer, j_inner = sch.split("j", 4)
-    sch.reorder(i_outer, j_outer, "k", i_inner, j_inner)
-    return sch, i_outer, j_outer
-
-
 def test_cache_write_takes_a_decomposed_initialisation_inside_the_loop_along():
-    sch, _, j_outer = _blocked_loops(7, 3, 6)
+    sch, _, j_outer = blocked_loops(7, 3, 6)
     sch.decompose("C", "k")
     sch.cache_write("C", "local", at=j_outer)
     text = repr(sch)
     assert "C_local[i_i_init, j_i_init] = 0.0" in text and "C_local[i_i, j_i] sum= " in text
-    arrays = matmul_arrays(6, 7, 3, 6)
-    helpers.check_schedule(sch, arrays, {"C": arrays["A"] @ arrays["B"]})
+    helpers.check_schedule(sch, *programs.matmul_arrays(6, 7, 3, 6))
 
 
 def test_cache_write_with_the_initialisation_outside_the_loop_is_refused():
-    sch, i_outer, j_outer = _blocked_loops(7, 3, 6)
+    sch, i_outer, j_outer = blocked_loops(7, 3, 6)
     sch.decompose("C", i_outer)
     with pytest.raises(qc.ScheduleError, match=r"the reduction into C has its initialisation "
                        r"outside loop j_o \(after decompose\)"):

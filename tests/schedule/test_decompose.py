@@ -6,27 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import helpers
+import programs
 import quiltc as qc
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 REDUCERS = {"sum": (qc.sum, np.sum), "max": (qc.max, np.max), "min": (qc.min, np.min)}
 
 
-def _size(name, extent, symbolic):
-    return qc.var(name, 1, 16) if symbolic else extent
-
-
-def matmul_program(rows, inner, columns, symbolic):
-    M, K = _size("M", rows, symbolic), _size("K", inner, symbolic)
-    A = qc.placeholder((M, K), "float32", "A")
-    B = qc.placeholder((K, columns), "float32", "B")
-    k = qc.reduce_axis(K, "k")
-    return qc.compute((M, columns), lambda i, j: qc.sum(A[i, k] * B[k, j], axis=k), "C")
-
-
 def row_reduction_program(rows, columns, combiner, symbolic):
     """R[i] = combiner over j of A[i, j] * 2."""
-    M, N = _size("M", rows, symbolic), _size("N", columns, symbolic)
+    M, N = programs.size("M", rows, symbolic), programs.size("N", columns, symbolic)
     A = qc.placeholder((M, N), "float32", "A")
     j = qc.reduce_axis(N, "j")
     reducer = REDUCERS[combiner][0]
@@ -39,14 +28,12 @@ def row_reduction_program(rows, columns, combiner, symbolic):
        reduction_outside=st.booleans(), seed=st.integers(0, 2**16))
 def test_decompose_matmul_matches_numpy(rows, inner, columns, symbolic, at, reduction_factor,
                                         reduction_outside, seed):
-    sch = qc.Schedule(matmul_program(rows, inner, columns, symbolic))
+    sch = qc.Schedule(programs.matmul(rows, inner, columns, symbolic))
     sch.decompose("C", at)
     k_outer, k_inner = sch.split("k", reduction_factor)
     if reduction_outside:
         sch.reorder(k_outer, "i", "j", k_inner) if at == "i" else sch.reorder(k_outer, "j", k_inner)
-    rng = np.random.default_rng(seed)
-    A, B = helpers.random_array(rng, (rows, inner)), helpers.random_array(rng, (inner, columns))
-    helpers.check_schedule(sch, {"A": A, "B": B}, {"C": A @ B})
+    helpers.check_schedule(sch, *programs.matmul_arrays(seed, rows, inner, columns))
 
 
 @settings(max_examples=25, deadline=None)
@@ -75,14 +62,6 @@ def test_decompose_writes_the_identity_in_a_nest_of_fresh_loops():
     assert "init when" not in repr(sch)
 
 
-def test_decompose_twice_is_refused():
-    sch = qc.Schedule(matmul_program(4, 5, 3, symbolic=False))
-    sch.decompose("C", "i")
-    with pytest.raises(qc.ScheduleError, match=r"decompose: .*the reduction into C has no "
-                       r"initialisation left: it was already decomposed"):
-        sch.decompose("C", "j")
-
-
 def test_decompose_at_a_loop_that_does_not_hold_the_reduction_is_refused():
     A = qc.placeholder((4, 3), "float32", "A")
     j = qc.reduce_axis(3, "j")
@@ -95,18 +74,16 @@ def test_decompose_at_a_loop_that_does_not_hold_the_reduction_is_refused():
         sch.decompose("X", "i")
 
 
-def test_decompose_inside_a_reduction_loop_is_refused():
-    sch = qc.Schedule(matmul_program(4, 5, 3, symbolic=False))
-    sch.reorder("k", "i")
-    with pytest.raises(qc.ScheduleError, match=r"reduction loop k encloses loop j, so the init "
-                       r"nest "
-                       r"would run again in each of its iterations"):
-        sch.decompose("C", "j")
-
-
-def test_decompose_of_a_loop_fusing_spatial_and_reduction_iterations_is_refused():
-    sch = qc.Schedule(matmul_program(4, 5, 3, symbolic=False))
-    sch.fuse("j", "k")
-    with pytest.raises(qc.ScheduleError, match=r"the variable of loop j_k both indexes C and steps "
-                       r"the reduction"):
-        sch.decompose("C", "i")
+@pytest.mark.parametrize("first, at, message", [
+    (("decompose", "C", "i"), "j",
+     r"decompose: .*the reduction into C has no initialisation left: it was already decomposed"),
+    (("reorder", "k", "i"), "j",
+     r"reduction loop k encloses loop j, so the init nest would run again in each of its "
+     r"iterations"),
+    (("fuse", "j", "k"), "i",
+     r"the variable of loop j_k both indexes C and steps the reduction"),
+], ids=["decomposed-twice", "inside-the-reduction-loop", "fused-spatial-and-reduction"])
+def test_decompose_after_a_step_that_leaves_no_place_for_it_is_refused(first, at, message):
+    sch = programs.schedule(programs.matmul(4, 5, 3), [first])
+    with pytest.raises(qc.ScheduleError, match=message):
+        sch.decompose("C", at)

@@ -6,6 +6,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.ir.index import symbol, table
@@ -24,12 +25,8 @@ def region_at(kernel, buffer_name, loop, kind="read"):
 
 
 def matmul_kernel(rows, inner, columns):
-    A = qc.placeholder((rows, inner), "float32", "A")
-    B = qc.placeholder((inner, columns), "float32", "B")
-    reduction = qc.reduce_axis(inner, "k")
-    C = qc.compute((rows, columns),
-                   lambda i, j: qc.sum(A[i, reduction] * B[reduction, j], axis=reduction), "C")
-    return qc.lower(C)
+    """The naive kernel of `programs.matmul`, sizes passed as they are."""
+    return qc.lower(programs.matmul(rows, inner, columns))
 
 
 def stencil_kernel(length, offsets):
