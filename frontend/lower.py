@@ -56,7 +56,10 @@ class _Names:
         return symbol(candidate)
 
 
-def _may_be_empty(extent, size_ranges):
+def _may_be_empty(extent, size_ranges, spatial_extents):
+    # Inside the stage's own loop over the same extent, that extent is at least 1.
+    if extent in spatial_extents:
+        return False
     lowest, _ = bounds(extent, {s: (sympy.Integer(lo), sympy.Integer(hi))
                                 for s, (lo, hi) in size_ranges.items()})
     return not (lowest.is_Integer and lowest >= 1)
@@ -65,6 +68,8 @@ def _may_be_empty(extent, size_ranges):
 def _lower_stage(tensor, names, size_ranges):
     renaming = {axis: names.fresh(axis.name) for axis in tensor.axes}
     indices = tuple(renaming[axis] for axis in tensor.axes)
+    loop_vars = list(indices)
+    extents = loop_extents(tensor.shape, loop_vars)
     body = tensor.body
     init = None
     if isinstance(body, ReduceExpr):
@@ -76,7 +81,7 @@ def _lower_stage(tensor, names, size_ranges):
         init_when = tuple(v for v, _ in reduce_axes)
         # An empty reduction never reaches its first iteration, so its identity is stored
         # up front by a nest of its own (what `decompose` does) whenever an axis may be empty.
-        if any(_may_be_empty(extent, size_ranges) for _, extent in reduce_axes):
+        if any(_may_be_empty(extent, size_ranges, set(extents)) for _, extent in reduce_axes):
             init_when = ()
             init = ir.Store(tensor.buffer, indices,
                             ir.as_value(identity(body.combiner, tensor.dtype), tensor.dtype))
@@ -85,8 +90,6 @@ def _lower_stage(tensor, names, size_ranges):
             stmt = ir.For(loop_var, extent, stmt)
     else:
         stmt = ir.Store(tensor.buffer, indices, substitute(body, renaming))
-    loop_vars = [renaming[axis] for axis in tensor.axes]
-    extents = loop_extents(tensor.shape, loop_vars)
     for loop_var, extent in reversed(list(zip(loop_vars, extents))):
         stmt = ir.For(loop_var, extent, stmt)
     if init is not None:

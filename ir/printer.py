@@ -94,7 +94,7 @@ def _lines(stmt, depth, mark):
         for child in stmt.stmts:
             out.extend(_lines(child, depth, mark))
     elif isinstance(stmt, ir.Alloc):
-        shape = ", ".join(show(s) for s in stmt.buffer.shape)
+        shape = _shape_text(stmt.buffer)
         padding = getattr(stmt.buffer.layout, "pad", 1)
         note = stmt.scope if padding == 1 else f"{stmt.scope}, rows padded to {padding}"
         out.append(f"{pad}{stmt.buffer.name} = alloc[{shape}] {stmt.buffer.dtype}  # {note}")
@@ -109,13 +109,19 @@ def _lines(stmt, depth, mark):
     return out
 
 
+def _shape_text(buffer):
+    """A buffer's dims, a ragged dim by its name (`B, L, 64`)."""
+    ragged = getattr(buffer.layout, "ragged", ())
+    return ", ".join(buffer.layout.dim if d in ragged else show(s)
+                     for d, s in enumerate(buffer.shape))
+
+
 def render(node, mark=None):
     """Pseudo-code of any node; lines of `mark` (a node inside) start with `>>`."""
     if isinstance(node, ir.Value):
         return render_value(node)
     if isinstance(node, ir.Buffer):
-        ragged = getattr(node.layout, "ragged", ())
-        shape = ", ".join(node.layout.dim if d in ragged else show(s) for d, s in enumerate(node.shape))
+        shape = _shape_text(node)
         return f"{node.name}: {node.dtype}[{shape}]"
     if isinstance(node, ir.ShapeVar):
         return f"{node.symbol} in [{node.lo}, {node.hi}]"

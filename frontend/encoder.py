@@ -1,0 +1,123 @@
+"""A transformer encoder layer over a ragged batch, composed of `quiltc.ops` kernels.
+
+The layer is PyTorch's `nn.TransformerEncoderLayer` (post-norm, batch_first) with tanh-GELU:
+
+    qkv  = x @ W_in^T + b_in                     one fused projection, (total, 3 * hidden)
+    attn = ragged multi-head attention(qkv)       per sequence, no padding
+    h    = layer_norm(attn @ W_out^T + b_out + x)
+    out  = layer_norm(gelu(h @ W_1^T + b_1) @ W_2^T + b_2 + h)
+
+Every step but attention is token-wise and runs as a dense kernel over all real tokens
+at once. Weights come as a PyTorch state_dict (tensors or numpy arrays, same names):
+
+    from quiltc.encoder import EncoderLayer
+    layer = EncoderLayer(torch_layer.state_dict(), heads=8, max_length=512)
+    y = layer(qc.RaggedArray.from_list(sequences))
+"""
+
+import numpy as np
+
+from . import ops
+from .ragged import RaggedArray
+
+WEIGHT_NAMES = (
+    "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
+    "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight",
+    "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias",
+)
+
+
+def _as_float32(value):
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.ascontiguousarray(value, dtype=np.float32)
+
+
+def random_weights(hidden, ffn, seed=0):
+    """A state_dict of the layer's weights with PyTorch's names and shapes, drawn at the
+    scale of a trained layer (so softmax and GELU see realistic ranges)."""
+    rng = np.random.default_rng(seed)
+
+    def uniform(*shape):
+        bound = np.float32(1.0 / np.sqrt(shape[-1]))
+        return rng.uniform(-bound, bound, size=shape).astype(np.float32)
+
+    return {
+        "self_attn.in_proj_weight": uniform(3 * hidden, hidden),
+        "self_attn.in_proj_bias": uniform(3 * hidden) * np.float32(0.1),
+        "self_attn.out_proj.weight": uniform(hidden, hidden),
+        "self_attn.out_proj.bias": uniform(hidden) * np.float32(0.1),
+        "linear1.weight": uniform(ffn, hidden),
+        "linear1.bias": uniform(ffn) * np.float32(0.1),
+        "linear2.weight": uniform(hidden, ffn),
+        "linear2.bias": uniform(hidden) * np.float32(0.1),
+        "norm1.weight": np.ones(hidden, np.float32) + uniform(hidden) * np.float32(0.1),
+        "norm1.bias": uniform(hidden) * np.float32(0.1),
+        "norm2.weight": np.ones(hidden, np.float32) + uniform(hidden) * np.float32(0.1),
+        "norm2.bias": uniform(hidden) * np.float32(0.1),
+    }
+
+
+class EncoderLayer:
+    """A post-norm transformer encoder layer on RaggedArrays of (total, hidden) float32."""
+
+    def __init__(self, weights, heads, max_length, eps=1e-5, causal=False):
+        missing = [name for name in WEIGHT_NAMES if name not in weights]
+        if missing:
+            raise KeyError(f"weights lack {', '.join(missing)}; pass the state_dict of an "
+                           "nn.TransformerEncoderLayer")
+        w = {name: _as_float32(weights[name]) for name in WEIGHT_NAMES}
+        self.hidden = w["norm1.weight"].shape[0]
+        if self.hidden % heads:
+            raise ValueError(f"hidden size {self.hidden} is not a multiple of {heads} heads")
+        self.heads, self.head_size = heads, self.hidden // heads
+        self.max_length, self.eps, self.causal = max_length, eps, causal
+        # The linear kernel multiplies by (in, out) matrices: transpose PyTorch's once.
+        self.in_projection = np.ascontiguousarray(w["self_attn.in_proj_weight"].T)
+        self.out_projection = np.ascontiguousarray(w["self_attn.out_proj.weight"].T)
+        self.feed_forward_in = np.ascontiguousarray(w["linear1.weight"].T)
+        self.feed_forward_out = np.ascontiguousarray(w["linear2.weight"].T)
+        self.weights = w
+
+    def __call__(self, x):
+        """The layer applied to each sequence of the RaggedArray `x`; returns a RaggedArray."""
+        w, total = self.weights, x.total
+        rows = ops.padded_rows(total)
+        # Buffers have up to 7 spare rows so every linear layer sees whole 8-row blocks.
+        tokens = np.zeros((rows, self.hidden), np.float32)
+        tokens[:total] = x.values
+        ragged = RaggedArray(tokens[:total], x.lengths)
+        qkv = ops.linear(tokens, self.in_projection)
+        qkv_ragged = ops.add_bias(RaggedArray(qkv[:total], x.lengths), w["self_attn.in_proj_bias"],
+                                  out=qkv[:total])
+        attended = np.zeros((rows, self.hidden), np.float32)
+        ops.attention(qkv_ragged, self.heads, self.head_size, self.max_length, self.causal,
+                      out=attended[:total])
+        projected = ops.linear(attended, self.out_projection)
+        normed = np.zeros((rows, self.hidden), np.float32)
+        first = ops.add_layer_norm(RaggedArray(projected[:total], x.lengths), ragged,
+                                   w["norm1.weight"], w["norm1.bias"], w["self_attn.out_proj.bias"],
+                                   self.eps, out=normed[:total])
+        expanded = ops.linear(normed, self.feed_forward_in)
+        ops.bias_gelu(RaggedArray(expanded[:total], x.lengths), w["linear1.bias"],
+                      out=expanded[:total])
+        contracted = ops.linear(expanded, self.feed_forward_out)
+        return ops.add_layer_norm(RaggedArray(contracted[:total], x.lengths), first,
+                                  w["norm2.weight"], w["norm2.bias"], w["linear2.bias"], self.eps)
+
+
+def reference_encoder_layer(rows, weights, heads, eps=1e-5, causal=False):
+    """Per-sequence numpy encoder layer (the same math as EncoderLayer) for the tests."""
+    w = {name: _as_float32(weights[name]) for name in WEIGHT_NAMES}
+    hidden = w["norm1.weight"].shape[0]
+    results = []
+    for row in rows:
+        qkv = row @ w["self_attn.in_proj_weight"].T + w["self_attn.in_proj_bias"]
+        attended = ops.reference_attention([qkv], heads, hidden // heads, causal)[0]
+        projected = attended @ w["self_attn.out_proj.weight"].T + w["self_attn.out_proj.bias"]
+        first = ops.reference_layer_norm(projected + row, w["norm1.weight"], w["norm1.bias"], eps)
+        expanded = ops.reference_gelu(first @ w["linear1.weight"].T + w["linear1.bias"])
+        contracted = expanded @ w["linear2.weight"].T + w["linear2.bias"]
+        results.append(ops.reference_layer_norm(contracted + first, w["norm2.weight"],
+                                                w["norm2.bias"], eps))
+    return results

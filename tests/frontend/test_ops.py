@@ -1,0 +1,204 @@
+"""quiltc.ops and the encoder layer: every ragged operator equals a per-sequence numpy
+reference on random batches (lengths 0..max, both ends included), in compiled C and, for
+each op's kernel, in the interpreter."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import quiltc as qc
+from helpers import require_cc
+from quiltc import encoder, ops
+from quiltc.ir import interp
+
+MAX_LENGTH = 7
+HEADS, HEAD_SIZE = 2, 4
+lengths_strategy = st.lists(st.integers(0, MAX_LENGTH), min_size=1, max_size=5)
+TOLERANCE = {"rtol": 2e-5, "atol": 2e-5}
+
+
+def _rows(lengths, width, seed):
+    rng = np.random.default_rng(seed)
+    rows = [rng.uniform(-1, 1, size=(n, width)).astype(np.float32) for n in lengths]
+    return rows, qc.RaggedArray.from_list(rows, inner_shape=(width,))
+
+
+def _assert_rows(result, expected_rows, tolerance=TOLERANCE):
+    assert isinstance(result, qc.RaggedArray)
+    assert list(result.lengths) == [len(r) for r in expected_rows]
+    for got, want in zip(result, expected_rows):
+        np.testing.assert_allclose(got, want, **tolerance)
+
+
+def _interpreted(built, **arguments):
+    """The one output of a built op's kernel, run by the interpreter (the oracle)."""
+    results = interp.run(built.kernel, make_ragged=qc.RaggedArray, **arguments)
+    return results[built.outputs[0]]
+
+
+@settings(max_examples=20, deadline=None)
+@given(lengths=lengths_strategy, width=st.sampled_from([1, 5, 16]), seed=st.integers(0, 2**31))
+def test_add_and_bias_gelu_match_each_sequence(lengths, width, seed):
+    require_cc()
+    rows, x = _rows(lengths, width, seed)
+    other_rows, y = _rows(lengths, width, seed + 1)
+    bias = np.random.default_rng(seed).uniform(-1, 1, width).astype(np.float32)
+    _assert_rows(ops.add(x, y), [a + b for a, b in zip(rows, other_rows)])
+    _assert_rows(ops.bias_gelu(x, bias), [ops.reference_gelu(r + bias) for r in rows])
+    _assert_rows(ops.add_bias(x, bias), [r + bias for r in rows])
+    flat = _interpreted(ops._bias_gelu_kernel(width), X=x.values, bias=bias)
+    np.testing.assert_allclose(flat, ops.reference_gelu(x.values + bias), **TOLERANCE)
+
+
+def test_gelu_is_pytorchs_tanh_approximation():
+    x = np.linspace(-6, 6, 101, dtype=np.float32)
+    tanh_form = np.float32(0.5) * x * (np.float32(1) + np.tanh(
+        np.float32(np.sqrt(2 / np.pi)) * (x + np.float32(0.044715) * x**3)))
+    np.testing.assert_allclose(ops.reference_gelu(x), tanh_form, rtol=1e-5, atol=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(lengths=lengths_strategy, width=st.sampled_from([1, 3, 32]), seed=st.integers(0, 2**31))
+def test_add_layer_norm_matches_each_sequence(lengths, width, seed):
+    require_cc()
+    rows, x = _rows(lengths, width, seed)
+    residual_rows, residual = _rows(lengths, width, seed + 1)
+    rng = np.random.default_rng(seed)
+    gamma, beta, bias = (rng.uniform(-1, 1, width).astype(np.float32) for _ in range(3))
+    expected = [ops.reference_layer_norm(a + bias + r, gamma, beta)
+                for a, r in zip(rows, residual_rows)]
+    _assert_rows(ops.add_layer_norm(x, residual, gamma, beta, bias), expected,
+                 {"rtol": 1e-4, "atol": 1e-4})
+    flat = _interpreted(ops._add_layer_norm_kernel(width, 1e-5), X=x.values, bias=bias,
+                        residual=residual.values, gamma=gamma, beta=beta)
+    np.testing.assert_allclose(flat, ops.reference_layer_norm(x.values + bias + residual.values,
+                                                              gamma, beta), rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=20, deadline=None)
+@given(tokens=st.sampled_from([0, 1, 7, 8, 13, 2053]), seed=st.integers(0, 2**31))
+def test_linear_matches_numpy_for_any_token_count(tokens, seed):
+    require_cc()
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-1, 1, (tokens, 16)).astype(np.float32)
+    weight = rng.uniform(-1, 1, (16, 64)).astype(np.float32)
+    np.testing.assert_allclose(ops.linear(a, weight), a @ weight, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_kernel_in_the_interpreter():
+    rng = np.random.default_rng(3)
+    a = rng.uniform(-1, 1, (2, 8, 4)).astype(np.float32)
+    weight = rng.uniform(-1, 1, (4, 32)).astype(np.float32)
+    result = _interpreted(ops._linear_kernel(4, 32), A=a, W=weight)
+    np.testing.assert_allclose(result.reshape(16, 32), a.reshape(16, 4) @ weight, rtol=1e-5,
+                               atol=1e-5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=lengths_strategy, causal=st.booleans(), seed=st.integers(0, 2**31))
+def test_attention_matches_each_sequence(lengths, causal, seed):
+    require_cc()
+    rows, qkv = _rows(lengths, 3 * HEADS * HEAD_SIZE, seed)
+    expected = ops.reference_attention(rows, HEADS, HEAD_SIZE, causal)
+    _assert_rows(ops.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal), expected)
+    kernel = ops._attention_kernel(HEADS, HEAD_SIZE, MAX_LENGTH, causal)
+    interpreted = _interpreted(kernel, QKV=qkv)
+    flat = qc.RaggedArray(interpreted.values.reshape(-1, HEADS * HEAD_SIZE), qkv.lengths)
+    _assert_rows(flat, expected)
+
+
+def test_sequence_groups_cover_the_batch_within_the_pair_budget(monkeypatch):
+    monkeypatch.setattr(ops, "GROUP_QUERY_KEY_PAIRS", 10)
+    lengths = np.array([3, 0, 1, 7, 2], np.int32)
+    assert list(ops._sequence_groups(lengths)) == [(0, 3), (3, 4), (4, 5)]
+    assert list(ops._sequence_groups(np.array([], np.int32))) == []
+
+
+def test_attention_in_many_groups_matches_each_sequence(monkeypatch):
+    require_cc()
+    monkeypatch.setattr(ops, "GROUP_QUERY_KEY_PAIRS", 10)
+    rows, qkv = _rows([3, 0, 1, 7, 2, 5], 3 * HEADS * HEAD_SIZE, 4)
+    for causal in (False, True):
+        _assert_rows(ops.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal),
+                     ops.reference_attention(rows, HEADS, HEAD_SIZE, causal))
+
+
+def test_causal_attention_of_the_first_token_is_its_own_value():
+    require_cc()
+    rows, qkv = _rows([4], 3 * HEADS * HEAD_SIZE, 0)
+    result = ops.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal=True)
+    width = HEADS * HEAD_SIZE
+    np.testing.assert_allclose(result[0][0], rows[0][0, 2 * width:], rtol=1e-6)
+
+
+@settings(max_examples=20, deadline=None)
+@given(lengths=lengths_strategy, cols=st.sampled_from([1, 16, 19]), seed=st.integers(0, 2**31))
+def test_vgemm_multiplies_each_matrix_by_its_own_weight(lengths, cols, seed):
+    require_cc()
+    rows, a = _rows(lengths, 3, seed)
+    weights = np.random.default_rng(seed).uniform(-1, 1, (len(lengths), 3, cols)).astype(np.float32)
+    expected = [r @ w for r, w in zip(rows, weights)]
+    _assert_rows(ops.vgemm(a, weights, MAX_LENGTH), expected)
+    _assert_rows(_interpreted(ops._vgemm_kernel(MAX_LENGTH, 3, cols), A=a, W=weights), expected)
+
+
+@settings(max_examples=20, deadline=None)
+@given(size=st.sampled_from([0, 1, 2, 7, 17]), cols=st.sampled_from([1, 5, 16]),
+       seed=st.integers(0, 2**31))
+def test_trmm_reads_only_the_lower_triangle(size, cols, seed):
+    require_cc()
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-1, 1, (size, size)).astype(np.float32)
+    x = rng.uniform(-1, 1, (size, cols)).astype(np.float32)
+    expected = np.tril(a) @ x
+    np.testing.assert_allclose(ops.trmm(a, x), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(_interpreted(ops._trmm_kernel(), A=a, X=x), expected, rtol=1e-5,
+                               atol=1e-5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(lengths=lengths_strategy, causal=st.booleans(), seed=st.integers(0, 2**31))
+def test_encoder_layer_matches_each_sequence(lengths, causal, seed):
+    require_cc()
+    hidden = HEADS * HEAD_SIZE
+    weights = encoder.random_weights(hidden, 2 * hidden, seed=seed % 1000)
+    rows, x = _rows(lengths, hidden, seed)
+    layer = encoder.EncoderLayer(weights, HEADS, MAX_LENGTH, causal=causal)
+    expected = encoder.reference_encoder_layer(rows, weights, HEADS, causal=causal)
+    _assert_rows(layer(x), expected, {"rtol": 1e-4, "atol": 1e-4})
+
+
+def test_encoder_layer_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    require_cc()
+    hidden = HEADS * HEAD_SIZE
+    torch.manual_seed(0)
+    torch_layer = torch.nn.TransformerEncoderLayer(
+        hidden, HEADS, 2 * hidden, dropout=0.0, batch_first=True,
+        activation=lambda t: torch.nn.functional.gelu(t, approximate="tanh")).eval()
+    rows, x = _rows([5, 0, 1, 7], hidden, 1)
+    layer = encoder.EncoderLayer(torch_layer.state_dict(), HEADS, MAX_LENGTH)
+    with torch.no_grad():
+        expected = [torch_layer(torch.from_numpy(r)[None])[0].numpy() for r in rows]
+    _assert_rows(layer(x), expected, {"rtol": 1e-4, "atol": 1e-4})
+
+
+def test_encoder_layer_names_missing_weights():
+    weights = encoder.random_weights(8, 16)
+    del weights["linear1.bias"]
+    with pytest.raises(KeyError, match=r"weights lack linear1.bias; pass the state_dict"):
+        encoder.EncoderLayer(weights, 2, MAX_LENGTH)
+
+
+def test_encoder_layer_refuses_heads_that_do_not_divide_the_hidden_size():
+    with pytest.raises(ValueError, match=r"hidden size 8 is not a multiple of 3 heads"):
+        encoder.EncoderLayer(encoder.random_weights(8, 16), 3, MAX_LENGTH)
+
+
+def test_sequences_longer_than_the_declared_maximum_are_refused():
+    require_cc()
+    _, qkv = _rows([MAX_LENGTH + 1], 3 * HEADS * HEAD_SIZE, 0)
+    with pytest.raises(qc.ShapeError, match=rf"row 0 has length {MAX_LENGTH + 1}, over the "
+                                            rf"declared maximum {MAX_LENGTH} of L"):
+        ops.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH)
