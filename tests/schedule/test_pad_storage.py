@@ -29,7 +29,7 @@ def test_padded_ragged_rows_match_each_sequence(lengths, multiple, padded, pad_l
         sch.pad_storage(tensor, 1, multiple)
         assert _allocated(sch, tensor).layout.pad == multiple
         if multiple > 1:
-            assert f"{tensor} = alloc[B, 9, 3] float32  # global, rows padded to {multiple}" in repr(sch)
+            assert f"{tensor} = alloc[B, L, 3] float32  # global, rows padded to {multiple}" in repr(sch)
         if pad_loops:
             sch.pad_loop(sch.loops(tensor)[1], multiple)
     rows, batch = ragged_programs.ragged_batch(lengths, seed)
