@@ -24,7 +24,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	OMP_NUM_THREADS=2 $(BIN)/python benchmarks/matmul.py
+	$(BIN)/python benchmarks/matmul.py
+	$(BIN)/python benchmarks/ragged_encoder.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
