@@ -103,8 +103,10 @@ def ranges_on_path(kernel, path):
 
 
 def fresh_name(kernel, base):
-    """A loop name based on `base` that no loop or size of `kernel` uses yet."""
+    """A name based on `base` that no loop, size or buffer of `kernel` uses yet."""
     taken = {v.name for v in all_loops(kernel)} | {v.symbol.name for v in kernel.shape_vars}
+    taken |= {buffer.name for buffer in kernel.params}
+    taken |= {stmt.buffer.name for _, stmt in walk_paths(kernel.body) if isinstance(stmt, ir.Alloc)}
     candidate, n = base, 0
     while candidate in taken:
         n += 1

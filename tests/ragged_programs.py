@@ -45,6 +45,15 @@ def pipeline():
     return [scaled, total]
 
 
+# Sets of the pipeline's tensors whose row loops a test transforms.
+pipeline_tensors_strategy = st.sets(st.sampled_from(["T", "U", "Y", "total"]), min_size=1)
+
+
+def length_loop(sch, tensor):
+    """The loop over a row's length of pipeline tensor `tensor` (the reduction's for total)."""
+    return sch.loops(tensor)[-1 if tensor == "total" else 1]
+
+
 def pipeline_reference(rows):
     """Per-sequence numpy results of `pipeline`: {output: list of rows or array}."""
     shifted = [r * np.float32(2.0) + np.float32(1.0) for r in rows]

@@ -40,14 +40,13 @@ from ...ir.index import proves, simplify
 from ...ir.printer import render
 from ...ir.walk import rewrite
 from ..nest import (
-    all_loops,
     buffer_named,
+    fresh_name,
     get_at,
     loops_on_path,
     ranges_on_path,
     replace_at,
     resolve_loop,
-    walk_paths,
     with_body,
 )
 from ..region import accesses, fresh_symbols, infer_region, region_nest
@@ -82,17 +81,6 @@ def _check_constant(primitive, asked, region, loop, kernel):
         )
 
 
-def _unique_buffer_name(kernel, base):
-    taken = {buffer.name for buffer in kernel.params}
-    taken |= {stmt.buffer.name for _, stmt in walk_paths(kernel.body) if isinstance(stmt, ir.Alloc)}
-    taken |= {v.name for v in all_loops(kernel)} | {v.symbol.name for v in kernel.shape_vars}
-    name, n = base, 0
-    while name in taken:
-        n += 1
-        name = f"{base}_{n}"
-    return name
-
-
 def _prepare(primitive, kernel, buffer_name, scope, at, kind):
     """(what was asked, loop path, loop, region of `kind` inside it, cache buffer)."""
     _check_scope(primitive, buffer_name, scope, kernel)
@@ -115,7 +103,7 @@ def _prepare(primitive, kernel, buffer_name, scope, at, kind):
             render(kernel, mark=loop),
         )
     _check_constant(primitive, asked, region, loop, kernel)
-    name = _unique_buffer_name(kernel, f"{buffer_name}_{scope}")
+    name = fresh_name(kernel, f"{buffer_name}_{scope}")
     cache = ir.Buffer(name, buffer.dtype, region.extents)
     return asked, path, loop, region, cache
 
