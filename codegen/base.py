@@ -16,7 +16,7 @@ from ..ir import nodes as ir
 from ..ir.dtypes import identity
 from ..ir.errors import QuiltError
 from ..ir.index import print_index
-from . import helpers
+from . import helpers, prelude
 from .names import CIndexSpelling, c_identifiers, storage_type, strip_parentheses
 
 _LINE_WIDTH = 100
@@ -60,8 +60,7 @@ class CLikeRenderer:
         self.emit(0, self.signature(width=_LINE_WIDTH) + "\n{")
         self.render_prelude(1)
         self.statement(self.kernel.body, 1)
-        for entry in reversed(self.kernel.prelude):
-            self.emit(1, f"free({entry.table});")
+        prelude.free_tables(self, 1)
         self.emit(0, "}")
         parts = [self.header_comment(), self.preamble()]
         parts += [self.helpers_used[name] for name in sorted(self.helpers_used)]
@@ -95,42 +94,8 @@ class CLikeRenderer:
         return buffers + sizes + lengths
 
     def render_prelude(self, depth):
-        """The prefix-sum tables ragged layouts read and the row orders remapped loops
-        read, computed once at the top of the call."""
-        for entry in self.kernel.prelude:
-            if isinstance(entry, ir.RowOrder):
-                self.render_row_order(entry, depth)
-                continue
-            count = strip_parentheses(self.index(entry.count))
-            length = f"(int64_t){entry.lengths}[quiltc_row]"
-            if entry.pad != 1:
-                length = f"(({length} + {entry.pad - 1}) / {entry.pad} * {entry.pad})"
-            term = " * ".join([length] * entry.power)
-            self.use_helper("quiltc_alloc", helpers.ALLOC)
-            self.emit(depth, f"int64_t* {self.restrict} {entry.table} = "
-                             f"quiltc_alloc(sizeof(int64_t) * ({count} + 1));")
-            self.emit(depth, f"{entry.table}[0] = 0;")
-            self.emit(depth, f"for (int64_t quiltc_row = 0; quiltc_row < {count}; ++quiltc_row) {{")
-            self.emit(depth + 1, f"{entry.table}[quiltc_row + 1] = {entry.table}[quiltc_row] + {term};")
-            self.emit(depth, "}")
-
-    def render_row_order(self, entry, depth):
-        """`entry.table`: the rows bucketed by length, longest first, each bucket in row
-        order (lengths are at most `entry.max`, so one pass per length)."""
-        count = strip_parentheses(self.index(entry.count))
-        self.use_helper("quiltc_alloc", helpers.ALLOC)
-        self.emit(depth, f"int64_t* {self.restrict} {entry.table} = "
-                         f"quiltc_alloc(sizeof(int64_t) * ({count} + 1));")
-        self.emit(depth, "{")
-        self.emit(depth + 1, "int64_t quiltc_next = 0;")
-        self.emit(depth + 1, f"for (int64_t quiltc_length = {entry.max}; quiltc_length >= 0; "
-                             "--quiltc_length) {")
-        self.emit(depth + 2, f"for (int64_t quiltc_row = 0; quiltc_row < {count}; ++quiltc_row) {{")
-        self.emit(depth + 3, f"if ({entry.lengths}[quiltc_row] == quiltc_length) "
-                             f"{entry.table}[quiltc_next++] = quiltc_row;")
-        self.emit(depth + 2, "}")
-        self.emit(depth + 1, "}")
-        self.emit(depth, "}")
+        """The tables of the kernel's prelude, computed once at the top of the call."""
+        prelude.render_tables(self, depth)
 
     def signature(self, restrict=True, width=None):
         """The kernel's function head (no semicolon), one parameter a line past `width`."""

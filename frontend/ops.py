@@ -322,7 +322,8 @@ def _attention_program(heads, head_size, max_length, causal):
 
 @functools.lru_cache(maxsize=None)
 def _attention_kernel(heads, head_size, max_length, causal):
-    """Each stage a loop nest of its own, parallel over heads, inner loops in SIMD.
+    """Each stage a loop nest of its own, parallel over (sequence, head) pairs, inner loops
+    in SIMD.
 
     The softmax stages are not computed inside the query-row loop (the way
     recipes.schedule_softmax does it), nor the context accumulated in registers:
@@ -342,10 +343,12 @@ def _attention_kernel(heads, head_size, max_length, causal):
         if name in stages:
             sch.vectorize(sch.loops(stages[name])[-1])
     sch.vectorize(sch.loops(out)[-1])
-    # Heads (query rows for the output) on threads: attention() calls the kernel on a few
-    # sequences at a time, too few to keep both threads busy with a batch loop each.
+    # One parallel loop a stage over every (sequence, head) pair, or over every token for
+    # the output (a ragged fusion): a parallel loop inside the batch loop would wake the
+    # threads once per sequence and stage, which costs more than short rows compute.
     for tensor in (*stages.values(), out):
-        sch.parallel(sch.loops(tensor)[1])
+        outer, inner = sch.loops(tensor)[:2]
+        sch.parallel(sch.fuse(outer, inner))
     return build(sch)
 
 

@@ -15,6 +15,11 @@ def symbol(name):
     return sympy.Symbol(name, integer=True, nonnegative=True)
 
 
+# A table's range may depend on the entry looked up: `TABLE_ARGUMENT` in the range stands
+# for the argument of each application (`L_pos(f)` lies in [0, L_len(L_row(f)) - 1]).
+TABLE_ARGUMENT = sympy.Symbol("table_argument", integer=True, nonnegative=True)
+
+
 def table(name):
     """An auxiliary lookup table (row offsets, fused-loop maps): `table("L_off")(b)`."""
     return sympy.Function(name, integer=True, nonnegative=True)
@@ -40,9 +45,9 @@ def bounds(expr, ranges):
     `ranges` is ordered outermost first: a range may name outer symbols (`k in [0, K-1]`),
     so symbols are eliminated innermost first, which keeps `k - K` provably negative.
     A key may also be a table function (`table("L_len")`): each application of it lies in
-    its range. Symbols not in `ranges` stand for themselves. The bounds are sound but may
-    be loose:
-    they are what the simplifier, the verifier and region inference rely on.
+    its range, where TABLE_ARGUMENT stands for the application's argument. Symbols not in
+    `ranges` stand for themselves. The bounds are sound but may be loose: they are what
+    the simplifier, the verifier and region inference rely on.
     """
     lo = hi = sympy.expand(as_expr(expr))
     for key in reversed(list(ranges)):
@@ -67,7 +72,10 @@ def _interval(expr, ranges):
     if expr.is_Symbol:
         return ranges.get(expr, (expr, expr))
     if isinstance(expr, sympy.core.function.AppliedUndef):
-        return ranges.get(expr.func, (expr, expr))
+        if expr.func not in ranges:
+            return expr, expr
+        argument = {TABLE_ARGUMENT: expr.args[0]}
+        return tuple(sympy.sympify(end).xreplace(argument) for end in ranges[expr.func])
     if expr.is_Add:
         lo, hi = sympy.Integer(0), sympy.Integer(0)
         for term in expr.args:

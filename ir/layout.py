@@ -72,13 +72,34 @@ class Ragged:
         return sympy.Mul(*(as_expr(e) for d, e in enumerate(shape) if d and d not in self.ragged))
 
     def offset(self, shape, indices):
-        """Flat offset of `indices`: the row's start plus the row-major offset inside it."""
+        """Flat offset of `indices`: the row's start plus the row-major offset inside it.
+
+        Indexed through a fused ragged loop's tables, (`{dim}_row(f)`, `{dim}_pos(f)`),
+        the row's start plus the position is the flat index f itself.
+        """
         row_start = sympy.Function(self.offsets_table, integer=True, nonnegative=True)(
             as_expr(indices[0]))
         inside = sympy.Integer(0)
         for dim in range(1, len(shape)):
             inside = inside * self.extent(shape, dim, indices) + as_expr(indices[dim])
-        return sympy.expand(row_start * self._dense(shape) + inside)
+        offset = sympy.expand(row_start * self._dense(shape) + inside)
+        flat = self._flat_index(indices)
+        if flat is not None:
+            offset = sympy.expand(offset.xreplace({row_start: flat - as_expr(indices[1])}))
+        return offset
+
+    def _flat_index(self, indices):
+        """f when `indices` start (`{dim}_row(f)`, `{dim}_pos(f)`) and rows are stored
+        unpadded along one ragged dim, so that the row start plus the position is f."""
+        if self.pad != 1 or self.ragged != (1,) or len(indices) < 2:
+            return None
+        row, position = as_expr(indices[0]), as_expr(indices[1])
+        names = (f"{self.dim}_row", f"{self.dim}_pos")
+        for expr, name in zip((row, position), names):
+            if not (isinstance(expr, sympy.core.function.AppliedUndef)
+                    and expr.func.__name__ == name):
+                return None
+        return row.args[0] if row.args == position.args else None
 
     def size(self, shape):
         """Elements of the whole batch: the prefix sum over all rows times the dense dims."""

@@ -12,7 +12,7 @@ import sympy
 
 from . import dtypes
 from .errors import LanguageError
-from .index import as_expr
+from .index import TABLE_ARGUMENT, as_expr
 from .layout import Dense
 
 LOOP_KINDS = ("serial", "parallel", "vector", "unroll")
@@ -382,6 +382,23 @@ class RowOrder(Node):
 
 
 @dataclass(frozen=True, repr=False)
+class FlatRows(Node):
+    """Prelude tables for a fused ragged loop: for each flat position f < sum of the
+    lengths, `rows[f]` is the row f falls in and `positions[f]` its place in that row,
+    rows back to back in row order (so row b's first f is the prefix sum of the lengths
+    before b)."""
+
+    rows: str
+    positions: str
+    lengths: str
+    count: sympy.Expr
+
+    @property
+    def table(self):
+        return self.rows
+
+
+@dataclass(frozen=True, repr=False)
 class Kernel(Node):
     """A compiled unit: `params` are the caller's buffers, `outputs` names those it writes.
 
@@ -415,4 +432,12 @@ class Kernel(Node):
             if isinstance(entry, RowOrder):
                 order = sympy.Function(entry.table, integer=True, nonnegative=True)
                 ranges[order] = (sympy.Integer(0), entry.count - 1)
+            if isinstance(entry, FlatRows):
+                rows = sympy.Function(entry.rows, integer=True, nonnegative=True)
+                lengths = sympy.Function(entry.lengths, integer=True, nonnegative=True)
+                ranges[rows] = (sympy.Integer(0), entry.count - 1)
+                # Bounded by its own row's length, which is what proves a fused loop's
+                # accesses stay inside their rows; `bounds` eliminates it before `rows`.
+                ranges[sympy.Function(entry.positions, integer=True, nonnegative=True)] = (
+                    sympy.Integer(0), lengths(rows(TABLE_ARGUMENT)) - 1)
         return ranges

@@ -135,6 +135,9 @@ def render(node, mark=None):
     if isinstance(node, ir.RowOrder):
         return (f"{node.table}[k] = the row with the k-th longest {node.lengths}, "
                 f"k < {show(node.count)}")
+    if isinstance(node, ir.FlatRows):
+        return (f"{node.rows}[f], {node.positions}[f] = the row and place of flat position f, "
+                f"rows r < {show(node.count)} of {node.lengths}[r] back to back")
     if isinstance(node, ir.Kernel):
         params = ", ".join(render(p) for p in node.params)
         head = [f"kernel {node.name}({params}):  # writes {', '.join(node.outputs)}"]

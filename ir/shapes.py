@@ -6,7 +6,7 @@ import numpy as np
 import sympy
 
 from .errors import ShapeError
-from .nodes import PrefixSum
+from .nodes import FlatRows, PrefixSum
 
 
 def to_numpy(name, value):
@@ -75,6 +75,12 @@ def prelude_tables(kernel, lengths, binding):
         if isinstance(entry, PrefixSum):
             rows = (rows + entry.pad - 1) // entry.pad * entry.pad
             tables[entry.table] = np.concatenate([[0], np.cumsum(rows[:count] ** entry.power)])
+        elif isinstance(entry, FlatRows):
+            lengths_used = rows[:count]
+            tables[entry.rows] = np.repeat(np.arange(count, dtype=np.int64), lengths_used)
+            starts = np.cumsum(lengths_used) - lengths_used
+            tables[entry.positions] = (np.arange(int(lengths_used.sum()), dtype=np.int64)
+                                       - np.repeat(starts, lengths_used))
         else:
             tables[entry.table] = np.argsort(-rows[:count], kind="stable").astype(np.int64)
     return tables

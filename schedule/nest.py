@@ -102,6 +102,14 @@ def ranges_on_path(kernel, path):
     return ranges
 
 
+def ragged_batch_dim(kernel, loop):
+    """The ragged dim whose rows `loop` (a For) runs over, or None."""
+    for dim in kernel.ragged_dims:
+        if sympy.simplify(loop.extent - dim.batch) == 0:
+            return dim
+    return None
+
+
 def fresh_name(kernel, base):
     """A name based on `base` that no loop, size or buffer of `kernel` uses yet."""
     taken = {v.name for v in all_loops(kernel)} | {v.symbol.name for v in kernel.shape_vars}

@@ -5,6 +5,7 @@ the indices, records the call in the trace, and returns the new loop handles. Lo
 named by sympy symbols and may be passed by name: `sch.split("i", 8)`.
 """
 
+from ..ir.errors import ScheduleError, VerifyError
 from ..ir.printer import render
 from .nest import writer_paths, loops_on_path
 from .primitives import annotate, bind, cache, compute_at, compute_inline, decompose
@@ -31,7 +32,17 @@ class Schedule:
 
     def _apply(self, primitive, fn, args, kwargs):
         kernel, results = fn(self.kernel, *args, **kwargs)
-        self.kernel = tidy(kernel)
+        try:
+            self.kernel = tidy(kernel)
+        except VerifyError as failure:
+            # A primitive checks its own preconditions, but the verifier may still fail to
+            # follow the bounds it produced (a remainder of a remainder): refuse the step.
+            reason = str(failure).splitlines()[0]
+            raise ScheduleError(
+                primitive, f"apply {primitive}{args!r}",
+                f"the verifier cannot prove the result stays in bounds ({reason})",
+                "The schedule is left as it was; transform another loop or use another factor.",
+            ) from failure
         self.trace.append(Step(primitive, args, tuple(sorted(kwargs.items())), tuple(results)))
         return results
 
@@ -39,8 +50,6 @@ class Schedule:
         """The loops around the (last) statement that writes `tensor`, outermost first."""
         paths = writer_paths(self.kernel, _name(tensor))
         if not paths:
-            from ..ir.errors import ScheduleError
-
             raise ScheduleError(
                 "loops", f"list the loops of {_name(tensor)!r}",
                 "no statement in the kernel writes it",

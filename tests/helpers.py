@@ -11,6 +11,9 @@ import quiltc as qc
 from quiltc.ir import interp
 
 REQUIRE_TOOLCHAINS = os.environ.get("QUILTC_REQUIRE_TOOLCHAINS") == "1"
+# Set by tests/runtime_c/test_sanitize.py when it reruns the ragged property tests with
+# every generated kernel built under AddressSanitizer and UndefinedBehaviorSanitizer.
+SANITIZE = os.environ.get("QUILTC_TEST_SANITIZE") == "1"
 
 
 def require_tool(tool, install):

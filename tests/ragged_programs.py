@@ -84,7 +84,7 @@ def check_ragged(sch, arguments, reference, compile_c=True):
     if not compile_c:
         return None
     helpers.require_cc()
-    fn = qc.build(sch, target="c")
+    fn = qc.build(sch, target="c", sanitize=helpers.SANITIZE)
     results = fn(**arguments)
     results = results if isinstance(results, dict) else {sch.kernel.outputs[0]: results}
     for name, expected in reference.items():

@@ -6,8 +6,9 @@
 
 Guards without an else branch between the two loops move onto the innermost statements
 (nest.guard_leaves), so the fused loop stays perfectly nested. A later split of `i_j` by
-N simplifies back to plain indices. Fusing a ragged pair (an inner extent that depends on
-the outer variable) needs offset tables: that is ragged fusion, not this primitive.
+N simplifies back to plain indices. A ragged pair (a batch loop and the loop over each
+row's length) becomes one flat loop over all positions through prelude tables: see
+ragged_fuse.
 """
 
 import sympy
@@ -17,6 +18,7 @@ from ...ir.errors import ScheduleError
 from ...ir.index import floordiv, proves, symbol
 from ...ir.printer import render
 from ...ir.walk import substitute
+from .ragged_fuse import fuse_ragged
 from ..nest import fresh_name, guard_leaves, ranges_on_path, replace_at, resolve_loop, with_body
 
 
@@ -68,8 +70,8 @@ def check_rectangular(primitive, asked, outer, inner, consequence, hint, kernel)
 def fuse(kernel, outer, inner):
     """Fuse `outer` with `inner`, the only statement of its body, into one serial loop.
 
-    Both loops must still be serial (fuse before annotating or binding), and the inner
-    extent must not depend on the outer variable.
+    Both loops must still be serial (fuse before annotating or binding). When the inner
+    extent is the length of the outer loop's row, the pair fuses into one ragged loop.
     """
     outer_path, outer_loop = resolve_loop(kernel, outer, "fuse")
     inner_path, inner_loop = resolve_loop(kernel, inner, "fuse")
@@ -82,10 +84,8 @@ def fuse(kernel, outer, inner):
                 "Fuse the loops first, then annotate or bind the fused loop.",
                 render(kernel, mark=loop),
             )
-    check_rectangular(
-        "fuse", asked, outer_loop, inner_loop, "the pair is ragged",
-        "Fuse a ragged pair with ragged fusion, which builds the offset tables it needs.", kernel,
-    )
+    if outer_loop.var in inner_loop.extent.free_symbols:
+        return fuse_ragged(kernel, outer_path, outer_loop, inner_loop, guards, asked)
     fused = symbol(fresh_name(kernel, f"{outer_loop.var}_{inner_loop.var}"))
     inner_extent = inner_loop.extent
     extent = outer_loop.extent * inner_extent

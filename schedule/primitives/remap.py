@@ -15,23 +15,14 @@ not know the table is a permutation of the rows).
 
 import dataclasses
 
-import sympy
-
 from ...ir import nodes as ir
 from ...ir.errors import ScheduleError
 from ...ir.index import table
 from ...ir.printer import render
 from ...ir.walk import substitute
-from ..nest import replace_at, resolve_loop
+from ..nest import ragged_batch_dim, replace_at, resolve_loop
 
 ORDERS = ("length-desc",)
-
-
-def _ragged_dim(kernel, node):
-    for dim in kernel.ragged_dims:
-        if sympy.simplify(node.extent - dim.batch) == 0:
-            return dim
-    return None
 
 
 def remap(kernel, loop, order):
@@ -44,7 +35,7 @@ def remap(kernel, loop, order):
             "remap", asked, f"{order!r} is not an order remap knows",
             f"Pass one of {', '.join(repr(o) for o in ORDERS)}.", render(kernel, mark=node),
         )
-    dim = _ragged_dim(kernel, node)
+    dim = ragged_batch_dim(kernel, node)
     if dim is None:
         batches = ", ".join(f"{d.name}: {d.batch}" for d in kernel.ragged_dims) or "none"
         raise ScheduleError(

@@ -97,3 +97,13 @@ def test_split_op_refuses_a_loop_that_allocates_inside():
     outer = sch.loops("C")[0]
     with pytest.raises(qc.ScheduleError, match=r"split_op: .*allocates .* inside"):
         sch.split_op(outer, 4)
+
+
+def test_a_step_the_verifier_cannot_follow_is_refused_and_leaves_the_schedule():
+    sch = qc.Schedule(ragged_programs.pipeline())
+    _, _, remainder = sch.split_op(ragged_programs.length_loop(sch, "U"), 2)
+    before = sch.kernel
+    with pytest.raises(qc.ScheduleError, match=r"split_op: .*the verifier cannot prove the "
+                                                r"result stays in bounds \(index .* of T"):
+        sch.split_op(remainder, 3)
+    assert sch.kernel == before
