@@ -275,7 +275,7 @@ def trmm(a, x):
     return _trmm_kernel()(A=a, X=x)
 
 
-def _attention_program(heads, head_size, max_length, causal):
+def attention_program(heads, head_size, max_length, causal):
     """Stages (by name) and output of multi-head attention over one (batch, L, 3 * heads *
     head_size) QKV buffer: queries, keys and values side by side, as one fused projection
     writes them. With `causal`, "scores" are the raw products and "masked" the masked ones."""
@@ -329,7 +329,7 @@ def _attention_kernel(heads, head_size, max_length, causal):
     recipes.schedule_softmax does it), nor the context accumulated in registers:
     reductions over a ragged dim are lowered already decomposed (a row may be empty), and
     compute_at and cache_write refuse a reduction whose initialisation stands apart."""
-    stages, out = _attention_program(heads, head_size, max_length, causal)
+    stages, out = attention_program(heads, head_size, max_length, causal)
     sch = Schedule(out, name="ragged_attention")
     batch, head, query, key, depth = sch.loops(stages["scores"])
     sch.decompose(stages["scores"], query)

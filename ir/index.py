@@ -39,7 +39,7 @@ def floordiv(a, b):
     return sympy.floor(as_expr(a) / as_expr(b))
 
 
-def bounds(expr, ranges):
+def bounds(expr, ranges, floors_as_mods=False):
     """Inclusive (lo, hi) of `expr` when each symbol s in `ranges` lies in ranges[s].
 
     `ranges` is ordered outermost first: a range may name outer symbols (`k in [0, K-1]`),
@@ -47,16 +47,37 @@ def bounds(expr, ranges):
     A key may also be a table function (`table("L_len")`): each application of it lies in
     its range, where TABLE_ARGUMENT stands for the application's argument. Symbols not in
     `ranges` stand for themselves. The bounds are sound but may be loose: they are what
-    the simplifier, the verifier and region inference rely on.
+    the simplifier, the verifier and region inference rely on. With `floors_as_mods` each
+    floor is spelled through a modulo (see `_floors_as_mods`): tighter for signs, which is
+    what `proves` asks, but the ends no longer read as floors.
     """
-    lo = hi = sympy.expand(as_expr(expr))
+    tidy = _floors_as_mods if floors_as_mods else sympy.expand
+    lo = hi = tidy(as_expr(expr))
     for key in reversed(list(ranges)):
         single = {key: ranges[key]}
         if _mentions(lo, key):
-            lo = sympy.expand(_interval(lo, single)[0])
+            lo = tidy(_interval(lo, single)[0])
         if _mentions(hi, key):
-            hi = sympy.expand(_interval(hi, single)[1])
+            hi = tidy(_interval(hi, single)[1])
     return lo, hi
+
+
+def _floors_as_mods(expr):
+    """`expr` expanded, with each floor(a / d) spelled (a - a % d) / d, so a whole number
+    of tiles cancels against the extent it came from: `4*(E // 4) - E` becomes `-(E % 4)`,
+    which interval bounds see is at most 0."""
+    expr = sympy.expand(expr)
+    if not expr.has(sympy.floor):
+        return expr
+
+    def as_mod(node):
+        numerator, denominator = sympy.together(node.args[0]).as_numer_denom()
+        if not (denominator.is_Integer and denominator > 1):
+            return node
+        numerator = sympy.expand(numerator)
+        return (numerator - sympy.Mod(numerator, denominator)) / denominator
+
+    return sympy.expand(expr.replace(lambda node: isinstance(node, sympy.floor), as_mod))
 
 
 def _mentions(expr, key):
@@ -123,8 +144,15 @@ def proves(relation, ranges):
     relation = sympy.sympify(relation)
     if relation in (sympy.true, sympy.false):
         return relation is sympy.true
-    difference = relation.lhs - relation.rhs
-    lo, hi = bounds(sympy.expand(difference), ranges)
+    difference = sympy.expand(relation.lhs - relation.rhs)
+    # Floors as they stand keep `2*(f // 2) + f % 2` tight; spelled through modulos they
+    # cancel against the extent they came from (`4*(E // 4) <= E`). Either proof holds.
+    return any(_proves_by_bounds(relation, bounds(difference, ranges, floors_as_mods=spelling))
+               for spelling in (False, True))
+
+
+def _proves_by_bounds(relation, difference_bounds):
+    lo, hi = difference_bounds
     checks = {
         sympy.StrictLessThan: hi < 0,
         sympy.LessThan: hi <= 0,

@@ -2,7 +2,11 @@
 
 import os
 
-import pytest
+# One BLAS thread: numpy references and training stay fast beside the kernels' own OpenMP
+# threads on small machines (set before numpy is first imported).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -9,12 +9,11 @@
 
 E may be ragged (`L_len(b)`). The element loop `l_i` runs a constant 4 iterations with
 no guard inside, so it can be vectorized or unrolled; the remainder runs the last
-E % 4 elements. The check `4*l_o + 4 <= E` always holds (the tile is whole) and costs
-one comparison per tile; it stays because the verifier's interval bounds cannot see that
-4*(E // 4) <= E for a symbolic E, and it disappears when E is a constant. The
-remainder's copy of the body gets fresh loop names; a factor that provably divides E
-leaves no remainder loop, and one larger than a constant E no tiles (the handles are
-still returned, naming no loop).
+E % 4 elements. The check `4*l_o + 4 <= E` always holds (the tile is whole): it states
+that for the verifier, and tidying drops it once `proves` sees 4*(E // 4) - E is
+-(E % 4). The remainder's copy of the body gets fresh loop names; a factor that provably
+divides E leaves no remainder loop, and one larger than a constant E no tiles (the
+handles are still returned, naming no loop).
 """
 
 import sympy

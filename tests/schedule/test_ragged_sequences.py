@@ -102,7 +102,7 @@ def pipeline_case(lengths, seed):
 
 
 def attention_case(lengths, seed, causal):
-    _, out = ops._attention_program(HEADS, HEAD_SIZE, MAX_LENGTH, causal)
+    _, out = ops.attention_program(HEADS, HEAD_SIZE, MAX_LENGTH, causal)
     rows, values = ragged_programs.ragged_batch(lengths, seed, (3 * HEADS * HEAD_SIZE,))
     reference = [r.reshape(-1, HEADS, HEAD_SIZE)
                  for r in ops.reference_attention(rows, HEADS, HEAD_SIZE, causal)]

@@ -60,12 +60,11 @@ def test_split_dense_loops_match_numpy(rows, columns, factor, symbolic, seed):
     a = qc.placeholder((rows, size), "float32", "A")
     sch = qc.Schedule(qc.compute((rows, size), lambda i, j: a[i, j] * np.float32(3.0), "C"))
     tile, element, remainder = sch.split_op("j", factor)
-    # With a constant extent (or a factor of 1) the tiles are provably whole: no check
-    # remains, and parts that provably run no iteration are left out.
+    # The tiles are provably whole, for a symbolic extent too: no check remains, and parts
+    # that provably run no iteration are left out.
     has_tiles = symbolic or columns >= factor
     has_rest = factor > 1 and (symbolic or columns % factor != 0)
-    assert bool(find_all(sch.kernel.body, lambda n: isinstance(n, ir.If))) == (
-        symbolic and factor > 1)
+    assert not find_all(sch.kernel.body, lambda n: isinstance(n, ir.If))
     assert [loop.var for loop in find_all(sch.kernel.body, lambda n: isinstance(n, ir.For))] == (
         [qc.ir.symbol("i")] + [tile, element] * has_tiles + [remainder] * has_rest)
     a_values = helpers.random_array(np.random.default_rng(seed), (rows, columns))
@@ -99,11 +98,12 @@ def test_split_op_refuses_a_loop_that_allocates_inside():
         sch.split_op(outer, 4)
 
 
-def test_a_step_the_verifier_cannot_follow_is_refused_and_leaves_the_schedule():
+@settings(max_examples=10, deadline=None)
+@given(lengths=lengths_strategy, seed=st.integers(0, 2**16))
+def test_the_remainder_of_a_split_op_splits_again(lengths, seed):
     sch = qc.Schedule(ragged_programs.pipeline())
-    _, _, remainder = sch.split_op(ragged_programs.length_loop(sch, "U"), 2)
-    before = sch.kernel
-    with pytest.raises(qc.ScheduleError, match=r"split_op: .*the verifier cannot prove the "
-                                                r"result stays in bounds \(index .* of T"):
-        sch.split_op(remainder, 3)
-    assert sch.kernel == before
+    _, _, remainder = sch.split_op(ragged_programs.length_loop(sch, "U"), 4)
+    sch.split_op(remainder, 2)
+    assert not find_all(sch.kernel.body, lambda n: isinstance(n, ir.If))
+    rows, batch = ragged_programs.ragged_batch(lengths, seed)
+    ragged_programs.check_ragged(sch, {"X": batch}, ragged_programs.pipeline_reference(rows))
