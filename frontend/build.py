@@ -17,10 +17,11 @@ from .ir.errors import QuiltError
 from .ir.verify import verify
 from .runtime_c.cache import DEFAULT_CACHE
 from .runtime_c.call import CompiledKernel
+from .runtime_c.cuda_call import build_cuda
 from .ragged import RaggedArray
 from .runtime_c.toolchain import find_toolchain
 
-TARGETS = ("c",)
+TARGETS = ("c", "cuda", "cuda-emu")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -36,11 +37,13 @@ def _kernel_and_trace(schedule):
     return kernel, str(getattr(schedule, "trace", ""))
 
 
-def build(schedule, target="c", name=None, sanitize=False):
+def build(schedule, target="c", name=None, sanitize=False, shared_memory_limit=None):
     """Compile `schedule` (a qc.Schedule or an ir.Kernel) for `target` into a callable.
 
     `name` renames the kernel function; `sanitize=True` builds with AddressSanitizer and
-    UndefinedBehaviorSanitizer (the process must preload libasan to load it).
+    UndefinedBehaviorSanitizer (the process must preload libasan to load it). "cuda"
+    compiles with nvcc (runs where a GPU is found), "cuda-emu" runs the same CUDA source
+    on the CPU; `shared_memory_limit` (bytes, default 48 KiB) bounds each GPU block's.
     """
     kernel, trace = _kernel_and_trace(schedule)
     if target not in TARGETS:
@@ -53,7 +56,12 @@ def build(schedule, target="c", name=None, sanitize=False):
     if not _IDENTIFIER.match(kernel.name) or kernel.name in C_KEYWORDS:
         raise QuiltError(f"kernel name {kernel.name!r} is not a usable C function name; pass "
                          "name= with letters, digits and underscores, not starting with a digit")
-    verify(kernel)
+    verify(kernel, shared_memory_limit)
+    if target != "c":
+        if sanitize:
+            raise QuiltError(f"sanitize=True builds C only; build target {target!r} without it, "
+                             "or the same schedule without GPU bindings for target='c'")
+        return build_cuda(kernel, trace, target, make_ragged=RaggedArray)
     source = render_c(kernel, trace)
     library = DEFAULT_CACHE.load(source, c_signature(kernel), find_toolchain(sanitize))
     return CompiledKernel(kernel, source, library, make_ragged=RaggedArray)

@@ -5,12 +5,15 @@ VerifyError with the offending statement marked in the printed kernel.
 an ill-formed kernel to a backend.
 """
 
+import numpy as np
 import sympy
 
 from . import nodes as ir
+from .dtypes import boolean
 from .errors import VerifyError
 from .index import bounds, proves, symbol
 from .printer import render
+from .verify_gpu import check_gpu
 from .walk import children, exprs_of
 
 
@@ -191,8 +194,10 @@ def check_in_bounds(kernel):
 CHECKS = [check_bound_variables, check_unique_loops, check_buffers_known, check_in_bounds]
 
 
-def verify(kernel):
-    """Run every check on `kernel`; raises VerifyError at the first violation."""
+def verify(kernel, shared_memory_limit=None):
+    """Run every check on `kernel`; raises VerifyError at the first violation, and
+    ScheduleError for GPU bindings that cannot run (see verify_gpu; `shared_memory_limit`
+    in bytes, default 48 KiB)."""
     for check in CHECKS:
         check(kernel)
-    return kernel
+    return check_gpu(kernel, shared_memory_limit)

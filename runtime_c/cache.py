@@ -46,11 +46,13 @@ class Library:
     handle: object
 
 
-def _file_digest(path):
+def file_digest(path):
+    """The sha256 of the file at `path`, in hex."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_atomically(path, data):
+def write_atomically(path, data):
+    """Write `data` (bytes) to `path` through a temporary file renamed into place."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:
@@ -99,7 +101,7 @@ class LibraryCache:
         """The library at `path` if it is complete and loads, else None (rebuild it)."""
         checksum = path.with_name(path.name + ".sha256")
         try:
-            if checksum.read_text().strip() != _file_digest(path):
+            if checksum.read_text().strip() != file_digest(path):
                 return None
             return _open(path, signature)
         except OSError:
@@ -110,7 +112,7 @@ class LibraryCache:
         source_path = path.with_suffix(".c")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(source_path, source.encode())
+            write_atomically(source_path, source.encode())
         except OSError as error:
             raise QuiltError(f"cannot write the build cache at {path.parent}: {error}; set "
                              "QUILTC_CACHE_DIR to a writable folder") from None
@@ -119,11 +121,11 @@ class LibraryCache:
         temporary = Path(temporary)
         try:
             toolchain.compile(source_path, temporary)
-            digest = _file_digest(temporary)
+            digest = file_digest(temporary)
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
-        _write_atomically(path.with_name(path.name + ".sha256"), digest.encode())
+        write_atomically(path.with_name(path.name + ".sha256"), digest.encode())
 
 
 DEFAULT_CACHE = LibraryCache()

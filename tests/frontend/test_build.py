@@ -54,9 +54,9 @@ def test_build_takes_a_kernel_and_a_new_name():
 
 
 def test_unsupported_targets_are_named_with_the_supported_ones():
-    with pytest.raises(QuiltError, match=r"target 'cuda' is not supported; the supported "
-                                         r"targets are 'c'"):
-        qc.build(qc.lower(_matmul_tensor()), target="cuda")
+    with pytest.raises(QuiltError, match=r"target 'metal' is not supported; the supported "
+                                         r"targets are 'c', 'cuda', 'cuda-emu'"):
+        qc.build(qc.lower(_matmul_tensor()), target="metal")
 
 
 def test_names_that_are_not_c_identifiers_are_refused():

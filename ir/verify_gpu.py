@@ -1,0 +1,235 @@
+"""The checks a kernel with GPU bindings must pass before any GPU can run it.
+
+    check_gpu(kernel)           # verify() runs it on every kernel
+
+Bound loops nest legally (each axis once along a nest, no blockIdx loop inside a threadIdx
+loop, no barrier inside a threadIdx loop, where only some threads would reach it), a
+block holds at most 1024 threads, the shared memory of one block fits the limit
+(48 KiB unless `QUILTC_SHARED_MEMORY_LIMIT` or the caller says otherwise), and a shared
+buffer that one statement writes (or reads) is not read (or overwritten) by a later one
+before a barrier. Each failure is a ScheduleError naming the loop or buffer and the limit
+it breaks. `insert_barriers(kernel)` repairs the last kind: it adds the missing barriers.
+"""
+
+import dataclasses
+import os
+
+import sympy
+
+from . import nodes as ir
+from .errors import ScheduleError
+from .index import bounds
+from .printer import render
+from .walk import children, find_all
+
+MAX_THREADS_PER_BLOCK = 1024
+DEFAULT_SHARED_MEMORY_LIMIT = 48 * 1024
+
+
+def shared_memory_limit():
+    """Bytes of shared memory one block may use: `QUILTC_SHARED_MEMORY_LIMIT`, else 48 KiB."""
+    configured = os.environ.get("QUILTC_SHARED_MEMORY_LIMIT", "")
+    return int(configured) if configured.strip() else DEFAULT_SHARED_MEMORY_LIMIT
+
+
+def element_bytes(dtype):
+    """Bytes one stored element of `dtype` takes (a bool is kept in one byte)."""
+    return max(dtype.bits // 8, 1)
+
+
+def _refuse(kernel, node, obstacle, hint):
+    raise ScheduleError("verify", f"run kernel {kernel.name} on a GPU", obstacle, hint,
+                        render(kernel, mark=node))
+
+
+def _is_thread(loop):
+    return loop.kind.startswith("threadIdx")
+
+
+def _check_nesting(kernel, stmt, enclosing, ranges):
+    """Each axis once per nest, blocks outside threads, barriers outside thread loops,
+    and at most MAX_THREADS_PER_BLOCK threads along every nest."""
+    if isinstance(stmt, ir.Barrier):
+        threads = [loop for loop in enclosing if _is_thread(loop)]
+        if threads:
+            _refuse(kernel, stmt,
+                    f"a barrier stands inside loop {threads[-1].var}, bound to "
+                    f"{threads[-1].kind}, where threads past a guard would never reach it",
+                    "Place barriers between the thread loops, in code every thread runs.")
+    if isinstance(stmt, ir.For) and stmt.kind in ir.GPU_AXES:
+        for outer in enclosing:
+            if outer.kind == stmt.kind:
+                _refuse(kernel, stmt,
+                        f"loops {outer.var} and {stmt.var} of one nest are both bound to "
+                        f"{stmt.kind}",
+                        "Bind each axis once per nest; fuse the two loops to bind both.")
+            if _is_thread(outer) and not _is_thread(stmt):
+                _refuse(kernel, stmt,
+                        f"loop {stmt.var}, bound to {stmt.kind}, is nested inside loop "
+                        f"{outer.var}, bound to {outer.kind}",
+                        "Keep blockIdx loops outside the threadIdx loops (reorder them).")
+        if _is_thread(stmt):
+            threads = 1
+            for loop in enclosing + (stmt,):
+                if _is_thread(loop):
+                    threads *= bounds(loop.extent, ranges)[1]
+            if threads.is_number and threads > MAX_THREADS_PER_BLOCK:
+                _refuse(kernel, stmt,
+                        f"the block of loop {stmt.var} would hold up to {threads} threads, "
+                        f"over CUDA's limit of {MAX_THREADS_PER_BLOCK} threads per block",
+                        f"Split {stmt.var} so the threadIdx extents multiply to at most "
+                        f"{MAX_THREADS_PER_BLOCK}, and bind the outer part to blockIdx.")
+    if isinstance(stmt, ir.For):
+        ranges = {**ranges, stmt.var: (sympy.Integer(0), stmt.extent - 1)}
+        enclosing = enclosing + (stmt,)
+    for child in children(stmt):
+        if isinstance(child, ir.Stmt):
+            _check_nesting(kernel, child, enclosing, ranges)
+
+
+def _shared_sizes(kernel, nest):
+    """[(allocation, bytes)] of the shared buffers of one nest (one launch's blocks)."""
+    sizes = []
+    for alloc in find_all(nest, lambda n: isinstance(n, ir.Alloc) and n.scope == "shared"):
+        size = sympy.sympify(alloc.buffer.size())
+        if not size.is_Integer:
+            _refuse(kernel, alloc,
+                    f"shared buffer {alloc.buffer.name} has the symbolic size {size}",
+                    "Shared memory needs a constant size: cache a tile of constant extent.")
+        sizes.append((alloc, int(size) * element_bytes(alloc.buffer.dtype)))
+    return sizes
+
+
+def block_shared_bytes(kernel):
+    """Bytes of shared memory a block of each launch (top-level nest) uses, in order."""
+    return [sum(size for _, size in _shared_sizes(kernel, nest))
+            for nest in launch_nests(kernel.body)[0]]
+
+
+def _check_shared_memory(kernel, limit):
+    """The shared buffers of each top-level nest (one kernel launch) fit in `limit` bytes."""
+    for nest in launch_nests(kernel.body)[0]:
+        sizes = _shared_sizes(kernel, nest)
+        total = sum(size for _, size in sizes)
+        if total > limit:
+            named = ", ".join(f"{alloc.buffer.name} ({size} bytes)" for alloc, size in sizes)
+            loop = nest.var if isinstance(nest, ir.For) else "(top level)"
+            _refuse(kernel, sizes[0][0],
+                    f"the block of loop {loop} needs {total} bytes of shared memory for "
+                    f"{named}, over the limit of {limit} bytes",
+                    "Cache smaller tiles (split by smaller factors), or raise the limit with "
+                    "build(..., shared_memory_limit=) or QUILTC_SHARED_MEMORY_LIMIT where the "
+                    "GPU has more.")
+
+
+def launch_nests(body):
+    """(top-level nests, global buffers allocated around them) of a kernel body: a GPU
+    runs each nest as one launch, with the buffers allocated before the first."""
+    if isinstance(body, ir.Alloc) and body.scope == "global":
+        nests, buffers = launch_nests(body.body)
+        return nests, [body.buffer] + buffers
+    if isinstance(body, ir.Seq):
+        nests, buffers = [], []
+        for stmt in body.stmts:
+            inner_nests, inner_buffers = launch_nests(stmt)
+            nests += inner_nests
+            buffers += inner_buffers
+        return nests, buffers
+    return [body], []
+
+
+def _shared_accesses(stmt, shared):
+    """(names read, names written) of the buffers in `shared` anywhere under `stmt`."""
+    reads, writes = set(), set()
+    for node in find_all(stmt, lambda n: isinstance(n, (ir.Load, ir.Store, ir.Reduce))):
+        if node.buffer.name in shared:
+            (reads if isinstance(node, ir.Load) else writes).add(node.buffer.name)
+            if isinstance(node, ir.Reduce):
+                reads.add(node.buffer.name)
+    return reads, writes
+
+
+_CLEAR = (frozenset(), frozenset())
+
+
+class _Barriers:
+    """Walks a block's statements in the order every thread runs them, remembering the
+    shared buffers written and read since the last barrier. A statement that reads what
+    another wrote, or writes what another read, races with the other threads: `walk`
+    refuses it, or with `repair` puts a barrier before it."""
+
+    def __init__(self, kernel, shared, repair):
+        self.kernel, self.shared, self.repair = kernel, shared, repair
+
+    def walk(self, stmt, state):
+        """(`stmt`, repaired when asked; (written, read) since the last barrier after it)."""
+        if isinstance(stmt, ir.Barrier):
+            return stmt, _CLEAR
+        if isinstance(stmt, ir.Seq):
+            stmts = []
+            for child in stmt.stmts:
+                child, state = self.walk(child, state)
+                stmts.append(child)
+            return ir.seq(*stmts), state
+        if isinstance(stmt, ir.Alloc):
+            body, state = self.walk(stmt.body, state)
+            return dataclasses.replace(stmt, body=body), state
+        if isinstance(stmt, ir.For) and stmt.kind.startswith("blockIdx"):
+            body, _ = self.walk(stmt.body, _CLEAR)
+            return dataclasses.replace(stmt, body=body), _CLEAR
+        if isinstance(stmt, ir.For) and not _is_thread(stmt):
+            # Twice: the second pass meets what the end of one iteration leaves for the next.
+            body, state = self.walk(stmt.body, state)
+            body, state = self.walk(body, state)
+            return dataclasses.replace(stmt, body=body), state
+        if isinstance(stmt, ir.If):
+            then, state_then = self.walk(stmt.then, state)
+            otherwise, state_else = (None, state) if stmt.otherwise is None else self.walk(
+                stmt.otherwise, state)
+            merged = (state_then[0] | state_else[0], state_then[1] | state_else[1])
+            return dataclasses.replace(stmt, then=then, otherwise=otherwise), merged
+        return self.leaf(stmt, state)
+
+    def leaf(self, stmt, state):
+        """A statement every thread runs as one step (a thread loop, a store)."""
+        written, read = state
+        reads, writes = _shared_accesses(stmt, self.shared)
+        stale, overwritten = sorted(reads & written), sorted(writes & read)
+        if not (stale or overwritten):
+            return stmt, (written | writes, read | reads)
+        if self.repair:
+            return ir.seq(ir.Barrier(), stmt), (frozenset(writes), frozenset(reads))
+        if stale:
+            obstacle = (f"shared buffer {stale[0]} is written by other threads and read here "
+                        "with no barrier between, so a thread may read it before it is written")
+        else:
+            obstacle = (f"shared buffer {overwritten[0]} is read by other threads and "
+                        "overwritten here with no barrier between, so a thread may overwrite "
+                        "it before the others have read it")
+        _refuse(self.kernel, stmt, obstacle,
+                "Put a Barrier between the write and the read (cache_read and cache_write "
+                "place them around their copies; verify_gpu.insert_barriers adds missing ones).")
+
+
+def _shared_names(kernel):
+    return {n.buffer.name for n in find_all(
+        kernel.body, lambda n: isinstance(n, ir.Alloc) and n.scope == "shared")}
+
+
+def insert_barriers(kernel):
+    """`kernel` with a barrier before every statement that reads a shared buffer another
+    statement wrote, or writes one another read, since the last barrier."""
+    body, _ = _Barriers(kernel, _shared_names(kernel), repair=True).walk(kernel.body, _CLEAR)
+    return dataclasses.replace(kernel, body=body)
+
+
+def check_gpu(kernel, shared_memory_limit_bytes=None):
+    """Raise ScheduleError when `kernel`'s GPU bindings, block size, shared memory (over
+    `shared_memory_limit_bytes`, default `shared_memory_limit()`) or barriers are illegal."""
+    _check_nesting(kernel, kernel.body, (), kernel.ranges())
+    limit = shared_memory_limit_bytes
+    _check_shared_memory(kernel, shared_memory_limit() if limit is None else limit)
+    shared = _shared_names(kernel)
+    if shared:
+        _Barriers(kernel, shared, repair=False).walk(kernel.body, _CLEAR)
+    return kernel
