@@ -42,11 +42,13 @@ from .lower import lower
 from .program import Schedule
 from .build import build
 from .ragged import RaggedArray
+from . import bitserial, digits, nn, qmodel, quantize, weightpool
 
 __all__ = [
     "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
     "ToolchainMissing", "VerifyError", "RaggedArray", "Schedule", "Tensor", "abs", "build", "cast",
     "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
     "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis", "sqrt", "sum",
-    "tanh", "uint8", "var", "where",
+    "tanh", "uint8", "var", "where", "nn", "quantize", "qmodel", "bitserial", "weightpool",
+    "digits",
 ]
