@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean mcu-toolchain
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,16 +16,21 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Cortex-M cross compiler, newlib and QEMU: the script returns at once when they are there.
+mcu-toolchain:
+	@sh scripts/install-mcu-toolchain.sh
+
+demo: $(STAMP) mcu-toolchain
 	$(BIN)/python -m quiltc.demo
 
-test: $(STAMP)
+test: $(STAMP) mcu-toolchain
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) mcu-toolchain
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/matmul.py
 	$(BIN)/python benchmarks/ragged_encoder.py
+	$(BIN)/python benchmarks/mcu_weightpool.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -236,6 +236,16 @@ class CLikeRenderer:
         offset = strip_parentheses(self.index(buffer.offset(indices)))
         return f"{self.buffer_names[buffer.name]}[{offset}]"
 
+    def render_load(self, load):
+        """An element read; a gather spells each gathered index as its value."""
+        if not load.gather:
+            return self.access(load.buffer, load.indices)
+        flat, stand_ins = load.offset_parts()
+        offset = strip_parentheses(self.index(flat))
+        for stand_in, (_, value) in stand_ins.items():
+            offset = offset.replace(stand_in.name, f"(int32_t){self.value(value)}")
+        return f"{self.buffer_names[load.buffer.name]}[{offset}]"
+
     def use_helper(self, name, definition):
         """Record that the kernel calls helper `name` (defined by `definition`); returns it."""
         self.helpers_used[name] = definition
@@ -254,6 +264,11 @@ class CLikeRenderer:
             pick = ">" if operation == "max" else "<"
             definition = helpers.scalar_extremum(name, c, pick, dtype.is_float)
         return self.use_helper(name, self.helper_prefix + definition)
+
+    def integer_helper(self, function):
+        """The helper computing integer call `function` (requantize, smlad), defined once."""
+        name = f"quiltc_{function}"
+        return self.use_helper(name, self.helper_prefix + helpers.INTEGER_CALLS[function])
 
     def math_function(self, function, dtype):
         """The spelling of math `function` on `dtype`, defining the helper it needs."""
@@ -298,6 +313,13 @@ class CLikeRenderer:
             return f"{function}({strip_parentheses(a)}, {strip_parentheses(b)})"
         if dtype.is_float or operator == "/" and dtype not in _PROMOTED:
             return f"({a} {operator} {b})"
+        if operator in (">>", "&", "|"):
+            # Exact in every integer type; >> of a negative value is arithmetic on gcc.
+            text = f"({a} {operator} {b})"
+            return text if dtype not in _PROMOTED else f"(({dtype.c}){text})"
+        if operator == "<<" and dtype in _PROMOTED:
+            # Shift through unsigned: a left shift of a negative int is undefined in C.
+            return f"(({dtype.c})((uint32_t){a} << {b}))"
         if dtype in _UNSIGNED:
             unsigned = _UNSIGNED[dtype]
             return f"(({dtype.c})(({unsigned}){a} {operator} ({unsigned}){b}))"
@@ -329,6 +351,8 @@ class CLikeRenderer:
         arguments = ", ".join(strip_parentheses(self.value(a)) for a in value.args)
         if dtype.is_float:
             return f"{self.math_function(value.fn, dtype)}({arguments})"
+        if value.fn in ir.INTEGER_CALLS:
+            return f"{self.integer_helper(value.fn)}({arguments})"
         if value.fn != "abs":
             raise QuiltError(f"{value.fn} needs a float argument, got {dtype}; cast it first")
         return f"{self.scalar_helper('abs', dtype)}({arguments})"
@@ -356,7 +380,7 @@ _STATEMENT_HANDLERS = {
 _VALUE_HANDLERS = {
     ir.Const: lambda renderer, v: renderer.constant(v.value, v.dtype),
     ir.Index: lambda renderer, v: renderer.index(v.expr),
-    ir.Load: lambda renderer, v: renderer.access(v.buffer, v.indices),
+    ir.Load: lambda renderer, v: renderer.render_load(v),
     ir.Bin: lambda renderer, v: renderer.render_bin(v),
     ir.Un: lambda renderer, v: renderer.render_un(v),
     ir.Call: lambda renderer, v: renderer.render_call(v),

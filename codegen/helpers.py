@@ -50,9 +50,9 @@ def sigmoid(name, c_type, one, exp):
     return f"{c_type} {name}({c_type} x) {{ return {one} / ({one} + {exp}(-x)); }}"
 
 
-def index_extremum(name, pick):
-    """min or max (`pick` is < or >) of two int64_t index values."""
-    return f"int64_t {name}(int64_t a, int64_t b) {{ return a {pick} b ? a : b; }}"
+def index_extremum(name, pick, c_type="int64_t"):
+    """min or max (`pick` is < or >) of two index values of `c_type`."""
+    return f"{c_type} {name}({c_type} a, {c_type} b) {{ return a {pick} b ? a : b; }}"
 
 
 def scalar_extremum(name, c_type, pick, is_float):
@@ -65,3 +65,35 @@ def scalar_abs(name, c_type, unsigned_type):
     """|x|; the minimum of a wide signed type wraps through `unsigned_type` like numpy."""
     negated = f"({c_type})(0u - ({unsigned_type})x)" if unsigned_type else f"({c_type})(-x)"
     return f"{c_type} {name}({c_type} x) {{ return x < 0 ? {negated} : x; }}"
+
+
+# CMSIS-NN arm_nn_requantize: arm_nn_doubling_high_mult_no_sat (rounding offset 2^30,
+# no nudge for negative products), then arm_nn_divide_by_power_of_two (ties away from
+# zero). The left shift runs through uint32_t so an overflow wraps instead of being
+# undefined.
+REQUANTIZE = """int32_t quiltc_requantize(int32_t value, int32_t multiplier, int32_t shift)
+{
+    int32_t left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    int32_t scaled = (int32_t)((uint32_t)value << left);
+    int32_t high = (int32_t)(((int64_t)scaled * multiplier + (INT64_C(1) << 30)) >> 31);
+    int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
+    int32_t result = high >> right;
+    int32_t threshold = (mask >> 1) + (result < 0);
+    return result + ((high & mask) > threshold);
+}"""
+
+# The Arm SMLAD instruction spelled in portable C: the products of the signed 16-bit
+# halves, added to acc with int32 wraparound.
+_SMLAD_HEAD = "int32_t quiltc_smlad(int32_t a, int32_t b, int32_t acc)\n{\n"
+_SMLAD_PORTABLE = """    int32_t low = (int32_t)(int16_t)a * (int16_t)b;
+    int32_t high = (int32_t)(int16_t)(a >> 16) * (int16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)low + (uint32_t)high);
+"""
+SMLAD = _SMLAD_HEAD + _SMLAD_PORTABLE + "}"
+# On Arm cores with the DSP extension (Cortex-M4/M7/M33) it is one instruction.
+SMLAD_ACLE = (_SMLAD_HEAD + "#if defined(__ARM_FEATURE_DSP)\n"
+              "    return (int32_t)__smlad((uint32_t)a, (uint32_t)b, (uint32_t)acc);\n#else\n"
+              + _SMLAD_PORTABLE + "#endif\n}")
+
+INTEGER_CALLS = {"requantize": REQUANTIZE, "smlad": SMLAD}
+

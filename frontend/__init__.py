@@ -2,8 +2,11 @@
 
 What a user touches: the tensor language (`var`, `placeholder`, `compute`, reducers and
 elementwise math), `Schedule` with its primitives, and `build`, which turns a schedule
-into a callable for a target. The IR lives in `quiltc.ir`, schedules in
-`quiltc.schedule`, renderers in `quiltc.codegen`, toolchain drivers in `quiltc.runtime_c`.
+into a callable for a target ("c", "cuda", "cuda-emu"). Ragged batches are
+`RaggedArray`s and their operators live in `quiltc.ops`; small CNNs (`quiltc.nn`) compress
+to weight pools (`quiltc.weightpool`) and become Cortex-M projects (`quiltc.mcu`). The IR
+lives in `quiltc.ir`, schedules in `quiltc.schedule`, renderers in `quiltc.codegen`,
+toolchain drivers in `quiltc.runtime_c`.
 """
 
 from .ir import dtypes
@@ -38,10 +41,12 @@ from .lang import (
     var,
     where,
 )
+from .lang import requantize, smlad
 from .lower import lower
 from .program import Schedule
 from .build import build
 from .ragged import RaggedArray
+from . import mcu
 from . import bitserial, digits, nn, qmodel, quantize, weightpool
 
 __all__ = [
@@ -49,6 +54,6 @@ __all__ = [
     "ToolchainMissing", "VerifyError", "RaggedArray", "Schedule", "Tensor", "abs", "build", "cast",
     "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
     "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis", "sqrt", "sum",
-    "tanh", "uint8", "var", "where", "nn", "quantize", "qmodel", "bitserial", "weightpool",
-    "digits",
+    "tanh", "uint8", "var", "where", "requantize", "smlad", "nn", "quantize", "qmodel",
+    "bitserial", "weightpool", "digits", "mcu",
 ]

@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 import numpy as np  # noqa: E402 (after the OpenMP settings above)
 
 from . import build, encoder  # noqa: E402
+from .demo_mcu import demo_mcu  # noqa: E402
 from .ragged import RaggedArray  # noqa: E402
 from .recipes import matmul_program, schedule_matmul, schedule_softmax, softmax_program  # noqa: E402
 from .timing import measure  # noqa: E402
@@ -146,7 +147,7 @@ def demo_ragged_encoder(dataset="mrpc", batch=32, hidden=512, heads=8, ffn=2048)
 def main():
     threads = os.environ.get("OMP_NUM_THREADS", "all cores")
     print(f"quiltc demo (OpenMP threads: {threads})")
-    results = [demo_matmul(), demo_softmax(), demo_ragged_encoder()]
+    results = [demo_matmul(), demo_softmax(), demo_ragged_encoder(), demo_mcu(_banner)]
     _banner("summary")
     print("all results match numpy" if all(results) else "SOME RESULTS DIFFER FROM NUMPY")
     return 0 if all(results) else 1

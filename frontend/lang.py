@@ -12,8 +12,9 @@ build the expression tree that lowering turns into loop nests.
 
 import inspect
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import sympy
 
 from .ir import dtypes
@@ -159,16 +160,30 @@ class Tensor:
                 f"{self.name} has rank {len(self.shape)} but was indexed with {len(indices)} "
                 f"indices {indices}"
             )
-        exprs = []
+        exprs, gather = [], []
         for index in indices:
             if isinstance(index, ir.Value):
-                raise LanguageError(
-                    f"{self.name} is indexed by a tensor value {index}; indices must be "
-                    "loop variables and sizes (gathers are not part of the language)"
-                )
+                if not self.is_placeholder:
+                    # Schedules reason about the regions of computed tensors from their
+                    # index expressions, which a gathered index does not have.
+                    raise LanguageError(
+                        f"{self.name} is a compute indexed by a tensor value {index}; only "
+                        "placeholders (tables) may be gathered from: make it an input"
+                    )
+                if index.dtype.is_float or index.dtype == dtypes.boolean:
+                    raise LanguageError(
+                        f"{self.name} is indexed by a {index.dtype} value {index}; a gathered "
+                        "index must be an integer value: cast it with qc.cast(x, 'int32')"
+                    )
+                exprs.append(sympy.Integer(0))
+                gather.append(index)
+                continue
             exprs.append(as_expr(index))
+            gather.append(None)
         if _readers:
             _readers[-1].append(self)
+        if any(value is not None for value in gather):
+            return ir.Load(self.buffer, tuple(exprs), tuple(gather))
         return ir.Load(self.buffer, tuple(exprs))
 
     def __repr__(self):
@@ -205,11 +220,32 @@ def loop_extents(shape, axes):
     return tuple(row_length(e, axes[0]) if isinstance(e, ir.RaggedDim) else e for e in shape)
 
 
-def placeholder(shape, dtype="float32", name=None):
-    """An input tensor of `shape` (ints and qc.var sizes) and `dtype`."""
+def placeholder(shape, dtype="float32", name=None, value_range=None):
+    """An input tensor of `shape` (ints and qc.var sizes) and `dtype`. An integer input
+    may declare `value_range=(lo, hi)`, a promise that every element lies in [lo, hi]:
+    a table gathered at its elements then needs no clamp or mask (`lut[p, idx[i]]` with
+    idx in [0, 63] reads a 64-column lut), and nothing checks the promise at run time."""
     shape = tuple(_as_size(extent) for extent in _as_tuple(shape))
     name = name or f"input{next(_fresh_names)}"
-    return Tensor(name, shape, dtypes.as_dtype(dtype), size_ranges=_ranges_of(shape))
+    dtype = dtypes.as_dtype(dtype)
+    tensor = Tensor(name, shape, dtype, size_ranges=_ranges_of(shape))
+    if value_range is not None:
+        tensor.buffer = replace(tensor.buffer, value_range=_value_range(value_range, dtype, name))
+    return tensor
+
+
+def _value_range(value_range, dtype, name):
+    """`value_range` as a pair of ints inside `dtype`, or LanguageError naming the fix."""
+    if dtype.is_float or dtype == dtypes.boolean:
+        raise LanguageError(f"placeholder {name} of {dtype} declares value_range={value_range}; "
+                            "only integer inputs take one: drop it or make the input an integer")
+    info = np.iinfo(dtype.numpy)
+    lo, hi = (int(bound) for bound in value_range)
+    if not info.min <= lo <= hi <= info.max:
+        raise LanguageError(f"placeholder {name} declares value_range=({lo}, {hi}), which is "
+                            f"empty or leaves {dtype} ([{info.min}, {info.max}]); give "
+                            f"lo <= hi inside that range")
+    return lo, hi
 
 
 def _as_tuple(shape):
@@ -324,6 +360,27 @@ def minimum(a, b):
     """The smaller of a and b, elementwise."""
     _reject_reductions(a, b)
     return ir.binary("min", a, b)
+
+
+def _integer_call(fn, *args):
+    args = tuple(_value(x, dtypes.int32) for x in args)
+    wrong = [str(x.dtype) for x in args if x.dtype != dtypes.int32]
+    if wrong:
+        raise LanguageError(f"{fn} takes int32 arguments, got {', '.join(wrong)}; "
+                            "cast them with qc.cast(x, 'int32')")
+    return ir.Call(fn, args)
+
+
+def requantize(acc, multiplier, shift):
+    """An int32 accumulator times multiplier * 2**(shift - 31), rounded as CMSIS-NN's
+    arm_nn_requantize (multiplier a Q31 value in [2**30, 2**31), shift in [-31, 30])."""
+    return _integer_call("requantize", acc, multiplier, shift)
+
+
+def smlad(a, b, acc):
+    """acc + lo(a) * lo(b) + hi(a) * hi(b) over the int16 halves of the int32 words a
+    and b: two multiply-accumulates in one Arm DSP instruction."""
+    return _integer_call("smlad", a, b, acc)
 
 
 def where(cond, then, otherwise):

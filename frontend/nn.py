@@ -242,7 +242,7 @@ class Flatten(Layer):
 
     def forward(self, x):
         self.input_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, grad):
         return grad.reshape(self.input_shape)

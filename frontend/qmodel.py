@@ -90,7 +90,7 @@ class QuantLayer:
             return q.max_pool_int(x, self.kernel)
         if self.kind == "avg_pool":
             return q.avg_pool_int(x, self.kernel)
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
 
 class QuantModel:

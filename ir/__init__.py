@@ -1,6 +1,7 @@
-"""quiltc.ir: the loop-nest IR. Nodes (nodes.py), sympy index arithmetic (index.py),
-storage layouts, traversal, the pseudo-code printer, the verifier and the reference
-interpreter. It imports nothing else of quiltc."""
+"""quiltc.ir: the loop-nest IR. Nodes (nodes.py, with base.py and values.py), sympy index
+arithmetic (index.py), storage layouts, traversal, the pseudo-code printer, the verifier
+(verify.py, verify_gpu.py) and the reference interpreter. It imports nothing else of
+quiltc."""
 
 from . import dtypes
 from .errors import (

@@ -40,8 +40,10 @@ _CALLS = {
     "abs": "np.abs",
     "erf": "_erf",
     "sigmoid": "_sigmoid",
+    "requantize": "_requantize",
+    "smlad": "_smlad",
 }
-_BINARY = {"+", "-", "*", "<", "<=", ">", ">=", "==", "!="}
+_BINARY = {"+", "-", "*", "<", "<=", ">", ">=", "==", "!=", "&", "|"}
 
 
 def _erf(x):
@@ -50,6 +52,49 @@ def _erf(x):
 
 def _sigmoid(x):
     return type(x)(1) / (type(x)(1) + np.exp(-x))
+
+
+def _wrap(number, dtype):
+    """`number` (a Python int) wrapped into integer `dtype` as C's conversions do."""
+    bits = np.iinfo(dtype).bits
+    number &= (1 << bits) - 1
+    if np.issubdtype(dtype, np.signedinteger) and number >= 1 << (bits - 1):
+        number -= 1 << bits
+    return dtype(number)
+
+
+def _shift(op, a, b):
+    """`a << b` or `a >> b` as C computes them: the count must lie in [0, width) of the
+    promoted type; right shifts of negative values are arithmetic, left shifts wrap."""
+    width = max(np.iinfo(type(a)).bits, 32)
+    if not 0 <= int(b) < width:
+        raise VerifyError(f"shift count {int(b)} is outside [0, {width}): undefined in C")
+    shifted = int(a) << int(b) if op == "<<" else int(a) >> int(b)
+    return _wrap(shifted, type(a))
+
+
+def _requantize(value, multiplier, shift):
+    """CMSIS-NN arm_nn_requantize on int32: a doubling high multiply by `multiplier`
+    (rounding offset 2**30, no nudge), then a division by 2**-shift rounding half away
+    from zero; a positive `shift` first scales `value` up, wrapping like int32."""
+    left, right = max(int(shift), 0), max(-int(shift), 0)
+    scaled = int(_wrap(int(value) << left, np.int32))
+    high = int(_wrap((scaled * int(multiplier) + (1 << 30)) >> 31, np.int32))
+    mask = (1 << right) - 1
+    result = high >> right
+    threshold = (mask >> 1) + (result < 0)
+    return np.int32(result + ((high & mask) > threshold))
+
+
+def _smlad(a, b, acc):
+    """The Arm SMLAD instruction: acc + lo(a) * lo(b) + hi(a) * hi(b) on the signed
+    16-bit halves of the int32 words a and b, wrapping like int32."""
+    def halves(word):
+        word = int(word) & 0xFFFFFFFF
+        return [int(_wrap(word & 0xFFFF, np.int16)), int(_wrap(word >> 16, np.int16))]
+
+    (a_lo, a_hi), (b_lo, b_hi) = halves(a), halves(b)
+    return _wrap(int(acc) + a_lo * b_lo + a_hi * b_hi, np.int32)
 
 
 def _check(buffer_name, offset, size):
@@ -69,15 +114,28 @@ class _Translator:
         flat = self.index(buffer.offset(indices))
         return f"_check({buffer.name!r}, {flat}, len(buf_{buffer.name}))"
 
+    def gather_offset(self, load):
+        flat, stand_ins = load.offset_parts()
+        text = self.index(flat)
+        for stand_in, (dim, value) in stand_ins.items():
+            extent = self.index(load.buffer.extent(dim, load.indices))
+            text = text.replace(stand_in.name, f"_check({load.buffer.name!r}, "
+                                               f"int({self.value(value)}), {extent})")
+        return f"_check({load.buffer.name!r}, {text}, len(buf_{load.buffer.name}))"
+
     def value(self, v):
         if isinstance(v, ir.Const):
             return f"dt_{v.dtype.name}({v.value!r})"
         if isinstance(v, ir.Index):
             return f"dt_{v.dtype.name}({self.index(v.expr)})"
         if isinstance(v, ir.Load):
+            if v.gather:
+                return f"buf_{v.buffer.name}[{self.gather_offset(v)}]"
             return f"buf_{v.buffer.name}[{self.offset(v.buffer, v.indices)}]"
         if isinstance(v, ir.Bin):
             a, b = self.value(v.a), self.value(v.b)
+            if v.op in ("<<", ">>"):
+                return f"_shift({v.op!r}, {a}, {b})"
             if v.op in _BINARY:
                 return f"({a} {v.op} {b})"
             if v.op == "/":
@@ -190,7 +248,8 @@ def run(kernel, make_ragged=None, **arguments):
     tables = {f"{dim}_len": rows for dim, rows in lengths.items()}
     tables.update(prelude_tables(kernel, lengths, binding))
     namespace = {"np": np, "_check": _check, "_div": _div, "_cast": _cast, "_scratch": _scratch,
-                 "_erf": _erf, "_sigmoid": _sigmoid, "min": min, "max": max,
+                 "_erf": _erf, "_sigmoid": _sigmoid, "_shift": _shift,
+                 "_requantize": _requantize, "_smlad": _smlad, "min": min, "max": max,
                  "inf": float("inf"), "nan": float("nan")}
     namespace.update({f"dt_{name}": dt for name, dt in _DTYPES.items()})
     exec(compile(python_source(kernel), f"<interp {kernel.name}>", "exec"), namespace)

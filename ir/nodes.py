@@ -1,243 +1,44 @@
-"""The IR grammar: values, statements, buffers and kernels, as frozen dataclasses.
+"""The IR grammar: statements and kernels as frozen dataclasses, with the vocabulary,
+`Node` and `Buffer` (base.py) and the values (values.py) they hold, all importable from
+here as `ir.For`, `ir.Load`, `ir.Kernel`...
 
 Index arithmetic (loop extents, buffer indices, guard conditions) is sympy; float and
-integer *values* are the Value nodes below, which sympy never touches. Every node compares
+integer *values* are Value nodes, which sympy never touches. Every node compares
 structurally and prints as pseudo-code (see printer.py).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import numpy as np
 import sympy
 
-from . import dtypes
-from .errors import LanguageError
+from .base import (  # noqa: F401 (re-exported: the grammar reads as one module)
+    BINARY_OPS,
+    BITWISE_OPS,
+    Buffer,
+    CALLS,
+    COMBINERS,
+    COMPARISONS,
+    GPU_AXES,
+    INTEGER_CALLS,
+    LOOP_KINDS,
+    Node,
+    SCOPES,
+)
 from .index import TABLE_ARGUMENT, as_expr
-from .layout import Dense
-
-LOOP_KINDS = ("serial", "parallel", "vector", "unroll")
-GPU_AXES = tuple(f"{scope}.{axis}" for scope in ("blockIdx", "threadIdx") for axis in "xyz")
-SCOPES = ("global", "local", "shared")
-COMBINERS = ("sum", "max", "min")
-BINARY_OPS = ("+", "-", "*", "/", "max", "min", "<", "<=", ">", ">=", "==", "!=", "and", "or")
-COMPARISONS = ("<", "<=", ">", ">=", "==", "!=", "and", "or")
-CALLS = ("exp", "log", "sqrt", "tanh", "abs", "erf", "sigmoid")
-
-
-class Node:
-    """Base of every IR node: prints as pseudo-code."""
-
-    # Fields holding child nodes (or tuples of them) and sympy expressions, for walk.py.
-    child_fields = ()
-    expr_fields = ()
-
-    def __repr__(self):
-        from .printer import render
-
-        return render(self)
-
-
-@dataclass(frozen=True, repr=False)
-class Buffer(Node):
-    """A named array: its layout maps an index tuple to a flat offset."""
-
-    name: str
-    dtype: dtypes.DType
-    shape: tuple
-    layout: object = field(default_factory=Dense)
-
-    def offset(self, indices):
-        """The flat offset of `indices` as a sympy expression."""
-        return self.layout.offset(self.shape, indices)
-
-    def size(self):
-        """How many elements the storage holds (a sympy expression)."""
-        return self.layout.size(self.shape)
-
-    def extent(self, dim, indices):
-        """The extent of `dim` where `indices` point: a ragged dim's depends on the row."""
-        if hasattr(self.layout, "extent"):
-            return self.layout.extent(self.shape, dim, indices)
-        return as_expr(self.shape[dim])
-
-    @property
-    def is_ragged(self):
-        return hasattr(self.layout, "extent")
-
-
-# ----------------------------------------------------------------------------- values
-
-
-class Value(Node):
-    """A scalar computed per element. Arithmetic operators build Bin nodes."""
-
-    # Makes numpy scalars defer to Value's reflected operators: np.float32(2) * x works.
-    __array_ufunc__ = None
-
-    def __add__(self, other):
-        return binary("+", self, other)
-
-    def __radd__(self, other):
-        return binary("+", other, self)
-
-    def __sub__(self, other):
-        return binary("-", self, other)
-
-    def __rsub__(self, other):
-        return binary("-", other, self)
-
-    def __mul__(self, other):
-        return binary("*", self, other)
-
-    def __rmul__(self, other):
-        return binary("*", other, self)
-
-    def __truediv__(self, other):
-        return binary("/", self, other)
-
-    def __rtruediv__(self, other):
-        return binary("/", other, self)
-
-    def __neg__(self):
-        return Un("-", self)
-
-    def __lt__(self, other):
-        return binary("<", self, other)
-
-    def __le__(self, other):
-        return binary("<=", self, other)
-
-    def __gt__(self, other):
-        return binary(">", self, other)
-
-    def __ge__(self, other):
-        return binary(">=", self, other)
-
-
-@dataclass(frozen=True, repr=False)
-class Const(Value):
-    value: object
-    dtype: dtypes.DType
-
-
-def is_condition(expr):
-    """True for a sympy comparison or logical formula (a Symbol is not one, though sympy
-    files symbols under Boolean too)."""
-    logic = sympy.logic.boolalg
-    return isinstance(expr, (sympy.core.relational.Relational, logic.BooleanFunction,
-                             logic.BooleanAtom))
-
-
-@dataclass(frozen=True, repr=False)
-class Index(Value):
-    """An index expression used as a value (a loop variable in arithmetic, a mask test)."""
-
-    expr: sympy.Basic
-    expr_fields = ("expr",)
-
-    @property
-    def dtype(self):
-        return dtypes.boolean if is_condition(self.expr) else dtypes.int64
-
-
-@dataclass(frozen=True, repr=False)
-class Load(Value):
-    buffer: Buffer
-    indices: tuple
-    expr_fields = ("indices",)
-
-    @property
-    def dtype(self):
-        return self.buffer.dtype
-
-
-@dataclass(frozen=True, repr=False)
-class Bin(Value):
-    op: str
-    a: Value
-    b: Value
-    child_fields = ("a", "b")
-
-    @property
-    def dtype(self):
-        return dtypes.boolean if self.op in COMPARISONS else self.a.dtype
-
-
-@dataclass(frozen=True, repr=False)
-class Un(Value):
-    op: str
-    a: Value
-    child_fields = ("a",)
-
-    @property
-    def dtype(self):
-        return self.a.dtype
-
-
-@dataclass(frozen=True, repr=False)
-class Call(Value):
-    fn: str
-    args: tuple
-    child_fields = ("args",)
-
-    @property
-    def dtype(self):
-        return self.args[0].dtype
-
-
-@dataclass(frozen=True, repr=False)
-class Cast(Value):
-    dtype: dtypes.DType
-    value: Value
-    child_fields = ("value",)
-
-
-@dataclass(frozen=True, repr=False)
-class Select(Value):
-    cond: Value
-    then: Value
-    otherwise: Value
-    child_fields = ("cond", "then", "otherwise")
-
-    @property
-    def dtype(self):
-        return self.then.dtype
-
-
-def as_value(x, like=None):
-    """Turn a Python number or a sympy index into a Value of `like`'s dtype."""
-    if isinstance(x, Value):
-        return x
-    if isinstance(x, sympy.Basic):
-        index = Index(x)
-        if like is not None and like != index.dtype and index.dtype != dtypes.boolean:
-            return Cast(like, index)
-        return index
-    if isinstance(x, np.generic):
-        return Const(x.item(), like or dtypes.as_dtype(x.dtype))
-    if isinstance(x, bool):
-        return Const(int(x), dtypes.boolean)
-    if isinstance(x, (int, float)):
-        dtype = like or (dtypes.int32 if isinstance(x, int) else dtypes.float32)
-        return Const(float(x) if dtype.is_float else int(x), dtype)
-    raise LanguageError(f"cannot use {x!r} of type {type(x).__name__} as a tensor value")
-
-
-def binary(op, a, b):
-    """Build `a op b`, turning numbers and indices into values of the other side's dtype."""
-    like = a.dtype if isinstance(a, Value) else b.dtype if isinstance(b, Value) else None
-    a, b = as_value(a, like), as_value(b, like)
-    if isinstance(a, Index) and a.dtype != b.dtype and b.dtype != dtypes.boolean:
-        a = Cast(b.dtype, a)
-    if isinstance(b, Index) and a.dtype != b.dtype and a.dtype != dtypes.boolean:
-        b = Cast(a.dtype, b)
-    if a.dtype != b.dtype:
-        raise LanguageError(
-            f"operands of {op!r} have dtypes {a.dtype} and {b.dtype}; "
-            f"cast one with qc.cast(x, {a.dtype.name!r})"
-        )
-    return Bin(op, a, b)
-
+from .values import (  # noqa: F401
+    Bin,
+    Call,
+    Cast,
+    Const,
+    Index,
+    Load,
+    Select,
+    Un,
+    Value,
+    as_value,
+    binary,
+    is_condition,
+)
 
 # ------------------------------------------------------------------------- statements
 

@@ -8,7 +8,7 @@ from sympy.printing.str import StrPrinter
 
 from . import nodes as ir
 
-_INFIX = {"+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "and", "or"}
+_INFIX = {"+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "and", "or", "<<", ">>", "&", "|"}
 
 
 class _IndexPrinter(StrPrinter):
@@ -47,7 +47,9 @@ def render_value(value):
     if isinstance(value, ir.Index):
         return show(value.expr)
     if isinstance(value, ir.Load):
-        return f"{value.buffer.name}[{', '.join(show(i) for i in value.indices)}]"
+        indices = [show(i) if g is None else render_value(g)
+                   for i, g in zip(value.indices, value.gather or (None,) * len(value.indices))]
+        return f"{value.buffer.name}[{', '.join(indices)}]"
     if isinstance(value, ir.Bin):
         a, b = render_value(value.a), render_value(value.b)
         return f"({a} {value.op} {b})" if value.op in _INFIX else f"{value.op}({a}, {b})"

@@ -160,6 +160,40 @@ def _guarded(index, extent, ranges, guards):
     return proves(sympy.Lt(rewritten, extent), widened)
 
 
+def value_range(value, ranges):
+    """Inclusive (lo, hi) that an integer Value provably stays in: its dtype's range,
+    narrowed by constants, index bounds, max/min clamps, masks with `&` and the value
+    range declared on a loaded buffer."""
+    if isinstance(value, ir.Const):
+        return int(value.value), int(value.value)
+    if isinstance(value, ir.Load) and value.buffer.value_range is not None:
+        return value.buffer.value_range
+    if isinstance(value, ir.Index):
+        return bounds(sympy.expand(value.expr), ranges)
+    if value.dtype == boolean:
+        return 0, 1
+    info = np.iinfo(value.dtype.numpy)
+    whole = (int(info.min), int(info.max))
+    if isinstance(value, ir.Cast) and not value.value.dtype.is_float:
+        lo, hi = value_range(value.value, ranges)
+        return (lo, hi) if whole[0] <= lo and hi <= whole[1] else whole
+    if isinstance(value, ir.Bin) and value.op in ("max", "min", "&"):
+        (a_lo, a_hi), (b_lo, b_hi) = value_range(value.a, ranges), value_range(value.b, ranges)
+        if value.op == "max":
+            return sympy.Max(a_lo, b_lo), sympy.Max(a_hi, b_hi)
+        if value.op == "min":
+            return sympy.Min(a_lo, b_lo), sympy.Min(a_hi, b_hi)
+        # A mask by a nonnegative value keeps only its bits: 0 <= x & m <= m.
+        for lo, hi in ((b_lo, b_hi), (a_lo, a_hi)):
+            if proves(sympy.Ge(lo, 0), ranges):
+                return sympy.Integer(0), hi
+    return whole
+
+
+def _gathered_dims(load):
+    return {dim: value for dim, value in enumerate(load.gather) if value is not None}
+
+
 def check_in_bounds(kernel):
     """Every index provably stays inside its buffer, by loop ranges or enclosing guards."""
     base_ranges = kernel.ranges()
@@ -168,11 +202,21 @@ def check_in_bounds(kernel):
         ranges = dict(base_ranges)
         for loop in loops:
             ranges[loop.var] = (sympy.Integer(0), loop.extent - 1)
-        accesses = [(load.buffer, load.indices) for load in _loads(node)]
+        accesses = [(load.buffer, load.indices, _gathered_dims(load)) for load in _loads(node)]
         if isinstance(node, (ir.Store, ir.Reduce)):
-            accesses.append((node.buffer, node.indices))
-        for buffer, indices in accesses:
+            accesses.append((node.buffer, node.indices, {}))
+        for buffer, indices, gathered in accesses:
+            for dim, value in gathered.items():
+                lo, hi = value_range(value, ranges)
+                extent = buffer.extent(dim, indices)
+                if not (proves(sympy.Ge(lo, 0), ranges) and proves(sympy.Lt(hi, extent), ranges)):
+                    _fail(kernel, node,
+                          f"gathered index {render(value)} of {buffer.name} (dim {dim}, extent "
+                          f"{extent}) ranges over [{lo}, {hi}]; clamp it with qc.minimum/"
+                          "qc.maximum or mask it with & to stay inside the extent")
             for dim, index in enumerate(indices):
+                if dim in gathered:
+                    continue
                 extent = buffer.extent(dim, indices)
                 low_ok = proves(sympy.Ge(index, 0), ranges)
                 high_ok = proves(sympy.Lt(index, extent), ranges) or _guarded(

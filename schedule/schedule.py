@@ -10,7 +10,7 @@ from ..ir.printer import render
 from .nest import writer_paths, loops_on_path
 from .primitives import annotate, bind, cache, compute_at, compute_inline, decompose
 from .primitives import fuse, hfuse, pad_loop, pad_storage, remap, reorder, split, split_op
-from .primitives import tile
+from .primitives import fold_storage, tile
 from .simplify import tidy
 from .trace import Step, Trace
 
@@ -116,6 +116,11 @@ class Schedule:
     def pad_storage(self, tensor, dim, multiple):
         """Pad the rows of intermediate `tensor` along `dim` to a multiple of `multiple`."""
         self._apply("pad_storage", pad_storage.pad_storage, (_name(tensor), dim, multiple), {})
+
+    def fold_storage(self, tensor, loop):
+        """Shrink intermediate `tensor` to the slice one iteration of `loop` uses (for
+        memory-starved targets, after compute_at)."""
+        self._apply("fold_storage", fold_storage.fold_storage, (_name(tensor), loop), {})
 
     def remap(self, loop, order="length-desc"):
         """Visit the rows of ragged batch loop `loop` in `order` (longest first)."""

@@ -9,6 +9,7 @@ import pytest
 
 import quiltc as qc
 from quiltc.ir import interp
+from quiltc.runtime_c.mcu_toolchain import COMPILER, EMULATOR, MCU_INSTALL_HINT, SIZE_TOOL
 
 REQUIRE_TOOLCHAINS = os.environ.get("QUILTC_REQUIRE_TOOLCHAINS") == "1"
 # Set by tests/runtime_c/test_sanitize.py when it reruns the ragged property tests with
@@ -27,6 +28,12 @@ def require_tool(tool, install):
 
 def require_cc():
     require_tool(os.environ.get("CC", "gcc"), "apt-get install -y gcc")
+
+
+def require_mcu_toolchain():
+    """Skip (or fail) unless arm-none-eabi-gcc, its size tool and qemu-system-arm exist."""
+    for tool in (COMPILER, SIZE_TOOL, EMULATOR):
+        require_tool(tool, MCU_INSTALL_HINT)
 
 
 def tolerance(dtype):

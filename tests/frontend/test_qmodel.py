@@ -94,6 +94,14 @@ def test_int8_model_predicts_like_the_float_model():
     assert agreement >= 0.9
 
 
+def test_an_empty_batch_predicts_no_classes():
+    model = _small_model(4)
+    x = np.random.default_rng(5).uniform(-1, 1, (20, 8, 8, 2)).astype(np.float32)
+    qm = qmodel.quantize(model, x, act_bits=4)
+    assert qm.predict(x[:0]).shape == (0,)
+    assert model.predict(x[:0]).shape == (0,)
+
+
 def test_quantize_names_what_it_cannot_fuse_or_read():
     loose_relu = nn.Sequential([nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
                                 nn.Dense(4, 2)])

@@ -8,7 +8,6 @@ refuse a target (padding twice, fusing a padded pair, a carried dependence); a r
 a ScheduleError and leaves the schedule as it was.
 """
 
-import numpy as np
 import pytest
 import sympy
 from hypothesis import event, given, settings

@@ -1,0 +1,278 @@
+"""The microcontroller target: CMSIS-style C99 for Cortex-M that also builds on a host.
+
+What differs from the host C target, and why:
+
+- sizes are constants (no shape variables, no ragged tables): the whole network is known
+  when the source is written, and the compiler folds every index;
+- loop counters and index helpers are int32_t: 64-bit arithmetic costs Cortex-M two
+  instructions an operation;
+- no heap: a kernel's intermediate buffers are `static` arrays at file scope, prefixed
+  with the kernel's name, local ones stack arrays;
+- `unroll` loops are written out iteration by iteration, so a local array indexed by the
+  unrolled variable has constant indices and lives in registers at any optimisation level;
+- `smlad` is the ACLE intrinsic `__smlad` where the core has the DSP extension
+  (`#include <arm_acle.h>` only under `__ARM_FEATURE_DSP`) and portable C elsewhere;
+- inputs are `const` pointers, so weight tables defined `const` at file scope stay in
+  flash; there is no OpenMP, stdio or libm;
+- a table read at a data-dependent row, `lut[p, idx[c]]`, goes through a row pointer
+  declared at the top of the body of the innermost loop the row depends on
+  (`const int16_t *quiltc_lut_row0 = &lut[64 * p];`, then `quiltc_lut_row0[idx[c]]`):
+  gcc folds `lut[64 * p + idx[c]]` into one index and adds it again for every read,
+  where a row pointer in a register makes each read one `ldrsh r, [row, idx, lsl #1]`.
+
+`render_mcu_unit(kernels)` writes several kernels into one translation unit.
+"""
+
+from dataclasses import dataclass
+
+import sympy
+
+from ..ir import nodes as ir
+from ..ir.errors import QuiltError
+from ..ir.index import print_index
+from ..ir.layout import Dense
+from ..ir.walk import children, exprs_of, find_all, rewrite, substitute
+from . import helpers
+from .base import CLikeRenderer
+from .names import storage_type, strip_parentheses
+
+PREAMBLE = "\n".join(["#include <stdint.h>", "#if defined(__ARM_FEATURE_DSP)",
+                      "#include <arm_acle.h>", "#endif"])
+# Unrolled loops longer than this stay loops: code size matters more than a branch.
+_MAX_UNROLL = 64
+
+
+class MCURenderer(CLikeRenderer):
+    """C99 for Cortex-M: constant sizes, static buffers, ACLE intrinsics."""
+
+    target = "mcu"
+
+    def __init__(self, kernel, trace_text="", static=False):
+        if kernel.shape_vars or kernel.ragged_dims or kernel.prelude:
+            raise QuiltError(
+                f"kernel {kernel.name} has symbolic sizes or ragged dims, which the mcu target "
+                "does not take: fix every size to a constant before emitting microcontroller C"
+            )
+        super().__init__(kernel, trace_text)
+        self.kernel_prefix = "static " if static else ""
+        # Loop variables of the loops being rendered, and the row pointers in scope
+        # ({(buffer, row offset text): pointer name}).
+        self.bound, self.rows, self.row_count = [], {}, 0
+
+    def preamble(self):
+        """Fixed-width types, and the ACLE header only where the core has DSP instructions."""
+        return PREAMBLE
+
+    def parameters(self, restrict=True):
+        """Buffers in `kernel.params` order; those the kernel only reads are const."""
+        qualifier = f" {self.restrict}" if restrict else ""
+        declarations = []
+        for buffer in self.kernel.params:
+            const = "" if buffer.name in self.kernel.outputs else "const "
+            declarations.append(f"{const}{storage_type(buffer.dtype)}*{qualifier} "
+                                f"{self.buffer_names[buffer.name]}")
+        return declarations
+
+    def function(self):
+        """The kernel's scratch buffers and function definition (helpers are collected
+        separately)."""
+        self.lines, self.statics = [], []
+        self.emit(0, self.signature(width=100) + "\n{")
+        self.statement(self.kernel.body, 1)
+        self.emit(0, "}")
+        return "\n".join(self.statics + ["\n".join(self.lines)])
+
+    def render(self):
+        """A complete translation unit holding this one kernel."""
+        self.helpers_used = {}
+        body = self.function()
+        parts = [self.header_comment(), self.preamble()]
+        parts += [self.helpers_used[name] for name in sorted(self.helpers_used)]
+        return "\n\n".join(parts + [body]) + "\n"
+
+    def index(self, expr):
+        """Index arithmetic in int32_t (sizes on a microcontroller stay far below 2**31)."""
+        text = print_index(expr, self.spelling)
+        for operation, pick in (("min", "<"), ("max", ">")):
+            name = f"quiltc_{operation}_index"
+            if name + "(" in text:
+                definition = helpers.index_extremum(name, pick, "int32_t")
+                self.use_helper(name, self.helper_prefix + definition)
+        return text
+
+    def integer_helper(self, function):
+        """requantize as on every target; smlad through ACLE where the core has DSP."""
+        if function == "smlad":
+            return self.use_helper("quiltc_smlad", self.helper_prefix + helpers.SMLAD_ACLE)
+        return super().integer_helper(function)
+
+    def render_for(self, loop, depth):
+        """int32_t counters; constant `unroll` loops written out iteration by iteration;
+        the body starts with the row pointers it can use (see `declare_rows`)."""
+        if _written_out_loop(loop):
+            for iteration in range(int(loop.extent)):
+                self.emit(depth, f"/* {loop.var} = {iteration} */")
+                self.statement(substitute(loop.body, {loop.var: sympy.Integer(iteration)}), depth)
+            return
+        if loop.kind in ir.GPU_AXES:
+            self.render_gpu_loop(loop, depth)
+            return
+        var = self.names[loop.var.name]
+        extent = strip_parentheses(self.index(loop.extent))
+        self.emit(depth, f"for (int32_t {var} = 0; {var} < {extent}; ++{var}) {{")
+        outer_rows = dict(self.rows)
+        self.bound.append(loop.var)
+        self.declare_rows(loop.body, depth + 1)
+        self.statement(loop.body, depth + 1)
+        self.bound.pop()
+        self.rows = outer_rows
+        self.emit(depth, "}")
+
+    def declare_rows(self, body, depth):
+        """Row pointers for the gathered rows `body` reads on every iteration that the
+        enclosing loops fix, whose row index reads no buffer `body` writes."""
+        written = {node.buffer.name for node in find_all(
+            body, lambda node: isinstance(node, (ir.Store, ir.Reduce)))}
+        for load in _unconditional_loads(_written_out(body)):
+            row = self.gathered_row(load)
+            if (row is None or row.key in self.rows or not row.symbols <= set(self.bound)
+                    or row.reads & written):
+                continue
+            name = f"quiltc_{self.buffer_names[load.buffer.name].lstrip('_')}_row{self.row_count}"
+            self.row_count += 1
+            self.emit(depth, f"const {storage_type(load.buffer.dtype)} *{name} = "
+                             f"&{self.buffer_names[load.buffer.name]}[{row.key[1]}];")
+            self.rows[row.key] = name
+
+    def gathered_row(self, load):
+        """The GatheredRow of a read from a dense table at a data-dependent row, or None."""
+        last = len(load.indices) - 1
+        row_gathers = [value for dim, value in enumerate(load.gather)
+                       if value is not None and dim < last]
+        if not row_gathers or not isinstance(load.buffer.layout, Dense):
+            return None
+        flat, stand_ins = load.offset_parts()
+        column_stand_in = next((s for s, (dim, _) in stand_ins.items() if dim == last), None)
+        column = column_stand_in if column_stand_in is not None else load.indices[last]
+        # Row-major: the offset is the row's start plus the column.
+        start = sympy.expand(flat - column)
+        symbols = frozenset(start.free_symbols - set(stand_ins)).union(
+            *(_free_symbols(value) for value in row_gathers))
+        reads = frozenset(node.buffer.name for value in row_gathers
+                          for node in find_all(value, lambda node: isinstance(node, ir.Load)))
+        key = (load.buffer.name, self.gathered_offset(start, stand_ins))
+        return GatheredRow(key, self.gathered_offset(column, stand_ins), symbols, reads)
+
+    def gathered_offset(self, expr, stand_ins):
+        """C text of an offset in which stand-in symbols stand for gathered values."""
+        text = strip_parentheses(self.index(expr))
+        for stand_in, (_, value) in stand_ins.items():
+            text = text.replace(stand_in.name, f"(int32_t){self.value(value)}")
+        return text
+
+    def render_load(self, load):
+        """A read through a row pointer in scope, else as on every target."""
+        row = self.gathered_row(load) if load.gather else None
+        if row is not None and row.key in self.rows:
+            return f"{self.rows[row.key]}[{row.column}]"
+        return super().render_load(load)
+
+    def render_alloc_global(self, stmt, depth):
+        """A scratch buffer for the whole call: a static array at file scope (named after
+        the kernel, so RAM use shows in the source), never the heap."""
+        size = stmt.buffer.size()
+        if not getattr(size, "is_Integer", False):
+            raise QuiltError(f"buffer {stmt.buffer.name} has size {size}; the mcu target needs "
+                             "constant sizes")
+        name = f"{self.kernel.name}_{self.buffer_names[stmt.buffer.name].lstrip('_')}"
+        self.buffer_names[stmt.buffer.name] = name
+        element = storage_type(stmt.buffer.dtype)
+        self.statics.append(f"static {element} {name}[{max(int(size), 1)}];")
+        self.statement(stmt.body, depth)
+
+    def render_reduce(self, stmt, depth):
+        """A sum of `smlad(a, b, 0)` feeds the accumulator into the instruction itself
+        (acc + smlad(a, b, 0) == smlad(a, b, acc) with int32 wraparound)."""
+        value = stmt.value
+        is_dual_mac = (isinstance(value, ir.Call) and value.fn == "smlad"
+                       and isinstance(value.args[2], ir.Const) and value.args[2].value == 0)
+        if stmt.combiner != "sum" or stmt.init_when or not is_dual_mac:
+            super().render_reduce(stmt, depth)
+            return
+        target = self.access(stmt.buffer, stmt.indices)
+        a, b = (strip_parentheses(self.value(arg)) for arg in value.args[:2])
+        self.emit(depth, f"{target} = {self.integer_helper('smlad')}({a}, {b}, {target});")
+
+
+@dataclass(frozen=True)
+class GatheredRow:
+    """A table read split at its row: `key` (buffer name, C text of the row's start
+    offset), the C text of the column, the loop variables the row depends on and the
+    buffers its index reads."""
+
+    key: tuple
+    column: str
+    symbols: frozenset
+    reads: frozenset
+
+
+def _written_out_loop(loop):
+    """True for a loop MCURenderer writes out iteration by iteration."""
+    return (isinstance(loop, ir.For) and loop.kind == "unroll" and loop.extent.is_Integer
+            and int(loop.extent) <= _MAX_UNROLL)
+
+
+def _written_out(stmt):
+    """`stmt` with the loops MCURenderer writes out replaced by their iterations."""
+    def expand(node):
+        if not _written_out_loop(node):
+            return node
+        return ir.seq(*(substitute(node.body, {node.var: sympy.Integer(i)})
+                        for i in range(int(node.extent))))
+
+    return rewrite(stmt, expand)
+
+
+def _unconditional_loads(stmt):
+    """The reads `stmt` makes on every run: none under an If, a Select, or a loop that
+    may run zero times."""
+    found, stack = [], [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ir.If, ir.Select)):
+            continue
+        if isinstance(node, ir.For) and not (node.extent.is_Integer and node.extent > 0):
+            continue
+        if isinstance(node, ir.Load):
+            found.append(node)
+        stack.extend(reversed(children(node)))
+    return found
+
+
+def _free_symbols(value):
+    return frozenset().union(*(expr.free_symbols for node in find_all(value, lambda n: True)
+                               for expr in exprs_of(node)))
+
+
+def render_mcu(kernel, trace_text=""):
+    """Microcontroller C source of one kernel, as a translation unit of its own."""
+    return MCURenderer(kernel, trace_text).render()
+
+
+def render_mcu_unit(kernels, static=False, comment="quiltc kernels (target mcu)"):
+    """One translation unit defining every kernel in `kernels` ((kernel, trace text)
+    pairs): one preamble, each helper once, then the functions (`static` ones for a
+    model whose only entry point is defined after them)."""
+    helpers_used, functions = {}, []
+    for kernel, trace_text in kernels:
+        renderer = MCURenderer(kernel, trace_text, static=static)
+        renderer.helpers_used = helpers_used
+        functions.append(renderer.header_comment() + "\n" + renderer.function())
+    parts = [f"/* {comment} */", PREAMBLE]
+    parts += [helpers_used[name] for name in sorted(helpers_used)]
+    return "\n\n".join(parts + functions) + "\n"
+
+
+def mcu_signature(kernel):
+    """The kernel's C declaration (for a header, or for cffi on a host build)."""
+    return MCURenderer(kernel).signature(restrict=False) + ";"

@@ -1,0 +1,150 @@
+"""Self-contained Cortex-M projects for quantized models: `emit_project` writes a folder
+that builds with arm-none-eabi-gcc alone (`make`) and runs on QEMU's emulated board
+(`make run`), printing one predicted class per embedded test input, then `done`.
+
+    pm = qc.weightpool.compress(model, calib=x_train, pool_size=64)
+    qc.mcu.emit_project(pm, "digits_m4", board="mps2-an386", act_bits=4, test_inputs=x_test[:20])
+    # make -C digits_m4 run
+"""
+
+import pathlib
+import re
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bitserial import check_act_bits
+from .ir.errors import QuiltError, ShapeError
+from .mcu_model import model_sources
+from .runtime_c import mcu_toolchain
+from .runtime_c.mcu_boards import BOARDS, check_fits, find_board
+from .runtime_c.unicorn_run import call_function
+
+DEFAULT_BOARD = "mps2-an386"
+_C_SIZES = {"int8_t": 1, "uint8_t": 1, "q7_t": 1, "int16_t": 2, "uint16_t": 2, "q15_t": 2,
+            "int32_t": 4, "uint32_t": 4, "q31_t": 4}
+_ARRAY = re.compile(r"^(?:static\s+)?(const\s+)?(\w+)\s+\w+((?:\[\s*\d+\s*\])+)"
+                    r"\s*(?:__attribute__\(\(.*?\)\))?\s*[=;]", re.MULTILINE)
+
+
+def declared_bytes(sources):
+    """(flash bytes, RAM bytes) of the file-scope arrays that C `sources` ({name: text})
+    declare with literal sizes: const tables live in flash, the other arrays in RAM. Code
+    is not counted; the linker script catches what this estimate misses."""
+    flash = ram = 0
+    for name, text in sources.items():
+        if not name.endswith(".c"):
+            continue
+        for const, ctype, dims in _ARRAY.findall(text):
+            if ctype not in _C_SIZES:
+                continue
+            size = _C_SIZES[ctype] * int(np.prod([int(d) for d in re.findall(r"\d+", dims)]))
+            if const:
+                flash += size
+            else:
+                ram += size
+    return flash, ram
+
+
+def int8_conv_for(board):
+    """The int8 conv kernel a board runs best: dual MACs (SMLAD) where the core has the
+    DSP extension, CMSIS-NN's plain loop on a Cortex-M3."""
+    return "smlad" if board.dsp else "plain"
+
+
+def quantized_inputs(model, inputs):
+    """`inputs` as the int8 rows the model's C reads: int8 arrays pass as they are, float
+    images (NHWC, batch first) are quantized with the model's input scale."""
+    inputs = np.asarray(inputs)
+    if inputs.dtype == np.int8:
+        return inputs
+    return np.asarray(model.quantize_input(inputs), np.int8)
+
+
+def readme(board, act_bits, test_count, flash_bytes, ram_bytes):
+    """The README.txt of an emitted project: how to build and run it, and the C API."""
+    return f"""This folder was written by quiltc.mcu.emit_project for {board.machine} \
+({board.cpu}), activations of {act_bits} bits.
+
+Build and run (needs arm-none-eabi-gcc, newlib and qemu-system-arm):
+    make        builds model.elf with arm-none-eabi-gcc and prints its size
+    make run    runs the {test_count} embedded test inputs on the emulated board under
+                qemu-system-arm -M {board.machine}; it prints one predicted class per
+                input, one per line, then `done`
+
+Tables and buffers: about {flash_bytes} bytes of flash and {ram_bytes} bytes of RAM (code
+and stack come on top; `make` prints the exact sizes).
+
+C API (model.h):
+    #define QUILTC_INPUT_SIZE   int8 values of one input, NHWC order
+    #define QUILTC_OUTPUT_SIZE  int8 scores, one per class
+    int quiltc_model_run(const int8_t *in, int8_t *out);
+        Runs the quantized network on one input. `in` holds QUILTC_INPUT_SIZE int8
+        values quantized with the model's input scale (symmetric, zero point 0);
+        `out` receives QUILTC_OUTPUT_SIZE int8 scores whose largest entry is the
+        predicted class. Returns 0. It uses static buffers only (no malloc, not
+        reentrant) and its weight, index and lookup tables are const, in flash.
+
+Files: model.c/model.h (the network), main.c (runs test_inputs.c), startup.c (vector
+table and reset handler), semihost.c (output through semihosting), board.ld (memory map).
+"""
+
+
+def emit_project(model, path, board=DEFAULT_BOARD, act_bits=8, test_inputs=None):
+    """Write a Cortex-M project for the quantized `model` (e.g. from weightpool.compress)
+    into the folder `path`: model sources, board start-up and linker script, a Makefile,
+    and a main running `test_inputs` (float images, quantized here, or int8 rows).
+    Raises QuiltError for an unknown board, act_bits outside 1..8, or a model whose tables
+    do not fit the board. Returns the folder's path."""
+    spec = find_board(board) if isinstance(board, str) else None
+    if spec is None:
+        raise QuiltError(f"board must be a board name such as {DEFAULT_BOARD!r}, one of "
+                         + ", ".join(BOARDS) + f"; got {board!r}")
+    act_bits = check_act_bits(act_bits)
+    sources = model_sources(model, act_bits, int8_conv_for(spec))
+    inputs = (np.zeros((0,), np.int8) if test_inputs is None
+              else quantized_inputs(model, test_inputs))
+    input_size = int(re.search(r"QUILTC_INPUT_SIZE (\d+)", sources["model.h"]).group(1))
+    inputs = inputs.reshape(len(inputs), -1) if len(inputs) else inputs.reshape(0, input_size)
+    if inputs.shape[1] != input_size:
+        raise ShapeError(f"test inputs hold {inputs.shape[1]} values each but the model takes "
+                         f"{input_size}: pass images of the shape the model was trained on")
+    inputs_files = mcu_toolchain.test_input_files(inputs)
+    flash_bytes, ram_bytes = declared_bytes({**sources, **inputs_files})
+    check_fits(spec, flash_bytes, ram_bytes,
+               what=f"the model at act_bits={act_bits} with {len(inputs)} test inputs")
+    files = {**mcu_toolchain.board_files(spec.machine), **sources, **inputs_files,
+             "README.txt": readme(spec, act_bits, len(inputs), flash_bytes, ram_bytes)}
+    return mcu_toolchain.write_files(pathlib.Path(path), files)
+
+
+@dataclass(frozen=True)
+class EmulatedRun:
+    """Scores of `quiltc_model_run` for each input, run under unicorn on one board's core,
+    and the instructions each run executed."""
+
+    board: str
+    act_bits: int
+    scores: np.ndarray
+    instructions: tuple
+
+
+def emulated_run(model, inputs, act_bits=8, board=DEFAULT_BOARD, folder=None):
+    """Build `model`'s C for the board (the int8 conv kernel chosen as emit_project does)
+    and run quiltc_model_run on each input under unicorn, counting instructions: the
+    repeatable cost measure. `folder` keeps the build (default: a temporary folder)."""
+    spec = find_board(board)
+    sources = model_sources(model, check_act_bits(act_bits), int8_conv_for(spec))
+    rows = quantized_inputs(model, inputs)
+    rows = rows.reshape(len(rows), -1)
+    output_size = int(re.search(r"QUILTC_OUTPUT_SIZE (\d+)", sources["model.h"]).group(1))
+    with tempfile.TemporaryDirectory() as scratch:
+        elf = mcu_toolchain.compile_elf(sources, spec.machine, folder or scratch,
+                                        ["quiltc_model_run"])
+        calls = [call_function(elf, "quiltc_model_run", [row, np.zeros(output_size, np.int8)],
+                               core=spec.core) for row in rows]
+    return EmulatedRun(spec.machine, act_bits,
+                       np.array([call.arrays[1] for call in calls], np.int8).reshape(
+                           len(rows), output_size),
+                       tuple(call.instructions for call in calls))

@@ -1,0 +1,303 @@
+"""Whole networks and single layers as microcontroller C.
+
+`model_sources(model, act_bits)` turns a quantized network (a `QuantModel`, or a pooled
+model from `weightpool.compress`) into the files of its C implementation:
+
+    model.h     QUILTC_INPUT_SIZE, QUILTC_OUTPUT_SIZE and
+                int quiltc_model_run(const int8_t *in, int8_t *out)   (returns 0)
+    model.c     one static function per layer (kernels from mcu_kernels.py, lowered and
+                rendered by codegen/mcu.py), two ping-pong activation buffers sized to
+                the largest layer output, and quiltc_model_run calling the layers
+    weights.c   the const weight, pool-index, lookup and requantization tables (flash)
+
+`conv_layer_source(kind, shape, ...)` gives one conv layer as a callable C function with
+its tables, for instruction counts; `host_model` and `host_layer` build either with the
+host compiler for tests.
+"""
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import mcu_kernels as kernels
+from . import quantize as q
+from .bitserial import bitserial_conv2d_int, build_lut
+from .codegen.mcu import render_mcu_unit
+from .ir.errors import QuiltError
+from .ir.verify import verify
+from .qmodel import QuantModel
+from .runtime_c.cache import DEFAULT_CACHE
+from .runtime_c.toolchain import find_toolchain
+
+RUN_SIGNATURE = "int quiltc_model_run(const int8_t *in, int8_t *out);"
+CONV_KINDS = ("int8_plain", "int8_smlad", "bitserial")
+_ITEMS_PER_LINE = 16
+_PING_PONG = ("quiltc_ping", "quiltc_pong")
+_C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t"}
+
+
+def layer_kernel(layer, int8_conv="smlad"):
+    """(schedule, {placeholder name: numpy table}) of one `QuantLayer`, or None for a
+    flatten (NHWC storage is already flat). `int8_conv` picks the int8 conv kernel."""
+    out_range = (int(layer.out_min), int(layer.out_max))
+    in_dtype = np.dtype(layer.in_dtype).name
+    requant = {"bias": layer.bias, "multiplier": layer.multiplier, "shift": layer.shift}
+    if layer.kind in ("conv2d", "bitserial_conv2d", "depthwise_conv2d"):
+        h, w, cin = layer.in_shape
+        cout = layer.out_shape[-1]
+        shape = kernels.ConvShape(h, w, cin, cout, layer.kernel, layer.kernel, layer.stride,
+                                  layer.padding)
+    if layer.kind == "conv2d":
+        sch = kernels.conv_int8(shape, in_dtype, out_range, int8_conv)
+        return sch, {"weight": _int8_conv_weight(layer.weight, int8_conv), **requant}
+    if layer.kind == "bitserial_conv2d":
+        lut = layer.lut if layer.lut is not None else build_lut(layer.pool)
+        # The kernel's index placeholder promises values below the pool size (that is
+        # what spares it a mask per table read): hold the tables to that promise here.
+        if layer.indices.size and int(layer.indices.max()) >= lut.shape[1]:
+            raise QuiltError(f"layer {layer.name} has pool index {int(layer.indices.max())}, "
+                             f"but its table has only {lut.shape[1]} entries; compress the "
+                             "model again with qc.weightpool.compress")
+        sch = kernels.bitserial_conv(shape, layer.act_bits, lut.shape[1], out_range,
+                                     lut_dtype=np.dtype(lut.dtype).name)
+        return sch, {"index": layer.indices, "lut": lut, **requant}
+    if layer.kind == "depthwise_conv2d":
+        sch = kernels.depthwise_int8(shape, in_dtype, out_range)
+        return sch, {"weight": layer.weight.transpose(2, 0, 1), **requant}
+    if layer.kind == "dense":
+        cin, cout = layer.weight.shape
+        sch = kernels.dense_int8(cin, cout, in_dtype, out_range)
+        return sch, {"weight": layer.weight.T, **requant}
+    if layer.kind in ("max_pool", "avg_pool"):
+        pool = kernels.max_pool if layer.kind == "max_pool" else kernels.avg_pool
+        return pool(*layer.in_shape, layer.kernel, in_dtype), {}
+    if layer.kind == "flatten":
+        return None
+    raise QuiltError(f"layer kind {layer.kind!r} of {layer.name} has no microcontroller "
+                     "kernel; use conv2d, depthwise_conv2d, dense, pools and flatten")
+
+
+def _int8_conv_weight(weight, variant):
+    """HWIO int8 weights in the layout the conv variant reads."""
+    return weight.transpose(3, 0, 1, 2) if variant == "plain" else kernels.pack_pairs(weight)
+
+
+def c_array(name, array, const=True):
+    """A file-scope C array definition holding `array` (flattened, row-major)."""
+    array = np.ascontiguousarray(array)
+    values = [str(int(v)) for v in array.reshape(-1)]
+    lines = [", ".join(values[i:i + _ITEMS_PER_LINE]) for i in range(0, len(values),
+                                                                      _ITEMS_PER_LINE)]
+    body = ",\n    ".join(lines)
+    qualifier = "const " if const else ""
+    return f"{qualifier}{_c_type(array)} {name}[{max(array.size, 1)}] = {{\n    {body}\n}};"
+
+
+def _quant_model(model, act_bits):
+    """The QuantModel to emit: `model` itself, or a pooled model's at `act_bits`."""
+    if isinstance(model, QuantModel):
+        if model.act_bits != act_bits:
+            raise QuiltError(f"this QuantModel was quantized for act_bits={model.act_bits}, "
+                             f"not {act_bits}; quantize it again with act_bits={act_bits}")
+        return model
+    if hasattr(model, "quantized"):
+        return model.quantized(act_bits)
+    raise QuiltError(f"model_sources takes a QuantModel or a pooled model (weightpool."
+                     f"compress), got {type(model).__name__}; quantize the network first")
+
+
+def model_sources(model, act_bits, int8_conv="smlad"):
+    """{file name: C text} of `model` (a QuantModel or a pooled model) at `act_bits`:
+    model.h, model.c and weights.c, as the module docstring describes."""
+    quant = _quant_model(model, act_bits)
+    layers = [(i, layer) for i, layer in enumerate(quant.layers) if layer.kind != "flatten"]
+    if not layers:
+        raise QuiltError("the model has no layers to emit")
+    input_size = int(np.prod(quant.layers[0].in_shape))
+    output_size = int(np.prod(quant.layers[-1].out_shape))
+    kernels_out, tables, calls = [], [], []
+    # Every activation but the last (written to `out`) lives in one of two buffers.
+    largest = max([int(np.prod(layer.out_shape)) for _, layer in layers[:-1]] + [1])
+    for step, (position, layer) in enumerate(layers):
+        name = f"quiltc_layer{position}"
+        sch, arrays = layer_kernel(layer, int8_conv)
+        kernel = verify(dataclasses.replace(sch.kernel, name=name))
+        kernels_out.append((kernel, f"{layer.name}\n{sch.trace}"))
+        source = "in" if step == 0 else _PING_PONG[(step - 1) % 2]
+        target = "out" if step == len(layers) - 1 else _PING_PONG[step % 2]
+        arguments = []
+        for buffer in sch.kernel.params:
+            if buffer.name == "x":
+                arguments.append(f"(const {buffer.dtype.c} *){source}")
+            elif buffer.name in sch.kernel.outputs:
+                arguments.append(f"({buffer.dtype.c} *){target}")
+            else:
+                table = f"{name}_{buffer.name}"
+                tables.append((table, np.asarray(arrays[buffer.name]).astype(buffer.dtype.numpy)))
+                arguments.append(table)
+        calls.append(f"    {name}({', '.join(arguments)});")
+    header = _header(input_size, output_size)
+    weights = "\n\n".join(["/* quiltc model tables: const, so they stay in flash */",
+                           "#include <stdint.h>"] + [c_array(n, a) for n, a in tables]) + "\n"
+    externs = "\n".join(f"extern const {_c_type(a)} {n}[{max(a.size, 1)}];" for n, a in tables)
+    unit = render_mcu_unit(kernels_out, static=True,
+                           comment=f"quiltc model at act_bits={act_bits} (target mcu)")
+    run = "\n".join([
+        "/* Activations ping-pong between two buffers sized to the largest layer output. */",
+        f"static uint8_t quiltc_ping[{largest}];",
+        f"static uint8_t quiltc_pong[{largest}];",
+        "",
+        "int quiltc_model_run(const int8_t *in, int8_t *out)",
+        "{", *calls, "    return 0;", "}"])
+    model_c = "\n\n".join(['#include "model.h"', externs, unit.rstrip(), run]) + "\n"
+    return {"model.h": header, "model.c": model_c, "weights.c": weights}
+
+
+def _c_type(array):
+    return _C_TYPES[array.dtype.name]
+
+
+def _header(input_size, output_size):
+    return f"""#ifndef QUILTC_MODEL_H
+#define QUILTC_MODEL_H
+
+#include <stdint.h>
+
+/* int8 values of one input (NHWC) and int8 scores of one output (one per class). */
+#define QUILTC_INPUT_SIZE {input_size}
+#define QUILTC_OUTPUT_SIZE {output_size}
+
+/* Runs the network on one input quantized with the model's input scale; writes the
+   scores to `out` and returns 0. Static buffers only: not reentrant. */
+int quiltc_model_run(const int8_t *in, int8_t *out);
+
+#endif
+"""
+
+
+def single_unit(sources):
+    """One C translation unit of `sources` ({name: text}): the .c files in order with
+    each `#include "name"` of a file in `sources` replaced by its text (for builds that
+    compile one file, as the host build cache does)."""
+    def inline(text):
+        return re.sub(r'^#include "([^"]+)"$', lambda m: sources.get(m.group(1), m.group(0)),
+                      text, flags=re.MULTILINE)
+
+    return "\n".join(inline(sources[name]) for name in sorted(sources) if name.endswith(".c"))
+
+
+def host_model(sources):
+    """quiltc_model_run of `sources` built with the host compiler: a function taking an
+    int8 input batch (n, ...) and returning the int8 scores (n, QUILTC_OUTPUT_SIZE)."""
+    library = DEFAULT_CACHE.load(single_unit(sources), RUN_SIGNATURE, find_toolchain())
+    output_size = int(re.search(r"QUILTC_OUTPUT_SIZE (\d+)", sources["model.h"]).group(1))
+    ffi = library.ffi
+
+    def run(batch):
+        batch = np.ascontiguousarray(batch, np.int8).reshape(len(batch), -1)
+        scores = np.zeros((len(batch), output_size), np.int8)
+        for row, out in zip(batch, scores):
+            status = library.handle.quiltc_model_run(ffi.cast("int8_t *", row.ctypes.data),
+                                                     ffi.cast("int8_t *", out.ctypes.data))
+            if status != 0:
+                raise QuiltError(f"quiltc_model_run returned {status}")
+        return scores
+
+    return run
+
+
+@dataclass(frozen=True)
+class LayerSource:
+    """One conv layer as C: `source` defines `void {function}(const uint8_t *in,
+    uint8_t *out)` with its tables (const, in flash); `in` holds input_size activations
+    (h, w, cin), `out` receives output_size (oh, ow, cout). `reference(x)` computes the
+    same output in numpy (the integer oracle)."""
+
+    kind: str
+    source: str
+    function: str
+    input_size: int
+    output_size: int
+    reference: object
+
+
+def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
+                      function="quiltc_conv_layer"):
+    """A conv layer of `shape` (mcu_kernels.ConvShape) with reproducible random weights,
+    as a callable C function for instruction counts: `kind` "int8_plain" (CMSIS-NN's
+    reference loop), "int8_smlad" (im2col + dual MACs) or "bitserial" (a pool of
+    `pool_size` vectors, activations of `act_bits` bits; the int8 kinds take 8-bit ones).
+    Returns a LayerSource."""
+    if kind not in CONV_KINDS:
+        raise QuiltError(f"conv kind {kind!r} is unknown; use one of {', '.join(CONV_KINDS)}")
+    bits = act_bits if kind == "bitserial" else 8
+    rng = np.random.default_rng(seed)
+    out_range = (0, (1 << bits) - 1)
+    depth = shape.kh * shape.kw * shape.cin
+    bias = rng.integers(-depth * 64, depth * 64, shape.cout).astype(np.int32)
+    # Scale a typical accumulator (depth products of about half the range) onto the output.
+    scale = out_range[1] / (depth * ((1 << bits) - 1) * 16.0)
+    multiplier, shift = q.quantize_multiplier(np.full(shape.cout, scale))
+    requant = {"bias": bias, "multiplier": multiplier, "shift": shift}
+    stride, padding = shape.stride, shape.padding
+    if kind == "bitserial":
+        pool = rng.integers(-127, 128, (pool_size, kernels.VECTOR_LEN)).astype(np.int8)
+        indices = rng.integers(0, pool_size, (shape.kh, shape.kw, shape.cin // kernels.VECTOR_LEN,
+                                              shape.cout)).astype(np.uint8)
+        lut = build_lut(pool)
+        sch = kernels.bitserial_conv(shape, bits, pool_size, out_range,
+                                     lut_dtype=np.dtype(lut.dtype).name)
+        tables = {"index": indices, "lut": lut, **requant}
+
+        def reference(x):
+            return bitserial_conv2d_int(np.asarray(x)[None], indices, lut, bias, multiplier,
+                                        shift, bits, stride, padding, *out_range)[0]
+    else:
+        variant = kind.split("_")[1]
+        weight = rng.integers(-127, 128, (shape.kh, shape.kw, shape.cin, shape.cout))
+        weight = weight.astype(np.int8)
+        sch = kernels.conv_int8(shape, "uint8", out_range, variant)
+        tables = {"weight": _int8_conv_weight(weight, variant), **requant}
+
+        def reference(x):
+            return q.conv2d_int(np.asarray(x)[None], weight, bias, multiplier, shift, stride,
+                                padding, *out_range)[0]
+    kernel = verify(dataclasses.replace(sch.kernel, name=f"{function}_kernel"))
+    arguments, definitions = [], []
+    for buffer in kernel.params:
+        if buffer.name == "x":
+            arguments.append("in")
+        elif buffer.name in kernel.outputs:
+            arguments.append("out")
+        else:
+            table = f"{function}_{buffer.name}"
+            definitions.append("static " + c_array(table, tables[buffer.name].astype(
+                buffer.dtype.numpy)))
+            arguments.append(table)
+    unit = render_mcu_unit([(kernel, f"{kind} conv, act_bits={bits}\n{sch.trace}")], static=True,
+                           comment=f"quiltc {kind} conv layer (target mcu)")
+    entry = (f"void {function}(const uint8_t *in, uint8_t *out)\n{{\n"
+             f"    {kernel.name}({', '.join(arguments)});\n}}\n")
+    source = "\n\n".join([unit.rstrip(), *definitions, entry])
+    return LayerSource(kind, source, function, shape.h * shape.w * shape.cin,
+                       shape.oh * shape.ow * shape.cout, reference)
+
+
+def host_layer(layer):
+    """The LayerSource's function built with the host compiler: uint8 (h, w, cin) in,
+    uint8 (oh * ow * cout,) out."""
+    signature = f"void {layer.function}(const uint8_t *in, uint8_t *out);"
+    library = DEFAULT_CACHE.load(layer.source, signature, find_toolchain())
+    ffi, function = library.ffi, getattr(library.handle, layer.function)
+
+    def run(x):
+        x = np.ascontiguousarray(x, np.uint8).reshape(-1)
+        if x.size != layer.input_size:
+            raise QuiltError(f"{layer.function} takes {layer.input_size} activations, got {x.size}")
+        out = np.zeros(layer.output_size, np.uint8)
+        function(ffi.cast("uint8_t *", x.ctypes.data), ffi.cast("uint8_t *", out.ctypes.data))
+        return out
+
+    return run

@@ -1,0 +1,96 @@
+"""Row pointers in microcontroller C: a table read at a data-dependent row goes through a
+pointer declared where the row is fixed, never above a guard or a write of what the row
+index reads, and the result is what the interpreter computes."""
+
+import re
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import quiltc as qc
+from helpers import require_cc
+from quiltc import mcu_kernels as kernels
+from quiltc.codegen.mcu import mcu_signature, render_mcu
+from quiltc.ir import interp
+from quiltc.ir.verify import verify
+from quiltc.program import Schedule
+from quiltc.runtime_c.cache import DEFAULT_CACHE
+from quiltc.runtime_c.call import CompiledKernel
+from quiltc.runtime_c.toolchain import find_toolchain
+
+
+def _tables(rows, columns):
+    p = qc.placeholder((rows,), "uint8", "p")
+    idx = qc.placeholder((columns,), "uint8", "idx", value_range=(0, columns - 1))
+    lut = qc.placeholder((256, columns), "int16", "lut")
+    return p, idx, lut
+
+
+def _host_run(sch, **arrays):
+    """The kernel rendered as microcontroller C, built on the host and run, checked equal
+    to the interpreter; returns (source, result)."""
+    source = render_mcu(sch.kernel, str(sch.trace))
+    want = interp.run(sch.kernel, **arrays)[sch.kernel.outputs[0]]
+    require_cc()
+    library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
+    got = CompiledKernel(sch.kernel, source, library, make_ragged=None)(**arrays)
+    np.testing.assert_array_equal(got, want)
+    return source, got
+
+
+def _arrays(rng, rows, columns):
+    return {"p": rng.integers(0, 256, rows).astype(np.uint8),
+            "idx": rng.permutation(columns).astype(np.uint8),
+            "lut": rng.integers(-30000, 30000, (256, columns)).astype(np.int16)}
+
+
+@settings(max_examples=6, deadline=None)
+@given(rows=st.integers(1, 6), columns=st.integers(2, 40), seed=st.integers(0, 2**32 - 1))
+def test_a_row_fixed_by_the_outer_loop_is_read_through_a_pointer(rows, columns, seed):
+    p, idx, lut = _tables(rows, columns)
+    out = qc.compute((rows, columns), lambda i, j: qc.cast(lut[p[i], idx[j]], "int32"), "out")
+    sch = Schedule(out, "rows")
+    arrays = _arrays(np.random.default_rng(seed), rows, columns)
+    source, got = _host_run(sch, **arrays)
+    np.testing.assert_array_equal(got, arrays["lut"][arrays["p"][:, None], arrays["idx"]])
+    declaration = f"const int16_t *quiltc_lut_row0 = &lut[{columns} * (int32_t)p[i]];"
+    loop_head = "for (int32_t j = 0;"
+    assert declaration in source and source.index(declaration) < source.index(loop_head)
+    assert "quiltc_lut_row0[(int32_t)idx[j]]" in source
+
+
+def test_a_guarded_read_keeps_its_full_index():
+    p, idx, lut = _tables(4, 8)
+    out = qc.compute((4, 8), lambda i, j: qc.where(
+        j < 5, qc.cast(lut[p[i], idx[j]], "int32"), qc.cast(0, "int32")), "out")
+    sch = Schedule(out, "guarded")
+    arrays = _arrays(np.random.default_rng(3), 4, 8)
+    source, got = _host_run(sch, **arrays)
+    assert "quiltc_lut_row" not in source
+    assert "lut[(int32_t)idx[j] + (8 * (int32_t)p[i])]" in source
+    want = np.where(np.arange(8) < 5, arrays["lut"][arrays["p"][:, None], arrays["idx"]], 0)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_a_row_index_written_in_the_loop_body_is_read_after_the_write():
+    p, idx, lut = _tables(4, 8)
+    flipped = qc.compute((4,), lambda i: p[i] | 1, "flipped")
+    out = qc.compute((4, 8), lambda i, j: qc.cast(lut[flipped[i], idx[j]], "int32"), "out")
+    sch = Schedule(out, "written")
+    sch.compute_at(flipped, sch.loops(out)[0])
+    arrays = _arrays(np.random.default_rng(4), 4, 8)
+    source, got = _host_run(sch, **arrays)
+    declaration = source.index("const int16_t *quiltc_lut_row0")
+    assert source.index("flipped[") < declaration
+    assert source.index("for (int32_t j = 0;") < declaration
+    np.testing.assert_array_equal(got, arrays["lut"][arrays["p"][:, None] | 1, arrays["idx"]])
+
+
+def test_the_bitserial_conv_reads_plane_rows_through_pointers_without_a_mask():
+    sch = kernels.bitserial_conv(kernels.ConvShape(4, 4, 16, 8, 3, 3, 1, 1), 3, 48, (0, 7))
+    source = render_mcu(verify(sch.kernel), str(sch.trace))
+    for plane in range(3):
+        assert f"const int16_t *quiltc_lut_row{plane} = &lut[48 * (int32_t)" in source
+        # The index byte is the column itself: no mask or clamp between them.
+        assert re.search(rf"quiltc_lut_row{plane}\[\(int32_t\)index\[[^\]]*\]\]", source)

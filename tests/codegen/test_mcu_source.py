@@ -1,0 +1,82 @@
+"""What the microcontroller renderer writes: constant sizes, const inputs, int32_t loop
+counters, static scratch instead of the heap, unrolled loops written out, the ACLE header
+only for DSP cores, and one translation unit for several kernels."""
+
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+import quiltc as qc
+from helpers import require_cc
+from quiltc import mcu_kernels as kernels
+from quiltc.codegen.mcu import mcu_signature, render_mcu, render_mcu_unit
+from quiltc.ir import interp
+from quiltc.runtime_c.cache import DEFAULT_CACHE
+from quiltc.runtime_c.call import CompiledKernel
+from quiltc.runtime_c.toolchain import find_toolchain
+
+
+def smlad_conv():
+    return kernels.conv_int8(kernels.ConvShape(5, 5, 3, 4, 3, 3, 1, 1), "int8", (-128, 127),
+                             "smlad")
+
+
+def test_sizes_must_be_constants():
+    n = qc.var("n", 1, 8)
+    x = qc.placeholder((n,), "int32", "x")
+    kernel = qc.lower(qc.compute((n,), lambda i: x[i] + 1, "y"))
+    with pytest.raises(qc.QuiltError, match="symbolic sizes or ragged dims, which the mcu "
+                                            "target does not take"):
+        render_mcu(kernel)
+
+
+def test_inputs_are_const_and_scratch_is_static():
+    source = render_mcu(smlad_conv().kernel)
+    assert "const int8_t* restrict x," in source
+    assert "const int32_t* restrict weight," in source
+    assert re.search(r"\n    int8_t\* restrict conv\)", source)
+    assert "\nstatic int8_t conv_conv_padded[147];\n" in source
+    assert "int32_t conv_columns[14];" in source
+    assert "malloc" not in source and "int64_t " not in source.replace("(int64_t)", "")
+    assert re.search(r"for \(int32_t oy_\d = 0; oy_\d < 5; \+\+oy_\d\)", source)
+
+
+def test_the_acle_header_is_included_only_for_dsp_cores():
+    source = render_mcu(smlad_conv().kernel)
+    assert "#if defined(__ARM_FEATURE_DSP)\n#include <arm_acle.h>\n#endif" in source
+    assert "__smlad((uint32_t)a, (uint32_t)b, (uint32_t)acc)" in source
+    # The accumulator feeds the instruction instead of a separate add.
+    assert re.search(r"conv_acc\[0\] = quiltc_smlad\(conv_columns\[t_\d\], "
+                     r"weight\[t_\d \+ \(14 \* co_\d\)\], conv_acc\[0\]\);", source)
+
+
+def test_unrolled_loops_are_written_out_with_constant_indices():
+    sch = kernels.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 3, 16, (0, 7))
+    source = render_mcu(sch.kernel)
+    for plane in range(3):
+        assert f"/* k_1 = {plane} */" in source
+    assert "<< (uint32_t)((int32_t)2)" in source and "for (int32_t k_1" not in source
+
+
+def test_one_unit_holds_several_kernels_and_each_helper_once():
+    first, second = smlad_conv(), kernels.dense_int8(10, 3, "int8", (-128, 127), "dense")
+    unit = render_mcu_unit([(first.kernel, str(first.trace)), (second.kernel, "")])
+    assert unit.count("int32_t quiltc_requantize(") == 1
+    assert unit.count("#include <stdint.h>") == 1
+    assert "void conv(" in unit and "void dense(" in unit
+    require_cc()
+    result = subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-c", "-x", "c",
+                             "-o", "/dev/null", "-"], input=unit, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_rendered_kernel_computes_what_the_interpreter_does():
+    require_cc()
+    sch = kernels.max_pool(6, 4, 3, 2, "int8")
+    source = render_mcu(sch.kernel, str(sch.trace))
+    library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
+    fn = CompiledKernel(sch.kernel, source, library, make_ragged=None)
+    x = np.random.default_rng(5).integers(-128, 128, (6, 4, 3)).astype(np.int8)
+    np.testing.assert_array_equal(fn(x=x), interp.run(sch.kernel, x=x)["max_pool"])

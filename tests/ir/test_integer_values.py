@@ -1,0 +1,207 @@
+"""Integer kernels' values: shifts and masks, gathers, requantize and smlad, in the
+interpreter (the oracle) and compiled C, against numpy and against the independent
+numpy implementation of CMSIS-NN's requantization in quiltc.quantize."""
+
+import operator
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import quiltc as qc
+from helpers import require_cc
+from quiltc import quantize
+from quiltc.ir import interp
+from quiltc.ir.verify import verify
+
+SEEDS = st.integers(0, 2**32 - 1)
+N = qc.var("n_values", 1, 64)
+INT_DTYPES = ["int8", "int16", "int32", "uint8"]
+
+
+def _both(kernel, **arrays):
+    """Results of the interpreter and of the compiled C, checked equal."""
+    expected = interp.run(kernel, **arrays)
+    require_cc()
+    got = qc.build(kernel)(**arrays)
+    got = got if isinstance(got, dict) else {kernel.outputs[0]: got}
+    for name, want in expected.items():
+        assert got[name].dtype == want.dtype
+        np.testing.assert_array_equal(got[name], want, err_msg=name)
+    return expected
+
+
+def _shift_kernels():
+    kernels = {}
+    for dtype in INT_DTYPES:
+        x = qc.placeholder((N,), dtype, "x")
+        count = qc.placeholder((N,), dtype, "count")
+        mask = qc.placeholder((N,), dtype, "mask")
+        left = qc.compute((N,), lambda i: x[i] << count[i], "left")
+        right = qc.compute((N,), lambda i: x[i] >> count[i], "right")
+        both = qc.compute((N,), lambda i: (x[i] & mask[i]) | (mask[i] >> 1), "both")
+        kernels[dtype] = qc.lower([left, right, both], f"shifts_{dtype}")
+    return kernels
+
+
+SHIFT_KERNELS = _shift_kernels()
+
+
+@settings(max_examples=12, deadline=None)
+@given(dtype=st.sampled_from(INT_DTYPES), n=st.integers(1, 64), seed=SEEDS)
+def test_shifts_and_masks_follow_c_on_every_integer_type(dtype, n, seed):
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max, n, endpoint=True).astype(dtype)
+    count = rng.integers(0, info.bits, n).astype(dtype)
+    mask = rng.integers(info.min, info.max, n, endpoint=True).astype(dtype)
+    got = _both(SHIFT_KERNELS[dtype], x=x, count=count, mask=mask)
+    wide = x.astype(np.int64)
+    np.testing.assert_array_equal(got["left"], (wide << count).astype(dtype))
+    np.testing.assert_array_equal(got["right"], (wide >> count).astype(dtype))
+    np.testing.assert_array_equal(got["both"], (x & mask) | (mask >> 1))
+
+
+def test_a_right_shift_of_a_negative_value_is_arithmetic():
+    result = interp.run(SHIFT_KERNELS["int32"], x=np.array([-7], np.int32),
+                        count=np.array([1], np.int32), mask=np.array([0], np.int32))
+    assert result["right"][0] == -4
+
+
+def test_a_shift_count_past_the_width_is_reported_as_undefined():
+    with pytest.raises(qc.VerifyError, match=r"shift count 32 is outside \[0, 32\)"):
+        interp.run(SHIFT_KERNELS["int32"], x=np.array([1], np.int32),
+                   count=np.array([32], np.int32), mask=np.array([0], np.int32))
+
+
+BITWISE = {"<<": operator.lshift, ">>": operator.rshift, "&": operator.and_, "|": operator.or_}
+
+
+@pytest.mark.parametrize("op", sorted(BITWISE))
+def test_bitwise_operators_refuse_floats(op):
+    x = qc.placeholder((4,), "float32", "x")
+    with pytest.raises(qc.LanguageError,
+                       match=re.escape(f"'{op}' needs integer operands, got float32")):
+        qc.compute((4,), lambda i: BITWISE[op](x[i], x[i]), "y")
+
+
+def _gather_kernel(columns, clamp):
+    p = qc.placeholder((N,), "uint8", "p")
+    idx = qc.placeholder((N,), "uint8", "idx")
+    lut = qc.placeholder((256, columns), "int16", "lut")
+    out = qc.compute((N,), lambda i: qc.cast(lut[p[i], clamp(idx[i])], "int32"), "out")
+    return qc.lower(out, "gather")
+
+
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(1, 64), seed=SEEDS, how=st.sampled_from(["mask", "clamp"]))
+def test_a_gather_reads_the_table_at_data_dependent_positions(n, seed, how):
+    columns = 16
+    clamp = ((lambda v: v & (columns - 1)) if how == "mask"
+             else (lambda v: qc.minimum(v, qc.cast(columns - 1, "uint8"))))
+    kernel = verify(_gather_kernel(columns, clamp))
+    rng = np.random.default_rng(seed)
+    p = rng.integers(0, 256, n).astype(np.uint8)
+    idx = rng.integers(0, 256, n).astype(np.uint8)
+    lut = rng.integers(-30000, 30000, (256, columns)).astype(np.int16)
+    got = _both(kernel, p=p, idx=idx, lut=lut)
+    column = idx & 15 if how == "mask" else np.minimum(idx, 15)
+    np.testing.assert_array_equal(got["out"], lut[p, column].astype(np.int32))
+
+
+def test_the_verifier_refuses_a_gather_whose_index_may_leave_the_table():
+    kernel = _gather_kernel(16, lambda v: v)
+    with pytest.raises(qc.VerifyError, match=r"gathered index idx\[i\] of lut \(dim 1, extent "
+                                             r"16\) ranges over \[0, 255\]; clamp it"):
+        verify(kernel)
+
+
+def test_a_full_width_table_needs_no_clamp_for_a_byte_index():
+    verify(_gather_kernel(256, lambda v: v))
+
+
+def test_a_gather_index_must_be_an_integer_value():
+    lut = qc.placeholder((8,), "int32", "lut")
+    f = qc.placeholder((8,), "float32", "f")
+    with pytest.raises(qc.LanguageError, match="lut is indexed by a float32 value"):
+        qc.compute((8,), lambda i: lut[f[i]], "bad")
+
+
+def _requantize_kernel():
+    acc = qc.placeholder((N,), "int32", "acc")
+    multiplier = qc.placeholder((N,), "int32", "multiplier")
+    shift = qc.placeholder((N,), "int32", "shift")
+    out = qc.compute((N,), lambda i: qc.requantize(acc[i], multiplier[i], shift[i]), "out")
+    return qc.lower(out, "requantize")
+
+
+REQUANTIZE = _requantize_kernel()
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(1, 64), seed=SEEDS, magnitude=st.integers(1, 31))
+def test_requantize_is_bit_exact_with_the_numpy_reference(n, seed, magnitude):
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-(1 << magnitude), 1 << magnitude, n).astype(np.int32)
+    real = np.exp(rng.uniform(np.log(2.0**-20), np.log(0.99), n))
+    multiplier, shift = quantize.quantize_multiplier(real)
+    got = _both(REQUANTIZE, acc=acc, multiplier=multiplier, shift=shift)
+    want = quantize.requantize(acc, multiplier, shift)
+    np.testing.assert_array_equal(got["out"], want.astype(np.int32))
+
+
+def test_requantize_halves_ties_away_from_zero_after_the_high_multiply():
+    # M = 0.25 is multiplier 2**30, shift -1: the doubling high multiply gives
+    # floor((acc + 1) / 2) (3, -3, 1, -1), whose halving ties round away from zero.
+    multiplier, shift = quantize.quantize_multiplier(np.full(4, 0.25))
+    got = interp.run(REQUANTIZE, acc=np.array([6, -6, 2, -2], np.int32),
+                     multiplier=multiplier, shift=shift)
+    np.testing.assert_array_equal(got["out"], [2, -2, 1, -1])
+
+
+def test_integer_calls_take_int32_arguments():
+    x = qc.placeholder((4,), "int16", "x")
+    with pytest.raises(qc.LanguageError, match="requantize takes int32 arguments, got int16"):
+        qc.compute((4,), lambda i: qc.requantize(x[i], 1 << 30, 0), "bad")
+
+
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(1, 64), seed=SEEDS)
+def test_smlad_adds_both_halfword_products(n, seed):
+    a = qc.placeholder((N,), "int32", "a")
+    b = qc.placeholder((N,), "int32", "b")
+    acc = qc.placeholder((N,), "int32", "acc")
+    kernel = qc.lower(qc.compute((N,), lambda i: qc.smlad(a[i], b[i], acc[i]), "out"), "smlad")
+    rng = np.random.default_rng(seed)
+    words = [rng.integers(-2**31, 2**31, n).astype(np.int32) for _ in range(3)]
+    got = _both(kernel, a=words[0], b=words[1], acc=words[2])
+
+    def halves(w):
+        return (w & 0xFFFF).astype(np.uint16).view(np.int16).astype(np.int64), \
+            (w.astype(np.int64) >> 16).astype(np.int16).astype(np.int64)
+
+    (a_lo, a_hi), (b_lo, b_hi) = halves(words[0]), halves(words[1])
+    want = (words[2].astype(np.int64) + a_lo * b_lo + a_hi * b_hi).astype(np.int32)
+    np.testing.assert_array_equal(got["out"], want)
+
+
+def test_the_printer_shows_shifts_and_gathers():
+    kernel = _gather_kernel(16, lambda v: v & 15)
+    assert "lut[p[i], (idx[i] & 15)]" in repr(kernel)
+
+
+def test_only_tables_may_be_gathered_from():
+    x = qc.placeholder((8,), "int32", "x")
+    idx = qc.placeholder((8,), "uint8", "idx")
+    doubled = qc.compute((8,), lambda i: x[i] * 2, "doubled")
+    with pytest.raises(qc.LanguageError, match="doubled is a compute indexed by a tensor value"):
+        qc.compute((8,), lambda i: doubled[idx[i] & 7], "bad")
+
+
+def test_the_interpreter_checks_each_gathered_index_against_its_dim():
+    kernel = _gather_kernel(16, lambda v: v)
+    lut = np.zeros((256, 16), np.int16)
+    with pytest.raises(qc.VerifyError, match=r"access lut\[16\] is outside its 16 elements"):
+        interp.run(kernel, p=np.array([0], np.uint8), idx=np.array([16], np.uint8), lut=lut)
