@@ -1,12 +1,17 @@
 """The C target: C99 with `restrict`, OpenMP for parallel and SIMD loops, GCC unrolling.
 
     for (int64_t j_o = 0; ...)      <- #pragma omp parallel for   (kind parallel)
+    for (int64_t b = 0; ...)        <- ... schedule(dynamic)      (parallel, ragged work)
     for (int64_t j_i = 0; ...)      <- #pragma omp simd           (kind vector)
     for (int64_t i_i = 0; ...)      <- #pragma GCC unroll 4       (kind unroll, extent 4)
 
 `render_c` gives the source, `c_signature` the declaration cffi reads (`ffi.cdef`).
 """
 
+import sympy
+
+from ..ir import nodes as ir
+from ..ir.walk import find_all
 from .base import CLikeRenderer
 
 # GCC refuses larger unroll factors.
@@ -21,12 +26,22 @@ class CRenderer(CLikeRenderer):
     def loop_pragmas(self, loop):
         """OpenMP for parallel and vector loops, GCC's unroll pragma for constant unrolls."""
         if loop.kind == "parallel":
+            if _ragged_work(loop):
+                # Iterations of unequal length (rows of a ragged batch): threads take the
+                # next one as they finish, instead of fixed halves of unequal work.
+                return ["#pragma omp parallel for schedule(dynamic)"]
             return ["#pragma omp parallel for"]
         if loop.kind == "vector":
             return ["#pragma omp simd"]
         if loop.kind == "unroll" and loop.extent.is_Integer:
             return [f"#pragma GCC unroll {min(int(loop.extent), _MAX_UNROLL)}"]
         return []
+
+
+def _ragged_work(loop):
+    """Whether some loop inside `loop` runs a number of times that depends on its variable."""
+    inner = find_all(loop.body, lambda node: isinstance(node, ir.For))
+    return any(loop.var in sympy.sympify(node.extent).free_symbols for node in inner)
 
 
 def render_c(kernel, trace_text=""):

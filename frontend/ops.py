@@ -31,6 +31,9 @@ ROWS_PER_CALL = 1024
 # Query-key pairs per head in one attention call: about 5 MB per L x L intermediate at
 # 8 heads (measured best of 50k, 150k, 300k, 600k and the whole batch on race lengths).
 GROUP_QUERY_KEY_PAIRS = 150_000
+# Keys per register tile of attention scores, and float lanes per SIMD vector (AVX-512).
+SCORE_TILE = 32
+SIMD_WIDTH = 16
 GELU_SCALE = np.float32(1.5957691216057308)  # 2 * sqrt(2 / pi)
 GELU_CUBIC = np.float32(0.044715)
 
@@ -325,20 +328,15 @@ def _attention_kernel(heads, head_size, max_length, causal):
     """Each stage a loop nest of its own, parallel over (sequence, head) pairs, inner loops
     in SIMD.
 
-    The softmax stages are not computed inside the query-row loop (the way
-    recipes.schedule_softmax does it), nor the context accumulated in registers:
-    reductions over a ragged dim are lowered already decomposed (a row may be empty), and
-    compute_at and cache_write refuse a reduction whose initialisation stands apart."""
+    Scores come in whole tiles of SCORE_TILE keys summed in registers over the head's
+    depth (split_op, then cache_write), the last keys of a row one vector pass per depth
+    step; each query row's context sums in registers over the keys. The softmax stages are
+    not computed inside the query-row loop (the way recipes.schedule_softmax does it):
+    compute_at refuses a reduction whose initialisation stands apart."""
     stages, out = attention_program(heads, head_size, max_length, causal)
     sch = Schedule(out, name="ragged_attention")
-    batch, head, query, key, depth = sch.loops(stages["scores"])
-    sch.decompose(stages["scores"], query)
-    # Keys innermost: each query row's scores accumulate in SIMD over contiguous keys.
-    sch.reorder(depth, key)
-    sch.vectorize(key)
-    batch, head, query, value_depth, key = sch.loops(stages["context"])
-    sch.reorder(key, value_depth)
-    sch.vectorize(value_depth)
+    _schedule_scores(sch, stages["scores"], max_length)
+    _schedule_context(sch, stages["context"], head_size)
     for name in ("keys", "exps", "values", "masked"):
         if name in stages:
             sch.vectorize(sch.loops(stages[name])[-1])
@@ -350,6 +348,36 @@ def _attention_kernel(heads, head_size, max_length, causal):
         outer, inner = sch.loops(tensor)[:2]
         sch.parallel(sch.fuse(outer, inner))
     return build(sch)
+
+
+def _schedule_scores(sch, scores, max_length):
+    """Query-key products: whole tiles of SCORE_TILE keys in registers, the rest (or every
+    key, for rows shorter than a tile) accumulated in SIMD over contiguous keys."""
+    batch, head, query, key, depth = sch.loops(scores)
+    if max_length >= SCORE_TILE:
+        key_tile, key_lane, key = sch.split_op(key, SCORE_TILE)
+        sch.reorder(depth, key_lane)
+        tile = sch.cache_write(scores, "local", at=key_tile)
+        sch.decompose(tile, depth)
+        vectors, lanes = sch.split(key_lane, SIMD_WIDTH)
+        sch.unroll(vectors)
+        sch.vectorize(lanes)
+        depth = sch.loops(scores)[-1]
+    sch.reorder(depth, key)
+    sch.vectorize(key)
+
+
+def _schedule_context(sch, context, head_size):
+    """Probabilities times values: each query row's context sums over the keys, in
+    registers when the head splits into whole SIMD vectors."""
+    batch, head, query, value_depth, key = sch.loops(context)
+    sch.reorder(key, value_depth)
+    if head_size % SIMD_WIDTH == 0:
+        row = sch.cache_write(context, "local", at=query)
+        sch.decompose(row, key)
+        vectors, value_depth = sch.split(value_depth, SIMD_WIDTH)
+        sch.unroll(vectors)
+    sch.vectorize(value_depth)
 
 
 def attention(qkv, heads, head_size, max_length, causal=False, out=None):

@@ -108,6 +108,20 @@ def test_attention_matches_each_sequence(lengths, causal, seed):
     _assert_rows(flat, expected)
 
 
+@settings(max_examples=6, deadline=None)
+@given(lengths=st.lists(st.sampled_from([0, 1, 31, 32, 33, 40]) | st.integers(0, 40),
+                        min_size=1, max_size=4),
+       causal=st.booleans(), seed=st.integers(0, 2**31))
+def test_attention_in_register_tiles_matches_each_sequence(lengths, causal, seed):
+    # Rows of 32 keys and more take the tiled score loop, heads of 16 the register rows.
+    require_cc()
+    heads, head_size = 2, ops.SIMD_WIDTH
+    rows, qkv = _rows(lengths, 3 * heads * head_size, seed)
+    expected = ops.reference_attention(rows, heads, head_size, causal)
+    _assert_rows(ops.attention(qkv, heads, head_size, 40, causal), expected)
+    assert "scores_local" in ops._attention_kernel(heads, head_size, 40, causal).source
+
+
 def test_sequence_groups_cover_the_batch_within_the_pair_budget(monkeypatch):
     monkeypatch.setattr(ops, "GROUP_QUERY_KEY_PAIRS", 10)
     lengths = np.array([3, 0, 1, 7, 2], np.int32)
