@@ -26,7 +26,7 @@ import common  # noqa: F401 (fixes thread counts before numpy loads)
 import numpy as np
 
 import quiltc as qc
-from quiltc import encoder, ops
+from quiltc import attention, encoder
 from quiltc.timing import measure
 
 SEQLENS = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "seqlens"
@@ -161,7 +161,7 @@ def run(batches, datasets, peak):
                                  lengths)
             check_against_peers(peers, layer, tokens)
             inputs = {"mha": qkv, "encoder": tokens}
-            quiltc_runs = {"mha": lambda: ops.attention(qkv, HEADS, HEAD_SIZE, longest),
+            quiltc_runs = {"mha": lambda: attention.attention(qkv, HEADS, HEAD_SIZE, longest),
                            "encoder": lambda: layer(tokens)}
             for op in ("mha", "encoder"):
                 row = {"quiltc_ms": time_one(torch, quiltc_runs[op]) * 1e3}

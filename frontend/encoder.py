@@ -17,7 +17,7 @@ at once. Weights come as a PyTorch state_dict (tensors or numpy arrays, same nam
 
 import numpy as np
 
-from . import ops
+from . import attention, ops
 from .ragged import RaggedArray
 
 WEIGHT_NAMES = (
@@ -91,7 +91,7 @@ class EncoderLayer:
         qkv_ragged = ops.add_bias(RaggedArray(qkv[:total], x.lengths), w["self_attn.in_proj_bias"],
                                   out=qkv[:total])
         attended = np.zeros((rows, self.hidden), np.float32)
-        ops.attention(qkv_ragged, self.heads, self.head_size, self.max_length, self.causal,
+        attention.attention(qkv_ragged, self.heads, self.head_size, self.max_length, self.causal,
                       out=attended[:total])
         projected = ops.linear(attended, self.out_projection)
         normed = np.zeros((rows, self.hidden), np.float32)
@@ -113,7 +113,7 @@ def reference_encoder_layer(rows, weights, heads, eps=1e-5, causal=False):
     results = []
     for row in rows:
         qkv = row @ w["self_attn.in_proj_weight"].T + w["self_attn.in_proj_bias"]
-        attended = ops.reference_attention([qkv], heads, hidden // heads, causal)[0]
+        attended = attention.reference_attention([qkv], heads, hidden // heads, causal)[0]
         projected = attended @ w["self_attn.out_proj.weight"].T + w["self_attn.out_proj.bias"]
         first = ops.reference_layer_norm(projected + row, w["norm1.weight"], w["norm1.bias"], eps)
         expanded = ops.reference_gelu(first @ w["linear1.weight"].T + w["linear1.bias"])

@@ -18,7 +18,7 @@ from .ir.dtypes import identity
 from .ir.errors import ScheduleError
 from .ir.index import floordiv, symbol
 from .lower import lower
-from .ops import attention_program
+from .attention import attention_program
 from .program import Schedule
 from .recipes import softmax_program
 
@@ -152,7 +152,7 @@ def schedule_ragged_cuda(sch, tensor, threads=32, flat=False, longest_first=True
 
 def schedule_attention_cuda(heads, head_size, max_length, causal=True,
                             name="ragged_attention_cuda"):
-    """`ops.attention`'s program on the GPU: every stage one launch, a block per
+    """`attention.attention`'s program on the GPU: every stage one launch, a block per
     (sequence, head) and a thread per query row (per token for the gathers); the score
     stage visits sequences longest first. Returns the schedule."""
     stages, out = attention_program(heads, head_size, max_length, causal)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import helpers
 import quiltc as qc
-from quiltc import ops, recipes, recipes_cuda
+from quiltc import recipes, recipes_cuda
+from quiltc.attention import reference_attention
 from quiltc.runtime_c.nvcc import ARCHITECTURES, INSTALL_HINT
 
 MAX_LENGTH = 9
@@ -89,4 +90,4 @@ def attention(causal):
 def attention_reference(rows, causal):
     """Per-sequence numpy attention of `rows`, shaped like the kernel's output rows."""
     return [r.reshape(-1, HEADS, HEAD_SIZE)
-            for r in ops.reference_attention(rows, HEADS, HEAD_SIZE, causal)]
+            for r in reference_attention(rows, HEADS, HEAD_SIZE, causal)]

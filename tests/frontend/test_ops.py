@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import quiltc as qc
 from helpers import require_cc
-from quiltc import encoder, ops
+from quiltc import attention, encoder, ops
 from quiltc.ir import interp
 
 MAX_LENGTH = 7
@@ -100,9 +100,9 @@ def test_linear_kernel_in_the_interpreter():
 def test_attention_matches_each_sequence(lengths, causal, seed):
     require_cc()
     rows, qkv = _rows(lengths, 3 * HEADS * HEAD_SIZE, seed)
-    expected = ops.reference_attention(rows, HEADS, HEAD_SIZE, causal)
-    _assert_rows(ops.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal), expected)
-    kernel = ops._attention_kernel(HEADS, HEAD_SIZE, MAX_LENGTH, causal)
+    expected = attention.reference_attention(rows, HEADS, HEAD_SIZE, causal)
+    _assert_rows(attention.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal), expected)
+    kernel = attention._attention_kernel(HEADS, HEAD_SIZE, MAX_LENGTH, causal)
     interpreted = _interpreted(kernel, QKV=qkv)
     flat = qc.RaggedArray(interpreted.values.reshape(-1, HEADS * HEAD_SIZE), qkv.lengths)
     _assert_rows(flat, expected)
@@ -115,33 +115,33 @@ def test_attention_matches_each_sequence(lengths, causal, seed):
 def test_attention_in_register_tiles_matches_each_sequence(lengths, causal, seed):
     # Rows of 32 keys and more take the tiled score loop, heads of 16 the register rows.
     require_cc()
-    heads, head_size = 2, ops.SIMD_WIDTH
+    heads, head_size = 2, attention.SIMD_WIDTH
     rows, qkv = _rows(lengths, 3 * heads * head_size, seed)
-    expected = ops.reference_attention(rows, heads, head_size, causal)
-    _assert_rows(ops.attention(qkv, heads, head_size, 40, causal), expected)
-    assert "scores_local" in ops._attention_kernel(heads, head_size, 40, causal).source
+    expected = attention.reference_attention(rows, heads, head_size, causal)
+    _assert_rows(attention.attention(qkv, heads, head_size, 40, causal), expected)
+    assert "scores_local" in attention._attention_kernel(heads, head_size, 40, causal).source
 
 
 def test_sequence_groups_cover_the_batch_within_the_pair_budget(monkeypatch):
-    monkeypatch.setattr(ops, "GROUP_QUERY_KEY_PAIRS", 10)
+    monkeypatch.setattr(attention, "GROUP_QUERY_KEY_PAIRS", 10)
     lengths = np.array([3, 0, 1, 7, 2], np.int32)
-    assert list(ops._sequence_groups(lengths)) == [(0, 3), (3, 4), (4, 5)]
-    assert list(ops._sequence_groups(np.array([], np.int32))) == []
+    assert list(attention._sequence_groups(lengths)) == [(0, 3), (3, 4), (4, 5)]
+    assert list(attention._sequence_groups(np.array([], np.int32))) == []
 
 
 def test_attention_in_many_groups_matches_each_sequence(monkeypatch):
     require_cc()
-    monkeypatch.setattr(ops, "GROUP_QUERY_KEY_PAIRS", 10)
+    monkeypatch.setattr(attention, "GROUP_QUERY_KEY_PAIRS", 10)
     rows, qkv = _rows([3, 0, 1, 7, 2, 5], 3 * HEADS * HEAD_SIZE, 4)
     for causal in (False, True):
-        _assert_rows(ops.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal),
-                     ops.reference_attention(rows, HEADS, HEAD_SIZE, causal))
+        _assert_rows(attention.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal),
+                     attention.reference_attention(rows, HEADS, HEAD_SIZE, causal))
 
 
 def test_causal_attention_of_the_first_token_is_its_own_value():
     require_cc()
     rows, qkv = _rows([4], 3 * HEADS * HEAD_SIZE, 0)
-    result = ops.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal=True)
+    result = attention.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH, causal=True)
     width = HEADS * HEAD_SIZE
     np.testing.assert_allclose(result[0][0], rows[0][0, 2 * width:], rtol=1e-6)
 
@@ -215,4 +215,4 @@ def test_sequences_longer_than_the_declared_maximum_are_refused():
     _, qkv = _rows([MAX_LENGTH + 1], 3 * HEADS * HEAD_SIZE, 0)
     with pytest.raises(qc.ShapeError, match=rf"row 0 has length {MAX_LENGTH + 1}, over the "
                                             rf"declared maximum {MAX_LENGTH} of L"):
-        ops.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH)
+        attention.attention(qkv, HEADS, HEAD_SIZE, MAX_LENGTH)

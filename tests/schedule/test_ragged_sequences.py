@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import quiltc as qc
 import ragged_programs
-from quiltc import ops
+from quiltc import attention
 from quiltc.ir import nodes as ir
 from quiltc.schedule.nest import walk_paths
 from ragged_programs import lengths_strategy
@@ -101,10 +101,10 @@ def pipeline_case(lengths, seed):
 
 
 def attention_case(lengths, seed, causal):
-    _, out = ops.attention_program(HEADS, HEAD_SIZE, MAX_LENGTH, causal)
+    _, out = attention.attention_program(HEADS, HEAD_SIZE, MAX_LENGTH, causal)
     rows, values = ragged_programs.ragged_batch(lengths, seed, (3 * HEADS * HEAD_SIZE,))
     reference = [r.reshape(-1, HEADS, HEAD_SIZE)
-                 for r in ops.reference_attention(rows, HEADS, HEAD_SIZE, causal)]
+                 for r in attention.reference_attention(rows, HEADS, HEAD_SIZE, causal)]
     return qc.Schedule(out), {"QKV": values}, {"attention": reference}
 
 
