@@ -1,6 +1,7 @@
 """Shared test tools: toolchain gating, the oracle comparison every schedule test uses,
 and numpy references."""
 
+import dataclasses
 import os
 import shutil
 
@@ -9,6 +10,8 @@ import pytest
 
 import quiltc as qc
 from quiltc.ir import interp
+from quiltc.ir import nodes as ir
+from quiltc.ir.walk import rewrite
 from quiltc.runtime_c.mcu_toolchain import COMPILER, EMULATOR, MCU_INSTALL_HINT, SIZE_TOOL
 
 REQUIRE_TOOLCHAINS = os.environ.get("QUILTC_REQUIRE_TOOLCHAINS") == "1"
@@ -84,3 +87,15 @@ def random_array(rng, shape, dtype="float32"):
         return rng.uniform(-1, 1, size=shape).astype(dtype)
     info = np.iinfo(dtype)
     return rng.integers(max(info.min, -8), min(info.max, 8), size=shape).astype(dtype)
+
+
+def with_loop_kinds(kernel, kinds):
+    """`kernel` with loops re-annotated by hand ({loop name: kind}), as no primitive would:
+    for testing what renderers and checks do with annotations the schedule never made."""
+
+    def annotate(node):
+        if isinstance(node, ir.For) and node.var.name in kinds:
+            return dataclasses.replace(node, kind=kinds[node.var.name])
+        return node
+
+    return dataclasses.replace(kernel, body=rewrite(kernel.body, annotate))

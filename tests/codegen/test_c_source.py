@@ -1,35 +1,23 @@
 """The text of generated C: signatures, pragmas, the trace comment, helpers, names, and
 the errors for IR the C target cannot express. Rendering needs no compiler."""
 
-import dataclasses
-
 import pytest
 import sympy
 
 import programs
 import quiltc as qc
+from helpers import with_loop_kinds
 from quiltc.codegen import CRenderer, c_signature, render_c
 from quiltc.codegen.base import strip_parentheses
 from quiltc.ir import nodes as ir
 from quiltc.ir.errors import QuiltError
 from quiltc.ir.index import symbol
-from quiltc.ir.walk import rewrite
 
 
 def _matmul(name="matmul"):
     C = programs.matmul(qc.var("M", 1, 512), 64, qc.var("N", 1, 512))
     return qc.lower(C, name=name)
 
-
-def _with_kinds(kernel, kinds):
-    """`kernel` with loops re-annotated: {loop name: kind}."""
-
-    def annotate(node):
-        if isinstance(node, ir.For) and node.var.name in kinds:
-            return dataclasses.replace(node, kind=kinds[node.var.name])
-        return node
-
-    return dataclasses.replace(kernel, body=rewrite(kernel.body, annotate))
 
 
 def test_signature_lists_restrict_buffers_then_sizes():
@@ -57,7 +45,7 @@ def test_naive_matmul_reads_as_the_loop_nest():
 
 
 def test_loop_kinds_become_openmp_and_unroll_pragmas():
-    kernel = _with_kinds(_matmul(), {"i": "parallel", "j": "vector", "k": "unroll"})
+    kernel = with_loop_kinds(_matmul(), {"i": "parallel", "j": "vector", "k": "unroll"})
     lines = render_c(kernel).splitlines()
     for pragma, loop in [("#pragma omp parallel for", "i"), ("#pragma omp simd", "j"),
                          ("#pragma GCC unroll 64", "k")]:
@@ -66,7 +54,7 @@ def test_loop_kinds_become_openmp_and_unroll_pragmas():
 
 
 def test_unroll_of_a_symbolic_extent_leaves_the_loop_to_the_compiler():
-    source = render_c(_with_kinds(_matmul(), {"i": "unroll"}))
+    source = render_c(with_loop_kinds(_matmul(), {"i": "unroll"}))
     assert "#pragma GCC unroll" not in source
     assert "for (int64_t i = 0; i < M; ++i) {" in source
 
@@ -132,7 +120,7 @@ def test_strip_parentheses_only_removes_an_enclosing_pair():
 @pytest.mark.parametrize("kind", ["blockIdx.x", "threadIdx.y"])
 def test_gpu_loops_are_refused_on_the_c_target(kind):
     with pytest.raises(QuiltError, match=rf"loop i is bound to {kind}.*target='cuda'"):
-        render_c(_with_kinds(_matmul(), {"i": kind}))
+        render_c(with_loop_kinds(_matmul(), {"i": kind}))
 
 
 def _with_alloc(scope, shape, barrier=False):

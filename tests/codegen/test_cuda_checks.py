@@ -10,21 +10,12 @@ import pytest
 import cuda_kernels
 import programs
 import quiltc as qc
+from helpers import with_loop_kinds
 from quiltc import recipes, recipes_cuda
 from quiltc.ir import nodes as ir
 from quiltc.ir.verify import verify
 from quiltc.ir.walk import rewrite
 
-
-def _with_kinds(kernel, kinds):
-    """`kernel` with loops rebound by hand ({loop name: kind}), as no primitive would."""
-
-    def rebind(node):
-        if isinstance(node, ir.For) and node.var.name in kinds:
-            return dataclasses.replace(node, kind=kinds[node.var.name])
-        return node
-
-    return dataclasses.replace(kernel, body=rewrite(kernel.body, rebind))
 
 
 @pytest.mark.parametrize("kinds, message", [
@@ -38,7 +29,7 @@ def _with_kinds(kernel, kinds):
                  id="block-inside-thread"),
 ])
 def test_the_verifier_refuses_bindings_no_gpu_runs(kinds, message):
-    kernel = _with_kinds(qc.Schedule(programs.scale(64, 32)).kernel, kinds)
+    kernel = with_loop_kinds(qc.Schedule(programs.scale(64, 32)).kernel, kinds)
     with pytest.raises(qc.ScheduleError, match=r"verify: asked to run kernel kernel on a GPU, "
                        r"but " + message):
         verify(kernel)
