@@ -13,3 +13,8 @@ import pytest  # noqa: E402
 def _quiltc_cache_directory(tmp_path_factory):
     if "QUILTC_CACHE_DIR" not in os.environ:
         os.environ["QUILTC_CACHE_DIR"] = str(tmp_path_factory.mktemp("quiltc-cache"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/ from the current emitted code")

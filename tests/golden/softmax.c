@@ -1,0 +1,87 @@
+/*
+ * quiltc kernel softmax (target c)
+ * size R in [1, 1048576]
+ * size C in [1, 65536]
+ *
+ * schedule:
+ *     sch.compute_at('row_sum', 'i_3')
+ *     sch.compute_at('exps', 'i_3')
+ *     sch.compute_at('row_max', 'i_3')
+ *     sch.decompose('row_max', 'j')
+ *     sch.decompose('row_sum', 'j_2')
+ *     sch.vectorize('exps_j_1')
+ *     sch.vectorize('j_3')
+ *     sch.parallel('i_3')
+ */
+
+#define _POSIX_C_SOURCE 200112L
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void* quiltc_alloc(size_t bytes)
+{
+    void* memory = NULL;
+    if (posix_memalign(&memory, 64, bytes > 0 ? bytes : 64) != 0) {
+        fprintf(stderr, "quiltc: out of memory allocating %zu bytes\n", bytes);
+        abort();
+    }
+    return memory;
+}
+
+static inline float quiltc_expf(float x)
+{
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    n = n < -150.0f ? -150.0f : (n > 128.0f ? 128.0f : n);
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    int32_t half = (int32_t)n >> 1;
+    int32_t first_bits = (half + 127) << 23, second_bits = ((int32_t)n - half + 127) << 23;
+    float first_scale, second_scale;
+    memcpy(&first_scale, &first_bits, sizeof first_scale);
+    memcpy(&second_scale, &second_bits, sizeof second_scale);
+    y = y * first_scale * second_scale;
+    y = x > 88.7228394f ? INFINITY : y;
+    y = x < -103.972084f ? 0.0f : y;
+    return x != x ? x : y;
+}
+
+static inline float quiltc_max_float32(float a, float b) { return (a > b || a != a) ? a : b; }
+
+void softmax(float* restrict X, float* restrict softmax, int64_t R, int64_t C)
+{
+    float* restrict row_max = quiltc_alloc(sizeof(float) * R);
+    float* restrict exps = quiltc_alloc(sizeof(float) * C * R);
+    float* restrict row_sum = quiltc_alloc(sizeof(float) * R);
+    #pragma omp parallel for
+    for (int64_t i_3 = 0; i_3 < R; ++i_3) {
+        row_max[i_3] = -INFINITY;
+        for (int64_t j = 0; j < C; ++j) {
+            row_max[i_3] = quiltc_max_float32(row_max[i_3], X[j + (C * i_3)]);
+        }
+        #pragma omp simd
+        for (int64_t exps_j_1 = 0; exps_j_1 < C; ++exps_j_1) {
+            exps[exps_j_1 + (C * i_3)] = quiltc_expf(X[exps_j_1 + (C * i_3)] - row_max[i_3]);
+        }
+        row_sum[i_3] = 0.0f;
+        for (int64_t j_2 = 0; j_2 < C; ++j_2) {
+            row_sum[i_3] += exps[j_2 + (C * i_3)];
+        }
+        #pragma omp simd
+        for (int64_t j_3 = 0; j_3 < C; ++j_3) {
+            softmax[j_3 + (C * i_3)] = exps[j_3 + (C * i_3)] / row_sum[i_3];
+        }
+    }
+    free(row_sum);
+    free(exps);
+    free(row_max);
+}
