@@ -17,7 +17,8 @@ from ..ir.dtypes import identity
 from ..ir.errors import QuiltError
 from ..ir.index import print_index
 from . import helpers, prelude
-from .names import CIndexSpelling, c_identifiers, storage_type, strip_parentheses
+from ..ir.dtypes import storage_type
+from .names import CIndexSpelling, c_identifiers, strip_parentheses
 
 _LINE_WIDTH = 100
 
@@ -55,16 +56,23 @@ class CLikeRenderer:
     # ------------------------------------------------------------------ the whole kernel
 
     def render(self):
-        """The complete source: header comment, includes, helpers, the kernel function."""
-        self.lines, self.helpers_used = [], {}
+        """The complete source: a translation unit holding this one kernel."""
+        return render_unit([self])
+
+    def function(self):
+        """The kernel's definition (helpers it calls are collected in `helpers_used`)."""
+        self.lines = []
         self.emit(0, self.signature(width=_LINE_WIDTH) + "\n{")
         self.render_prelude(1)
         self.statement(self.kernel.body, 1)
         prelude.free_tables(self, 1)
         self.emit(0, "}")
-        parts = [self.header_comment(), self.preamble()]
-        parts += [self.helpers_used[name] for name in sorted(self.helpers_used)]
-        return "\n\n".join(parts + ["\n".join(self.lines)]) + "\n"
+        return "\n".join(self.lines)
+
+    def declaration(self):
+        """The kernel's entry points as C declarations, for `ffi.cdef` (cffi's parser takes
+        no `restrict`) or a header."""
+        return self.signature(restrict=False, prefix=False) + ";"
 
     def header_comment(self):
         """A comment naming the kernel, its sizes and the schedule that shaped it."""
@@ -97,9 +105,10 @@ class CLikeRenderer:
         """The tables of the kernel's prelude, computed once at the top of the call."""
         prelude.render_tables(self, depth)
 
-    def signature(self, restrict=True, width=None):
-        """The kernel's function head (no semicolon), one parameter a line past `width`."""
-        head = f"{self.kernel_prefix}void {self.kernel.name}("
+    def signature(self, restrict=True, width=None, prefix=True):
+        """The kernel's function head (no semicolon), one parameter a line past `width`;
+        `prefix=False` leaves out the target's qualifiers (`extern "C"`, `static`)."""
+        head = f"{self.kernel_prefix if prefix else ''}void {self.kernel.name}("
         params = self.parameters(restrict) or ["void"]
         one_line = head + ", ".join(params) + ")"
         if width is None or len(one_line) <= width:
@@ -388,3 +397,23 @@ _VALUE_HANDLERS = {
     ir.Select: lambda renderer, v: "({} ? {} : {})".format(
         *(renderer.value(part) for part in (v.cond, v.then, v.otherwise))),
 }
+
+
+def render_unit(renderers, comment=None):
+    """One translation unit defining the kernel of every renderer in `renderers` (all of
+    one target): the head comment, the target's preamble once, each helper once, then the
+    functions, each headed by its schedule. A unit of one kernel and no `comment` is that
+    kernel: its own header comment heads the file."""
+    helpers_used, functions = {}, []
+    for renderer in renderers:
+        renderer.helpers_used = helpers_used
+        functions.append(renderer.function())
+    if comment is None and len(renderers) == 1:
+        head = [renderers[0].header_comment()]
+    else:
+        head = [f"/* {comment or f'quiltc kernels (target {renderers[0].target})'} */"]
+        functions = [renderer.header_comment() + "\n" + function
+                     for renderer, function in zip(renderers, functions)]
+    parts = head + [renderers[0].preamble()]
+    parts += [helpers_used[name] for name in sorted(helpers_used)]
+    return "\n\n".join(parts + functions) + "\n"

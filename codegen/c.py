@@ -51,4 +51,4 @@ def render_c(kernel, trace_text=""):
 
 def c_signature(kernel):
     """The kernel's C declaration for `ffi.cdef` (cffi's parser takes no `restrict`)."""
-    return CRenderer(kernel).signature(restrict=False) + ";"
+    return CRenderer(kernel).declaration()

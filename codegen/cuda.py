@@ -30,8 +30,8 @@ from ..ir.verify_gpu import launch_nests
 from ..ir.walk import children
 from . import helpers, prelude
 from .base import CLikeRenderer
-from .c import c_signature
-from .names import storage_type, strip_parentheses
+from ..ir.dtypes import storage_type
+from .names import strip_parentheses
 
 AXES = "xyz"
 
@@ -181,16 +181,18 @@ class CUDARenderer(CLikeRenderer):
         """The `__global__` function of `launch`."""
         return f"{self.kernel.name}_launch{launch.number}"
 
-    def render(self):
-        """The complete .cu source: device kernels, then the host launcher."""
-        self.lines, self.helpers_used = [], {}
+    def function(self):
+        """The kernel's device functions, then its host launcher."""
+        self.lines = []
         for launch in self.launches:
             self.render_launch(launch)
             self.emit(0, "")
         self.render_launcher()
-        parts = [self.header_comment(), self.preamble()]
-        parts += [self.helpers_used[name] for name in sorted(self.helpers_used)]
-        return "\n\n".join(parts + ["\n".join(self.lines)]) + "\n"
+        return "\n".join(self.lines)
+
+    def declaration(self):
+        """The launcher's C declaration and its error query, for `ffi.cdef`."""
+        return super().declaration() + f"\nconst char* {self.kernel.name}_error(void);"
 
     # ------------------------------------------------------------------- device side
 
@@ -369,4 +371,4 @@ def render_cuda(kernel, trace_text=""):
 
 def cuda_signature(kernel):
     """The launcher's C declaration for `ffi.cdef`: the C target's, plus the error query."""
-    return c_signature(kernel) + f"\nconst char* {kernel.name}_error(void);"
+    return CUDARenderer(kernel).declaration()

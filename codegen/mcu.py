@@ -33,8 +33,9 @@ from ..ir.index import print_index
 from ..ir.layout import Dense
 from ..ir.walk import children, exprs_of, find_all, rewrite, substitute
 from . import helpers
-from .base import CLikeRenderer
-from .names import storage_type, strip_parentheses
+from .base import CLikeRenderer, render_unit
+from ..ir.dtypes import storage_type
+from .names import strip_parentheses
 
 PREAMBLE = "\n".join(["#include <stdint.h>", "#if defined(__ARM_FEATURE_DSP)",
                       "#include <arm_acle.h>", "#endif"])
@@ -81,14 +82,6 @@ class MCURenderer(CLikeRenderer):
         self.statement(self.kernel.body, 1)
         self.emit(0, "}")
         return "\n".join(self.statics + ["\n".join(self.lines)])
-
-    def render(self):
-        """A complete translation unit holding this one kernel."""
-        self.helpers_used = {}
-        body = self.function()
-        parts = [self.header_comment(), self.preamble()]
-        parts += [self.helpers_used[name] for name in sorted(self.helpers_used)]
-        return "\n\n".join(parts + [body]) + "\n"
 
     def index(self, expr):
         """Index arithmetic in int32_t (sizes on a microcontroller stay far below 2**31)."""
@@ -261,18 +254,11 @@ def render_mcu(kernel, trace_text=""):
 
 def render_mcu_unit(kernels, static=False, comment="quiltc kernels (target mcu)"):
     """One translation unit defining every kernel in `kernels` ((kernel, trace text)
-    pairs): one preamble, each helper once, then the functions (`static` ones for a
-    model whose only entry point is defined after them)."""
-    helpers_used, functions = {}, []
-    for kernel, trace_text in kernels:
-        renderer = MCURenderer(kernel, trace_text, static=static)
-        renderer.helpers_used = helpers_used
-        functions.append(renderer.header_comment() + "\n" + renderer.function())
-    parts = [f"/* {comment} */", PREAMBLE]
-    parts += [helpers_used[name] for name in sorted(helpers_used)]
-    return "\n\n".join(parts + functions) + "\n"
+    pairs), `static` ones for a model whose only entry point is defined after them."""
+    return render_unit([MCURenderer(kernel, trace_text, static=static)
+                        for kernel, trace_text in kernels], comment)
 
 
 def mcu_signature(kernel):
     """The kernel's C declaration (for a header, or for cffi on a host build)."""
-    return MCURenderer(kernel).signature(restrict=False) + ";"
+    return MCURenderer(kernel).declaration()

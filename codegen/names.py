@@ -3,7 +3,6 @@ legal and unique as C identifiers, element storage types, and index arithmetic i
 
 import re
 
-from ..ir import dtypes
 from ..ir import nodes as ir
 from ..ir.index import IndexSpelling
 from ..ir.walk import find_all
@@ -20,11 +19,6 @@ _RESERVED = C_KEYWORDS | frozenset(
     "NAN INT32_MIN INT64_MIN INT64_C".split()
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-
-def storage_type(dtype):
-    """The C type of one stored element: numpy keeps bools in one byte."""
-    return "uint8_t" if dtype == dtypes.boolean else dtype.c
 
 
 def strip_parentheses(text):

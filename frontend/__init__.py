@@ -9,6 +9,8 @@ lives in `quiltc.ir`, schedules in `quiltc.schedule`, renderers in `quiltc.codeg
 toolchain drivers in `quiltc.runtime_c`.
 """
 
+import sys
+
 from .ir import dtypes
 from .ir.dtypes import float32, float64, int8, int16, int32, uint8
 from .ir.errors import (
@@ -41,13 +43,21 @@ from .lang import (
     var,
     where,
 )
-from .lang import requantize, smlad
-from .lower import lower
-from .program import Schedule
-from .build import build
-from .ragged import RaggedArray
-from . import mcu
-from . import bitserial, digits, nn, qmodel, quantize, weightpool
+from .lang import lower, requantize, smlad
+from .driver import Schedule, build
+from .ir.arrays import RaggedArray
+from . import mcu, nn, ops, recipes
+from .nn import bitserial, digits, qmodel, quantize, weightpool
+from .ops import attention, encoder
+from .recipes import cuda as recipes_cuda
+
+# The module paths of the flat layout that users import: `import quiltc.attention` finds
+# quiltc.ops.attention.
+for _name, _module in {"attention": attention, "encoder": encoder, "recipes_cuda": recipes_cuda,
+                       "bitserial": bitserial, "digits": digits, "qmodel": qmodel,
+                       "quantize": quantize, "weightpool": weightpool}.items():
+    sys.modules[f"{__name__}.{_name}"] = _module
+del _name, _module
 
 __all__ = [
     "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
@@ -55,5 +65,6 @@ __all__ = [
     "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
     "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis", "sqrt", "sum",
     "tanh", "uint8", "var", "where", "requantize", "smlad", "nn", "quantize", "qmodel",
-    "bitserial", "weightpool", "digits", "mcu",
+    "bitserial", "weightpool", "digits", "mcu", "ops", "attention", "encoder", "recipes",
+    "recipes_cuda",
 ]

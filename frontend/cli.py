@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from .bitserial import check_act_bits
+from .nn.bitserial import check_act_bits
 from .ir.errors import QuiltError
 from .runtime_c.mcu_boards import BOARDS
 
@@ -45,7 +45,7 @@ def _parser():
 
 
 def _digits_model(weights_path):
-    from .digits import digits_cnn, trained_digits_model
+    from .nn.digits import digits_cnn, trained_digits_model
 
     if weights_path is None:
         return trained_digits_model()
@@ -61,8 +61,9 @@ def _digits_model(weights_path):
 
 def emit_mcu(arguments):
     """Handle `quiltc emit-mcu`: compress, emit, and (with --run) build, run and check."""
-    from . import mcu, weightpool
-    from .digits import load_digits
+    from .mcu import project as mcu
+    from .nn import weightpool
+    from .nn.digits import load_digits
     from .runtime_c import mcu_toolchain
 
     check_act_bits(arguments.act_bits)

@@ -60,3 +60,8 @@ def identity(combiner, dtype):
     if dtype.is_float:
         return float("-inf") if combiner == "max" else float("inf")
     return int(info.min) if combiner == "max" else int(info.max)
+
+
+def storage_type(dtype):
+    """The C type of one stored element: numpy keeps bools in one byte."""
+    return "uint8_t" if dtype == boolean else dtype.c

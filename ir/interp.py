@@ -9,11 +9,11 @@ never written shows up in the results.
 """
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 
 from . import nodes as ir
+from .arrays import RaggedArray
 from .dtypes import identity
 from .errors import ShapeError, VerifyError
 from .index import IndexSpelling, print_index
@@ -225,18 +225,16 @@ def python_source(kernel):
     return "\n".join(translator.lines)
 
 
-def run(kernel, make_ragged=None, **arguments):
+def run(kernel, **arguments):
     """Run `kernel` on arrays named like its parameters; returns {output: array}.
 
     Dense arguments are numpy arrays (or __dlpack__/__array__ objects); ragged ones are
     ragged arrays (flat `values` plus `lengths`), and ragged outputs come back as
-    `make_ragged(values, lengths)` (a namespace with those two fields by default). The
+    RaggedArrays. The
     prelude's tables are computed here in numpy, independently of any generated code.
     Outputs not passed in are allocated filled with NaN, so an element the kernel never
     writes shows. Symbolic sizes are bound from the arguments and range-checked.
     """
-    make_ragged = make_ragged or (lambda values, lengths: SimpleNamespace(values=values,
-                                                                          lengths=lengths))
     arrays, lengths = gather_ragged(kernel, arguments)
     binding = bind_shape_vars(kernel, arrays, lengths)
     for buffer in kernel.params:
@@ -261,7 +259,7 @@ def run(kernel, make_ragged=None, **arguments):
     for name in kernel.outputs:
         values = flat[name].reshape(arrays[name].shape)
         buffer = kernel.param(name)
-        results[name] = (make_ragged(values, lengths[buffer.layout.dim]) if buffer.is_ragged
+        results[name] = (RaggedArray(values, lengths[buffer.layout.dim]) if buffer.is_ragged
                          else values)
     return results
 

@@ -238,10 +238,9 @@ def check_in_bounds(kernel):
 CHECKS = [check_bound_variables, check_unique_loops, check_buffers_known, check_in_bounds]
 
 
-def verify(kernel, shared_memory_limit=None):
+def verify(kernel):
     """Run every check on `kernel`; raises VerifyError at the first violation, and
-    ScheduleError for GPU bindings that cannot run (see verify_gpu; `shared_memory_limit`
-    in bytes, default 48 KiB)."""
+    ScheduleError for GPU bindings that no GPU can run (see verify_gpu)."""
     for check in CHECKS:
         check(kernel)
-    return check_gpu(kernel, shared_memory_limit)
+    return check_gpu(kernel)

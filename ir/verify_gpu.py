@@ -1,18 +1,19 @@
-"""The checks a kernel with GPU bindings must pass before any GPU can run it.
+"""The checks a kernel with GPU bindings must pass on any GPU, and the facts a target
+checks its own limits against.
 
     check_gpu(kernel)           # verify() runs it on every kernel
 
 Bound loops nest legally (each axis once along a nest, no blockIdx loop inside a threadIdx
-loop, no barrier inside a threadIdx loop, where only some threads would reach it), a
-block holds at most 1024 threads, the shared memory of one block fits the limit
-(48 KiB unless `QUILTC_SHARED_MEMORY_LIMIT` or the caller says otherwise), and a shared
-buffer that one statement writes (or reads) is not read (or overwritten) by a later one
-before a barrier. Each failure is a ScheduleError naming the loop or buffer and the limit
-it breaks. `insert_barriers(kernel)` repairs the last kind: it adds the missing barriers.
+loop, no barrier inside a threadIdx loop, where only some threads would reach it), shared
+buffers have constant sizes, and a shared buffer that one statement writes (or reads) is
+not read (or overwritten) by a later one before a barrier. Each failure is a ScheduleError
+naming the loop or buffer. `insert_barriers(kernel)` repairs the last kind: it adds the
+missing barriers. How many threads a block may hold and how much shared memory it may use
+are the target's limits (`block_threads`, `block_shared_bytes` measure them; the build
+checks them).
 """
 
 import dataclasses
-import os
 
 import sympy
 
@@ -21,16 +22,6 @@ from .errors import ScheduleError
 from .index import bounds
 from .printer import render
 from .walk import children, find_all
-
-MAX_THREADS_PER_BLOCK = 1024
-DEFAULT_SHARED_MEMORY_LIMIT = 48 * 1024
-
-
-def shared_memory_limit():
-    """Bytes of shared memory one block may use: `QUILTC_SHARED_MEMORY_LIMIT`, else 48 KiB."""
-    configured = os.environ.get("QUILTC_SHARED_MEMORY_LIMIT", "")
-    return int(configured) if configured.strip() else DEFAULT_SHARED_MEMORY_LIMIT
-
 
 def element_bytes(dtype):
     """Bytes one stored element of `dtype` takes (a bool is kept in one byte)."""
@@ -46,9 +37,8 @@ def _is_thread(loop):
     return loop.kind.startswith("threadIdx")
 
 
-def _check_nesting(kernel, stmt, enclosing, ranges):
-    """Each axis once per nest, blocks outside threads, barriers outside thread loops,
-    and at most MAX_THREADS_PER_BLOCK threads along every nest."""
+def _check_nesting(kernel, stmt, enclosing):
+    """Each axis once per nest, blocks outside threads, barriers outside thread loops."""
     if isinstance(stmt, ir.Barrier):
         threads = [loop for loop in enclosing if _is_thread(loop)]
         if threads:
@@ -68,23 +58,35 @@ def _check_nesting(kernel, stmt, enclosing, ranges):
                         f"loop {stmt.var}, bound to {stmt.kind}, is nested inside loop "
                         f"{outer.var}, bound to {outer.kind}",
                         "Keep blockIdx loops outside the threadIdx loops (reorder them).")
-        if _is_thread(stmt):
-            threads = 1
-            for loop in enclosing + (stmt,):
-                if _is_thread(loop):
-                    threads *= bounds(loop.extent, ranges)[1]
-            if threads.is_number and threads > MAX_THREADS_PER_BLOCK:
-                _refuse(kernel, stmt,
-                        f"the block of loop {stmt.var} would hold up to {threads} threads, "
-                        f"over CUDA's limit of {MAX_THREADS_PER_BLOCK} threads per block",
-                        f"Split {stmt.var} so the threadIdx extents multiply to at most "
-                        f"{MAX_THREADS_PER_BLOCK}, and bind the outer part to blockIdx.")
     if isinstance(stmt, ir.For):
-        ranges = {**ranges, stmt.var: (sympy.Integer(0), stmt.extent - 1)}
         enclosing = enclosing + (stmt,)
     for child in children(stmt):
         if isinstance(child, ir.Stmt):
-            _check_nesting(kernel, child, enclosing, ranges)
+            _check_nesting(kernel, child, enclosing)
+
+
+def block_threads(kernel):
+    """[(thread loop, largest number of threads its block may hold)] for the innermost
+    threadIdx loop of every bound nest: the product of the thread extents around it, each
+    at its largest (None where no bound is known)."""
+    found = []
+
+    def visit(stmt, enclosing, ranges):
+        if isinstance(stmt, ir.For):
+            ranges = {**ranges, stmt.var: (sympy.Integer(0), stmt.extent - 1)}
+            enclosing = enclosing + (stmt,)
+            if _is_thread(stmt):
+                threads = sympy.Integer(1)
+                for loop in enclosing:
+                    if _is_thread(loop):
+                        threads *= bounds(loop.extent, ranges)[1]
+                found.append((stmt, int(threads) if threads.is_number else None))
+        for child in children(stmt):
+            if isinstance(child, ir.Stmt):
+                visit(child, enclosing, ranges)
+
+    visit(kernel.body, (), kernel.ranges())
+    return found
 
 
 def _shared_sizes(kernel, nest):
@@ -106,20 +108,9 @@ def block_shared_bytes(kernel):
             for nest in launch_nests(kernel.body)[0]]
 
 
-def _check_shared_memory(kernel, limit):
-    """The shared buffers of each top-level nest (one kernel launch) fit in `limit` bytes."""
-    for nest in launch_nests(kernel.body)[0]:
-        sizes = _shared_sizes(kernel, nest)
-        total = sum(size for _, size in sizes)
-        if total > limit:
-            named = ", ".join(f"{alloc.buffer.name} ({size} bytes)" for alloc, size in sizes)
-            loop = nest.var if isinstance(nest, ir.For) else "(top level)"
-            _refuse(kernel, sizes[0][0],
-                    f"the block of loop {loop} needs {total} bytes of shared memory for "
-                    f"{named}, over the limit of {limit} bytes",
-                    "Cache smaller tiles (split by smaller factors), or raise the limit with "
-                    "build(..., shared_memory_limit=) or QUILTC_SHARED_MEMORY_LIMIT where the "
-                    "GPU has more.")
+def shared_allocations(kernel):
+    """[(launch nest, [(allocation, bytes)])] for every top-level nest (one launch)."""
+    return [(nest, _shared_sizes(kernel, nest)) for nest in launch_nests(kernel.body)[0]]
 
 
 def launch_nests(body):
@@ -223,12 +214,11 @@ def insert_barriers(kernel):
     return dataclasses.replace(kernel, body=body)
 
 
-def check_gpu(kernel, shared_memory_limit_bytes=None):
-    """Raise ScheduleError when `kernel`'s GPU bindings, block size, shared memory (over
-    `shared_memory_limit_bytes`, default `shared_memory_limit()`) or barriers are illegal."""
-    _check_nesting(kernel, kernel.body, (), kernel.ranges())
-    limit = shared_memory_limit_bytes
-    _check_shared_memory(kernel, shared_memory_limit() if limit is None else limit)
+def check_gpu(kernel):
+    """Raise ScheduleError when `kernel`'s GPU bindings, shared buffer sizes or barriers
+    are illegal on any GPU."""
+    _check_nesting(kernel, kernel.body, ())
+    block_shared_bytes(kernel)
     shared = _shared_names(kernel)
     if shared:
         _Barriers(kernel, shared, repair=False).walk(kernel.body, _CLEAR)

@@ -2,7 +2,7 @@
 
     C = f(A=a, B=b)                 # outputs allocated and returned
     f(A=a, B=b, out={"C": c})       # outputs written in place
-    Y = f(X=ragged)                 # ragged in, ragged out (`make_ragged` builds results)
+    Y = f(X=ragged)                 # RaggedArrays in, RaggedArrays out
 
 Before it calls into C it checks every argument's name, dtype, rank and shape and every
 symbolic size's declared range (through `ir.shapes`, as the interpreter does), so a bad
@@ -11,7 +11,8 @@ argument ends in a ShapeError that names it instead of a crash.
 
 import numpy as np
 
-from ..codegen.names import storage_type
+from ..ir.arrays import RaggedArray
+from ..ir.dtypes import storage_type
 from ..ir.errors import ShapeError
 from ..ir.shapes import bind_shape_vars, gather_ragged, storage_shape
 
@@ -19,9 +20,8 @@ from ..ir.shapes import bind_shape_vars, gather_ragged, storage_shape
 class CompiledKernel:
     """A kernel compiled for the CPU. `source` is its C, `library_path` the shared object."""
 
-    def __init__(self, kernel, source, library, make_ragged):
+    def __init__(self, kernel, source, library):
         self.kernel = kernel
-        self._make_ragged = make_ragged
         self.source = source
         self.library_path = str(library.path)
         self._library = library
@@ -79,7 +79,7 @@ class CompiledKernel:
             return values
         if name in out:
             return out[name]
-        return self._make_ragged(values, lengths[buffer.layout.dim])
+        return RaggedArray(values, lengths[buffer.layout.dim])
 
     def _check_names(self, arguments, out):
         if not isinstance(out, dict):

@@ -1,5 +1,6 @@
 """CUDA kernels as Python callables: on a GPU when one is present, else on the CPU through
 the emulation header, and the facts a caller may inspect (`source`, `ptx`, `cubin`).
+The source comes rendered (`qc.build` renders it); this module builds and calls it.
 
     f = qc.build(sch, target="cuda")        # nvcc: PTX and cubin for sm_80 and sm_90
     f.ptx["sm_90"]                          # inspect; f(...) runs where a GPU exists
@@ -20,11 +21,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..codegen.cuda import cuda_signature, render_cuda
 from ..ir.errors import QuiltError, ToolchainMissing
-from .cache import DEFAULT_CACHE
 from .call import CompiledKernel
-from .nvcc import compile_cuda, shared_toolchain
 from .toolchain import Toolchain
 
 EMULATION_HEADER = Path(__file__).with_name("cuda_emu.h")
@@ -74,14 +72,13 @@ class CudaKernel:
     (target "cuda-emu") through the launcher's CompiledKernel (None where no GPU can run
     it), checking arguments like the C target, and raise QuiltError on a CUDA error."""
 
-    def __init__(self, kernel, source, library, make_ragged, binaries=None, target="cuda-emu"):
+    def __init__(self, kernel, source, library, binaries=None, target="cuda-emu"):
         self.kernel, self.source, self.target = kernel, source, target
         self.outputs = tuple(kernel.outputs)
         self.inputs = tuple(p.name for p in kernel.params if p.name not in self.outputs)
         self.ptx = dict(binaries.ptx) if binaries else {}
         self.cubin = dict(binaries.cubin) if binaries else {}
-        self._launcher = None if library is None else CompiledKernel(
-            kernel, source, library, make_ragged)
+        self._launcher = None if library is None else CompiledKernel(kernel, source, library)
         self._library = library
         self.library_path = None if library is None else str(library.path)
 
@@ -105,17 +102,3 @@ class CudaKernel:
                              f"{error}")
         return result
 
-
-def build_cuda(kernel, trace_text, target, make_ragged):
-    """A CudaKernel of the verified `kernel` for `target`: "cuda" compiles with nvcc (PTX
-    and cubin, plus a shared object when a GPU is present), "cuda-emu" with g++ and the
-    emulation header."""
-    source = render_cuda(kernel, trace_text)
-    if target == "cuda-emu":
-        library = DEFAULT_CACHE.load(source, cuda_signature(kernel), emulation_toolchain())
-        return CudaKernel(kernel, source, library, make_ragged, target=target)
-    binaries = compile_cuda(source)
-    library = None
-    if not gpu_unavailable_reason():
-        library = DEFAULT_CACHE.load(source, cuda_signature(kernel), shared_toolchain())
-    return CudaKernel(kernel, source, library, make_ragged, binaries, target)

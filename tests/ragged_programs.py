@@ -78,7 +78,7 @@ def check_ragged(sch, arguments, reference, compile_c=True):
     `compile_c`) compute `reference` ({output: per-row list or array}) on `arguments`."""
     kernels = {"unscheduled": sch.original, "scheduled": sch.kernel}
     for where, kernel in kernels.items():
-        results = interp.run(kernel, make_ragged=qc.RaggedArray, **arguments)
+        results = interp.run(kernel, **arguments)
         for name, expected in reference.items():
             _assert_matches(results[name], expected, f"{where} {name}\n{sch.trace}")
     if not compile_c:

@@ -13,8 +13,8 @@ import pytest
 
 import quiltc as qc
 from quiltc import attention, recipes, recipes_cuda
-from quiltc.mcu_kernels import ConvShape
-from quiltc.mcu_model import conv_layer_source
+from quiltc.recipes.mcu import ConvShape
+from quiltc.mcu.model import conv_layer_source
 
 from helpers import require_cc
 from cuda_kernels import ragged_scale

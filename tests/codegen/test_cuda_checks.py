@@ -1,7 +1,7 @@
 """What no GPU can run is refused before any source is written: the verifier's checks of
-bound loops, block size, shared memory and barriers (ir/verify_gpu.py), each a
-ScheduleError naming the loop or buffer and the limit, through bind, cache_read, build,
-and on kernels built by hand where no primitive checked them."""
+bound loops and barriers (ir/verify_gpu.py) and the GPU targets' limits on block size and
+shared memory (driver/targets.py), each a ScheduleError naming the loop or buffer and the
+limit, through bind, build, and on kernels built by hand where no primitive checked them."""
 
 import dataclasses
 
@@ -21,9 +21,6 @@ from quiltc.ir.walk import rewrite
 @pytest.mark.parametrize("kinds, message", [
     pytest.param({"i": "threadIdx.x", "j": "threadIdx.x"},
                  r"loops i and j of one nest are both bound to threadIdx\.x", id="axis-twice"),
-    pytest.param({"i": "threadIdx.y", "j": "threadIdx.x"},
-                 r"the block of loop j would hold up to 2048 threads, over CUDA's limit of 1024 "
-                 r"threads per block", id="block-of-2048-threads"),
     pytest.param({"i": "threadIdx.x", "j": "blockIdx.x"},
                  r"loop j, bound to blockIdx\.x, is nested inside loop i, bound to threadIdx\.x",
                  id="block-inside-thread"),
@@ -33,6 +30,16 @@ def test_the_verifier_refuses_bindings_no_gpu_runs(kinds, message):
     with pytest.raises(qc.ScheduleError, match=r"verify: asked to run kernel kernel on a GPU, "
                        r"but " + message):
         verify(kernel)
+
+
+def test_the_gpu_targets_refuse_blocks_over_1024_threads():
+    kernel = with_loop_kinds(qc.Schedule(programs.scale(64, 32)).kernel,
+                             {"i": "threadIdx.y", "j": "threadIdx.x"})
+    verify(kernel)
+    with pytest.raises(qc.ScheduleError, match=r"build: asked to build kernel kernel for target "
+                       r"'cuda-emu', but the block of loop j would hold up to 2048 threads, over "
+                       r"CUDA's limit of 1024 threads per block"):
+        qc.build(kernel, target="cuda-emu")
 
 
 def test_bind_names_the_loops_and_the_thread_limit():
@@ -47,9 +54,10 @@ def test_bind_names_the_loops_and_the_thread_limit():
 
 def test_a_symbolic_block_is_checked_at_its_largest():
     sch = qc.Schedule(programs.scale(qc.var("M", 1, 4096), 8))
+    sch.bind("i", "threadIdx.x")
     with pytest.raises(qc.ScheduleError, match=r"the block of loop i would hold up to 4096 "
                        r"threads, over CUDA's limit of 1024"):
-        sch.bind("i", "threadIdx.x")
+        qc.build(sch, target="cuda-emu")
 
 
 def _tiles_of_64_kib():
@@ -65,11 +73,13 @@ def _tiles_of_64_kib():
 
 def test_shared_memory_over_the_limit_names_the_buffer_and_the_limit(monkeypatch):
     sch, k_outer = _tiles_of_64_kib()
+    sch.cache_read("A", "shared", at=k_outer)
+    sch.bind("i_o", "blockIdx.x")
     with pytest.raises(qc.ScheduleError, match=r"the block of loop i_o needs 65536 bytes of shared "
                        r"memory for A_shared \(65536 bytes\), over the limit of 49152 bytes"):
-        sch.cache_read("A", "shared", at=k_outer)
+        qc.build(sch, target="cuda-emu")
     monkeypatch.setenv("QUILTC_SHARED_MEMORY_LIMIT", str(96 * 1024))
-    sch.cache_read("A", "shared", at=k_outer)
+    qc.build(sch, target="cuda-emu")
     with pytest.raises(qc.ScheduleError, match=r"65536 bytes of shared memory for A_shared "
                        r"\(65536 bytes\), over the limit of 32768 bytes"):
         qc.build(sch, target="cuda-emu", shared_memory_limit=32 * 1024)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import quiltc as qc
 from helpers import require_cc
-from quiltc import mcu_kernels as kernels
+from quiltc.recipes import mcu as kernels
 from quiltc import quantize as q
 from quiltc.bitserial import bitserial_conv2d_int, build_lut
 from quiltc.codegen.mcu import mcu_signature, render_mcu
@@ -31,7 +31,7 @@ def host_build(sch):
     kernel = verify(sch.kernel)
     source = render_mcu(kernel, str(sch.trace))
     library = DEFAULT_CACHE.load(source, mcu_signature(kernel), find_toolchain())
-    return CompiledKernel(kernel, source, library, make_ragged=None)
+    return CompiledKernel(kernel, source, library)
 
 
 @st.composite

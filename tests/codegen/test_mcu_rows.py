@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 
 import quiltc as qc
 from helpers import require_cc
-from quiltc import mcu_kernels as kernels
+from quiltc.recipes import mcu as kernels
 from quiltc.codegen.mcu import mcu_signature, render_mcu
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
-from quiltc.program import Schedule
+from quiltc.driver.schedule import Schedule
 from quiltc.runtime_c.cache import DEFAULT_CACHE
 from quiltc.runtime_c.call import CompiledKernel
 from quiltc.runtime_c.toolchain import find_toolchain
@@ -34,7 +34,7 @@ def _host_run(sch, **arrays):
     want = interp.run(sch.kernel, **arrays)[sch.kernel.outputs[0]]
     require_cc()
     library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
-    got = CompiledKernel(sch.kernel, source, library, make_ragged=None)(**arrays)
+    got = CompiledKernel(sch.kernel, source, library)(**arrays)
     np.testing.assert_array_equal(got, want)
     return source, got
 

@@ -10,7 +10,7 @@ import pytest
 
 import quiltc as qc
 from helpers import require_cc
-from quiltc import mcu_kernels as kernels
+from quiltc.recipes import mcu as kernels
 from quiltc.codegen.mcu import mcu_signature, render_mcu, render_mcu_unit
 from quiltc.ir import interp
 from quiltc.runtime_c.cache import DEFAULT_CACHE
@@ -77,6 +77,6 @@ def test_the_rendered_kernel_computes_what_the_interpreter_does():
     sch = kernels.max_pool(6, 4, 3, 2, "int8")
     source = render_mcu(sch.kernel, str(sch.trace))
     library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
-    fn = CompiledKernel(sch.kernel, source, library, make_ragged=None)
+    fn = CompiledKernel(sch.kernel, source, library)
     x = np.random.default_rng(5).integers(-128, 128, (6, 4, 3)).astype(np.int8)
     np.testing.assert_array_equal(fn(x=x), interp.run(sch.kernel, x=x)["max_pool"])

@@ -13,8 +13,8 @@ import quiltc as qc
 from helpers import require_cc, require_tool
 from quiltc import nn, qmodel, weightpool
 from quiltc.mcu import declared_bytes
-from quiltc.mcu_kernels import ConvShape
-from quiltc.mcu_model import CONV_KINDS, conv_layer_source, host_layer, host_model, model_sources
+from quiltc.recipes.mcu import ConvShape
+from quiltc.mcu.model import CONV_KINDS, conv_layer_source, host_layer, host_model, model_sources
 
 ARM_HINT = ("apt-get install -y --no-install-recommends gcc-arm-none-eabi "
             "libnewlib-arm-none-eabi")

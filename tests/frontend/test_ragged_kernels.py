@@ -24,7 +24,7 @@ def _batch(lengths, inner, seed):
 def _run_both(outputs, **arguments):
     """Results of the interpreter and of compiled C for the naive schedule of `outputs`."""
     sch = qc.Schedule(outputs)
-    oracle = interp.run(sch.kernel, make_ragged=qc.RaggedArray, **arguments)
+    oracle = interp.run(sch.kernel, **arguments)
     require_cc()
     compiled = qc.build(sch)(**arguments)
     compiled = compiled if isinstance(compiled, dict) else {sch.kernel.outputs[0]: compiled}

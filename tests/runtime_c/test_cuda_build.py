@@ -73,7 +73,7 @@ def test_the_gpu_build_links_and_reports_cuda_errors(tmp_path):
     kernel = cuda_kernels.matmul().kernel
     source = render_cuda(kernel)
     library = LibraryCache(tmp_path).load(source, cuda_signature(kernel), nvcc.shared_toolchain())
-    fn = CudaKernel(kernel, source, library, qc.RaggedArray, target="cuda")
+    fn = CudaKernel(kernel, source, library, target="cuda")
     arrays, _ = cuda_kernels.matmul_arrays(0, 4, 5, 6)
     with pytest.raises(qc.QuiltError, match=r"kernel matmul_cuda failed on the cuda target: "
                        r"cudaMalloc: "):

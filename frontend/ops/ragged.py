@@ -17,10 +17,10 @@ import functools
 
 import numpy as np
 
-from . import lang as qc
-from .build import build
-from .program import Schedule
-from .ragged import RaggedArray
+from ..lang import tensor as qc
+from ..driver.build import build
+from ..driver.schedule import Schedule
+from ..ir.arrays import RaggedArray
 
 MAX_TOKENS = 1 << 22
 MAX_BATCH = 4096

@@ -11,11 +11,11 @@ import functools
 
 import numpy as np
 
-from . import lang as qc
-from .build import build
-from .ops import MAX_BATCH
-from .program import Schedule
-from .ragged import RaggedArray
+from ..lang import tensor as qc
+from ..driver.build import build
+from .ragged import MAX_BATCH
+from ..driver.schedule import Schedule
+from ..ir.arrays import RaggedArray
 
 # Query-key pairs per head in one attention call: about 5 MB per L x L intermediate at
 # 8 heads (measured best of 50k, 150k, 300k, 600k and the whole batch on race lengths).

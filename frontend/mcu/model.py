@@ -21,15 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import mcu_kernels as kernels
-from . import quantize as q
-from .bitserial import bitserial_conv2d_int, build_lut
-from .codegen.mcu import render_mcu_unit
-from .ir.errors import QuiltError
-from .ir.verify import verify
-from .qmodel import QuantModel
-from .runtime_c.cache import DEFAULT_CACHE
-from .runtime_c.toolchain import find_toolchain
+from ..recipes import mcu as kernels
+from ..nn import quantize as q
+from ..nn.bitserial import bitserial_conv2d_int, build_lut
+from ..driver.build import load_library, render
+from ..ir.errors import QuiltError
+from ..nn.qmodel import QuantModel
 
 RUN_SIGNATURE = "int quiltc_model_run(const int8_t *in, int8_t *out);"
 CONV_KINDS = ("int8_plain", "int8_smlad", "bitserial")
@@ -123,7 +120,7 @@ def model_sources(model, act_bits, int8_conv="smlad"):
     for step, (position, layer) in enumerate(layers):
         name = f"quiltc_layer{position}"
         sch, arrays = layer_kernel(layer, int8_conv)
-        kernel = verify(dataclasses.replace(sch.kernel, name=name))
+        kernel = dataclasses.replace(sch.kernel, name=name)
         kernels_out.append((kernel, f"{layer.name}\n{sch.trace}"))
         source = "in" if step == 0 else _PING_PONG[(step - 1) % 2]
         target = "out" if step == len(layers) - 1 else _PING_PONG[step % 2]
@@ -142,8 +139,8 @@ def model_sources(model, act_bits, int8_conv="smlad"):
     weights = "\n\n".join(["/* quiltc model tables: const, so they stay in flash */",
                            "#include <stdint.h>"] + [c_array(n, a) for n, a in tables]) + "\n"
     externs = "\n".join(f"extern const {_c_type(a)} {n}[{max(a.size, 1)}];" for n, a in tables)
-    unit = render_mcu_unit(kernels_out, static=True,
-                           comment=f"quiltc model at act_bits={act_bits} (target mcu)")
+    unit = render(kernels_out, "mcu", f"quiltc model at act_bits={act_bits} (target mcu)",
+                  static=True).source
     run = "\n".join([
         "/* Activations ping-pong between two buffers sized to the largest layer output. */",
         f"static uint8_t quiltc_ping[{largest}];",
@@ -191,7 +188,7 @@ def single_unit(sources):
 def host_model(sources):
     """quiltc_model_run of `sources` built with the host compiler: a function taking an
     int8 input batch (n, ...) and returning the int8 scores (n, QUILTC_OUTPUT_SIZE)."""
-    library = DEFAULT_CACHE.load(single_unit(sources), RUN_SIGNATURE, find_toolchain())
+    library = load_library(single_unit(sources), RUN_SIGNATURE, "mcu")
     output_size = int(re.search(r"QUILTC_OUTPUT_SIZE (\d+)", sources["model.h"]).group(1))
     ffi = library.ffi
 
@@ -264,7 +261,7 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
         def reference(x):
             return q.conv2d_int(np.asarray(x)[None], weight, bias, multiplier, shift, stride,
                                 padding, *out_range)[0]
-    kernel = verify(dataclasses.replace(sch.kernel, name=f"{function}_kernel"))
+    kernel = dataclasses.replace(sch.kernel, name=f"{function}_kernel")
     arguments, definitions = [], []
     for buffer in kernel.params:
         if buffer.name == "x":
@@ -276,8 +273,8 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
             definitions.append("static " + c_array(table, tables[buffer.name].astype(
                 buffer.dtype.numpy)))
             arguments.append(table)
-    unit = render_mcu_unit([(kernel, f"{kind} conv, act_bits={bits}\n{sch.trace}")], static=True,
-                           comment=f"quiltc {kind} conv layer (target mcu)")
+    unit = render([(kernel, f"{kind} conv, act_bits={bits}\n{sch.trace}")], "mcu",
+                  f"quiltc {kind} conv layer (target mcu)", static=True).source
     entry = (f"void {function}(const uint8_t *in, uint8_t *out)\n{{\n"
              f"    {kernel.name}({', '.join(arguments)});\n}}\n")
     source = "\n\n".join([unit.rstrip(), *definitions, entry])
@@ -289,7 +286,7 @@ def host_layer(layer):
     """The LayerSource's function built with the host compiler: uint8 (h, w, cin) in,
     uint8 (oh * ow * cout,) out."""
     signature = f"void {layer.function}(const uint8_t *in, uint8_t *out);"
-    library = DEFAULT_CACHE.load(layer.source, signature, find_toolchain())
+    library = load_library(layer.source, signature, "mcu")
     ffi, function = library.ffi, getattr(library.handle, layer.function)
 
     def run(x):

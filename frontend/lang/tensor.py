@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import sympy
 
-from .ir import dtypes
-from .ir import nodes as ir
-from .ir.errors import LanguageError
-from .ir.index import as_expr, symbol, table
-from .ir.layout import Ragged
+from ..ir import dtypes
+from ..ir import nodes as ir
+from ..ir.errors import LanguageError
+from ..ir.index import as_expr, symbol, table
+from ..ir.layout import Ragged
 
 _SIZE_RANGES = {}
 _REDUCE_EXTENTS = {}

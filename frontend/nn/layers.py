@@ -19,7 +19,7 @@ flattens NHWC, so the first Dense after convs expects (h, w, c) order.
 import numpy as np
 
 from .im2col import col2im, im2col, output_size, windows
-from .ir.errors import ShapeError
+from ..ir.errors import ShapeError
 
 
 class Layer:

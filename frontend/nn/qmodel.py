@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import nn
+from . import layers as nn
 from . import quantize as q
 from .bitserial import VECTOR_LEN, bitserial_conv2d_int, build_lut, check_act_bits
-from .ir.errors import QuiltError
+from ..ir.errors import QuiltError
 
 INT8_RANGE = (-128, 127)
 

@@ -6,13 +6,13 @@ moves it out); a reduction whose axis may be empty is lowered already decomposed
 
 import sympy
 
-from .ir import nodes as ir
-from .ir.dtypes import identity
-from .ir.errors import LanguageError
-from .ir.index import bounds, symbol
-from .ir.walk import substitute
-from .ir.layout import Ragged
-from .lang import ReduceExpr, loop_extents
+from ..ir import nodes as ir
+from ..ir.dtypes import identity
+from ..ir.errors import LanguageError
+from ..ir.index import bounds, symbol
+from ..ir.walk import substitute
+from ..ir.layout import Ragged
+from .tensor import ReduceExpr, loop_extents
 
 
 def _topological(outputs):

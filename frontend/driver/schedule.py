@@ -1,7 +1,7 @@
 """`qc.Schedule(outputs)`: lowers a tensor program and opens it for scheduling."""
 
-from .lower import lower
-from .schedule.schedule import Schedule as _KernelSchedule
+from ..lang.lower import lower
+from ..schedule.schedule import Schedule as _KernelSchedule
 
 
 class Schedule(_KernelSchedule):

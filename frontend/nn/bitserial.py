@@ -14,7 +14,7 @@ pool vector w with the bits of p. That sum is the plain integer convolution with
 import numpy as np
 
 from .im2col import windows
-from .ir.errors import QuiltError, ShapeError
+from ..ir.errors import QuiltError, ShapeError
 from .quantize import requantize_to_range
 
 VECTOR_LEN = 8

@@ -5,8 +5,8 @@ Each `*_program` returns the tensors of the algorithm; each `schedule_*` applies
 schedule to a `Schedule` of that program and returns it.
 """
 
-from . import lang as qc
-from .program import Schedule
+from ..lang import tensor as qc
+from ..driver.schedule import Schedule
 
 
 def matmul_program(m, n, k, dtype="float32"):

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bitserial import check_act_bits
-from .ir.errors import QuiltError, ShapeError
-from .mcu_model import model_sources
-from .runtime_c import mcu_toolchain
-from .runtime_c.mcu_boards import BOARDS, check_fits, find_board
-from .runtime_c.unicorn_run import call_function
+from ..nn.bitserial import check_act_bits
+from ..ir.errors import QuiltError, ShapeError
+from .model import model_sources
+from ..runtime_c import mcu_toolchain
+from ..runtime_c.mcu_boards import BOARDS, check_fits, find_board
+from ..runtime_c.unicorn_run import call_function
 
 DEFAULT_BOARD = "mps2-an386"
 _C_SIZES = {"int8_t": 1, "uint8_t": 1, "q7_t": 1, "int16_t": 2, "uint16_t": 2, "q15_t": 2,

@@ -13,11 +13,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import numpy as np  # noqa: E402 (after the OpenMP settings above)
 
-from . import build, encoder  # noqa: E402
-from .demo_mcu import demo_mcu  # noqa: E402
-from .ragged import RaggedArray  # noqa: E402
-from .recipes import matmul_program, schedule_matmul, schedule_softmax, softmax_program  # noqa: E402
-from .timing import measure  # noqa: E402
+from ..driver.build import build  # noqa: E402
+from ..ops import encoder  # noqa: E402
+from .mcu import demo_mcu  # noqa: E402
+from ..ir.arrays import RaggedArray  # noqa: E402
+from ..recipes.cpu import matmul_program, schedule_matmul, schedule_softmax, softmax_program  # noqa: E402
+from ..driver.timing import measure  # noqa: E402
 
 
 def _banner(title):
@@ -151,7 +152,3 @@ def main():
     _banner("summary")
     print("all results match numpy" if all(results) else "SOME RESULTS DIFFER FROM NUMPY")
     return 0 if all(results) else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

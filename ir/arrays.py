@@ -16,9 +16,9 @@ offsets) without copying.
 
 import numpy as np
 
-from .ir import dtypes
-from .ir.errors import QuiltError, ShapeError
-from .ir.shapes import to_numpy
+from . import dtypes
+from .errors import QuiltError, ShapeError
+from .shapes import to_numpy
 
 SUPPORTED_DTYPES = tuple(
     d.numpy for d in (dtypes.float32, dtypes.float64, dtypes.int8, dtypes.int16, dtypes.int32,

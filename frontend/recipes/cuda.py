@@ -13,14 +13,14 @@ import dataclasses
 
 import numpy as np
 
-from .ir import nodes as ir
-from .ir.dtypes import identity
-from .ir.errors import ScheduleError
-from .ir.index import floordiv, symbol
-from .lower import lower
-from .attention import attention_program
-from .program import Schedule
-from .recipes import softmax_program
+from ..ir import nodes as ir
+from ..ir.dtypes import identity
+from ..ir.errors import ScheduleError
+from ..ir.index import floordiv, symbol
+from ..lang.lower import lower
+from ..ops.attention import attention_program
+from ..driver.schedule import Schedule
+from .cpu import softmax_program
 
 
 def schedule_matmul_cuda(c, tile=16, name="matmul_cuda"):

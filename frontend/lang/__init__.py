@@ -1,0 +1,31 @@
+"""quiltc.lang: the tensor language (`var`, `ragged_dim`, `placeholder`, `compute`, the
+reducers and elementwise math, in `tensor.py`) and its lowering to one loop-nest kernel
+(`lower.py`). What is computed, never how: no loops, no memory. Imports only `quiltc.ir`.
+"""
+
+from .lower import lower
+from .tensor import (
+    ReduceExpr,
+    Tensor,
+    abs,
+    cast,
+    compute,
+    erf,
+    exp,
+    log,
+    loop_extents,
+    max,
+    maximum,
+    min,
+    minimum,
+    placeholder,
+    ragged_dim,
+    reduce_axis,
+    requantize,
+    smlad,
+    sqrt,
+    sum,
+    tanh,
+    var,
+    where,
+)
