@@ -6,10 +6,14 @@ into PTX for sm_80 and sm_90 (median of 3 uncached runs) and ptxas turning that 
 cubin, and reports the PTX and cubin sizes, the launches and the shared memory per block.
 It also times the g++ build of the same source under the CPU emulation. Where a GPU is
 present it times each dense kernel against torch on the GPU (both including the host
-copies, since quiltc's launcher copies in and out). Prints a table and writes
-benchmarks/results/cuda_compile.json and cuda_compile.png.
+copies, since quiltc's launcher copies in and out), each in its own block after a quiet
+gap. Prints a table and writes benchmarks/results/cuda_compile.json (with the host and the
+libraries loaded) and cuda_compile.png.
+
+    python benchmarks/cuda_compile.py [--quick]
 """
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -17,16 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import common  # noqa: F401 (fixes thread counts before numpy loads)
-import numpy as np
+import common
 
-import quiltc as qc
-from quiltc import recipes, recipes_cuda
-from quiltc.codegen.cuda import render_cuda
-from quiltc.ir.verify_gpu import block_shared_bytes
-from quiltc.runtime_c.cuda_call import emulation_toolchain, gpu_unavailable_reason
-from quiltc.runtime_c.nvcc import ARCHITECTURES, DEVICE_FLAGS, find_nvcc, ptxas_command
-from quiltc.timing import measure
+common.unpin_openblas()  # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE go before numpy loads
+
+import numpy as np  # noqa: E402
+
+import quiltc as qc  # noqa: E402
+from quiltc import recipes, recipes_cuda  # noqa: E402
+from quiltc.codegen.cuda import render_cuda  # noqa: E402
+from quiltc.ir.verify_gpu import block_shared_bytes  # noqa: E402
+from quiltc.runtime_c.cuda_call import emulation_toolchain, gpu_unavailable_reason  # noqa: E402
+from quiltc.runtime_c.nvcc import ARCHITECTURES, DEVICE_FLAGS, find_nvcc, ptxas_command  # noqa: E402
 
 REPEATS = 3
 
@@ -50,17 +56,18 @@ def kernels():
     return found
 
 
-def _median_seconds(arguments):
+def _median_seconds(arguments, repeats):
     times = []
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         start = time.perf_counter()
         subprocess.run(arguments, check=True, capture_output=True)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def measure_build(name, kernel, folder):
-    """nvcc and ptxas times and output sizes per architecture, and the emulation build."""
+def measure_build(name, kernel, folder, repeats):
+    """nvcc and ptxas times (median of `repeats`) and output sizes per architecture, and
+    the emulation build."""
     source = render_cuda(kernel)
     path = folder / f"{kernel.name}.cu"
     path.write_text(source)
@@ -70,14 +77,16 @@ def measure_build(name, kernel, folder):
     for arch in ARCHITECTURES:
         ptx, cubin = folder / f"{kernel.name}.{arch}.ptx", folder / f"{kernel.name}.{arch}.cubin"
         row[f"nvcc_ptx_{arch}_s"] = round(_median_seconds(
-            [*nvcc, *DEVICE_FLAGS, "-ptx", f"-arch={arch}", "-o", str(ptx), str(path)]), 3)
+            [*nvcc, *DEVICE_FLAGS, "-ptx", f"-arch={arch}", "-o", str(ptx), str(path)],
+            repeats), 3)
         row[f"ptxas_{arch}_s"] = round(_median_seconds(
-            [ptxas_command(nvcc), f"-arch={arch}", "-o", str(cubin), str(ptx)]), 3)
+            [ptxas_command(nvcc), f"-arch={arch}", "-o", str(cubin), str(ptx)], repeats), 3)
         row[f"ptx_{arch}_bytes"] = ptx.stat().st_size
         row[f"cubin_{arch}_bytes"] = cubin.stat().st_size
     toolchain = emulation_toolchain()
     row["emulation_build_s"] = round(_median_seconds(
-        [*toolchain.command, *toolchain.flags, "-o", str(folder / "emulated.so"), str(path)]), 3)
+        [*toolchain.command, *toolchain.flags, "-o", str(folder / "emulated.so"), str(path)],
+        repeats), 3)
     return row
 
 
@@ -85,6 +94,7 @@ def gpu_times():
     """Seconds per call of quiltc's matmul and softmax on the GPU against torch's."""
     import torch
 
+    common.limit_threads()
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((1024, 1024)).astype(np.float32) for _ in range(2))
     _, _, c = recipes.matmul_program(1024, 1024, 1024)
@@ -99,17 +109,25 @@ def gpu_times():
     def torch_softmax():
         torch.softmax(torch.from_numpy(x).to(device), dim=1).cpu()
 
+    timed = common.quiet_then_measure
     return {
-        "matmul 1024^3": {"quiltc_s": measure(lambda: matmul(A=a, B=b), repeats=9),
-                          "torch_s": measure(torch_matmul, repeats=9)},
-        "softmax 4096x1024": {"quiltc_s": measure(lambda: softmax(X=x), repeats=9),
-                              "torch_s": measure(torch_softmax, repeats=9)},
+        "matmul 1024^3": {"quiltc_s": timed(lambda: matmul(A=a, B=b), repeats=9),
+                          "torch_s": timed(torch_matmul, repeats=9)},
+        "softmax 4096x1024": {"quiltc_s": timed(lambda: softmax(X=x), repeats=9),
+                              "torch_s": timed(torch_softmax, repeats=9)},
     }
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="one run per compile instead of 3, results to a temporary folder")
+    arguments = parser.parse_args()
+    repeats = 1 if arguments.quick else REPEATS
+    folder = common.output_folder(arguments.quick)
     with tempfile.TemporaryDirectory() as scratch:
-        rows = [measure_build(name, kernel, Path(scratch)) for name, kernel in kernels().items()]
+        rows = [measure_build(name, kernel, Path(scratch), repeats)
+                for name, kernel in kernels().items()]
     header = f"{'kernel':<32} {'launches':>8} {'shared B':>8}"
     for arch in ARCHITECTURES:
         header += f" {'nvcc ' + arch + ' s':>13} {'PTX ' + arch + ' B':>13}"
@@ -124,8 +142,9 @@ def main():
     print(f"\nGPU kernel times: {gpu}")
     version = subprocess.run([*find_nvcc(), "--version"], capture_output=True,
                              text=True).stdout.strip().splitlines()[-1]
-    path = common.write_json("cuda_compile", {"nvcc": version, "repeats": REPEATS,
-                                              "kernels": rows, "gpu": gpu})
+    path = common.write_json("cuda_compile", {"nvcc": version, "repeats": repeats,
+                                              "kernels": rows, "gpu": gpu,
+                                              "host": common.host_report()}, folder)
     print(f"wrote {path}")
     plt = common.pyplot()
     if plt is not None:
@@ -140,7 +159,7 @@ def main():
             axes.legend(loc="upper left")
         figure.suptitle("CUDA kernels: nvcc compile time and PTX size")
         figure.tight_layout()
-        figure.savefig(common.RESULTS / "cuda_compile.png", dpi=120)
+        figure.savefig(folder / "cuda_compile.png", dpi=120)
     return 0
 
 

@@ -8,12 +8,14 @@ CoRa benchmarks: hidden 512, 8 heads x 64, FFN 2048, float32, tanh-GELU. Peers:
   nested  PyTorch jagged nested tensors (q, k, v projected apart: SDPA refuses chunks)
   loop    PyTorch, one sequence at a time
 "mha" is the attention core (QKV of every token in, per-head softmax(QK^T/8)V out);
-"encoder" the whole post-norm layer. Prints times, ratios (peer time / quiltc time) per
-dataset, geomeans, and quiltc's share of the useful-FLOP limit (real tokens' FLOPs only,
-against the 2-core FMA peak, 195 GFLOP/s); writes results/ragged_encoder.json
-and ragged_encoder.png.
+"encoder" the whole post-norm layer. Each contender is timed in its own block after a
+quiet gap, with OpenBLAS free to pick this CPU's kernel (OPENBLAS_CORETYPE unset). Prints
+times, ratios (peer time / quiltc time) per dataset, geomeans, and quiltc's share of the
+useful-FLOP limit (real tokens' FLOPs only, against the 2-core FMA peak measured in the
+run); writes results/ragged_encoder.json (with the host, the kernels each library ran and
+the measured limits) and ragged_encoder.png.
 
-    python benchmarks/ragged_encoder.py [--batches 32 128] [--datasets race mnli ...]
+    python benchmarks/ragged_encoder.py [--batches 32 128] [--datasets race mnli ...] [--quick]
 """
 
 import argparse
@@ -22,22 +24,22 @@ import pathlib
 import sys
 import time
 
-import common  # noqa: F401 (fixes thread counts before numpy loads)
-import numpy as np
+import common
+import limits
 
-import quiltc as qc
-from quiltc import attention, encoder
-from quiltc.timing import measure
+common.unpin_openblas()  # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE go before numpy loads
+
+import numpy as np  # noqa: E402
+
+import quiltc as qc  # noqa: E402
+from quiltc import attention, encoder  # noqa: E402
+from quiltc.driver.timing import measure  # noqa: E402
 
 SEQLENS = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "seqlens"
 DATASETS = ("race", "wiki_512", "squadv2", "wiki_128", "mnli", "xnli", "mrpc", "cola")
 HIDDEN, HEADS, HEAD_SIZE, FFN = 512, 8, 64, 2048
 PEERS = ("padded", "nested", "loop")
-# The useful-FLOP limit: 2 cores x 32 float32 FLOPs a cycle (two 256-bit FMA pipes, which
-# AVX-512 code also runs on) at the clock where OpenBLAS's sgemm reaches 185 GFLOP/s on a
-# quiet machine (../shared/notes/toolchains.md: about 95% of peak). A limit measured in the
-# run would move with the machine's load.
-PEAK_GFLOPS = 195.0
+QUICK_BATCHES, QUICK_DATASETS = [8], ["cola", "mrpc"]
 
 
 def batch_lengths(dataset, batch):
@@ -59,7 +61,7 @@ def useful_flops(lengths, op):
 def sgemm_rate():
     """GFLOP/s numpy's sgemm reaches in this run on 1024^3 (how loaded the machine is)."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
-    return 2 * 1024**3 / measure(lambda: a @ a, repeats=5) / 1e9
+    return 2 * 1024**3 / common.quiet_then_measure(lambda: a @ a, repeats=5) / 1e9
 
 
 class TorchPeers:
@@ -132,11 +134,13 @@ def check_against_peers(peers, layer, ragged):
 
 
 def time_one(torch, fn):
-    """Median ms of `fn` after one warm-up call; runs slower than a second are timed once
-    more only (the nested peer takes tens of seconds at batch 128)."""
+    """Median seconds of `fn` in its own block after a quiet gap and one warm-up call; runs
+    slower than a second are timed once more only (the nested peer takes tens of seconds at
+    batch 128)."""
     # no_grad, not inference_mode: jagged nested tensors made outside inference mode
     # refuse to run inside it ("Cannot set version_counter for inference tensor").
     with torch.no_grad():
+        time.sleep(common.QUIET_GAP_S)
         start = time.perf_counter()
         fn()
         first = time.perf_counter() - start
@@ -144,9 +148,11 @@ def time_one(torch, fn):
 
 
 def run(batches, datasets, peak):
+    """({batch: {op: {dataset: ms per contender}}}, quiltc's share of `peak` likewise), each
+    contender timed in its own block on the same inputs."""
     import torch
 
-    torch.set_num_threads(common.THREADS)
+    common.limit_threads()
     weights = encoder.random_weights(HIDDEN, FFN)
     peers = TorchPeers(torch, weights)
     rng = np.random.default_rng(0)
@@ -196,6 +202,7 @@ def geomeans(results):
 
 
 def print_table(results, shares, summary):
+    """Per batch and op: each contender's ms, the ratios and quiltc's useful-FLOP share."""
     for batch, ops_results in results.items():
         for op, per_dataset in ops_results.items():
             print(f"\nbatch {batch}, {op}: times in ms; ratio = peer time / quiltc time")
@@ -213,7 +220,8 @@ def print_table(results, shares, summary):
                 f"{entry[f'vs_{p}']:9.2f}" if entry[f"vs_{p}"] else f"{'-':>9}" for p in PEERS))
 
 
-def plot(summary, results):
+def plot(results, folder):
+    """Per batch, the encoder layer's speed-up over each PyTorch peer, one bar per dataset."""
     plt = common.pyplot()
     if plt is None:
         return
@@ -231,40 +239,52 @@ def plot(summary, results):
         axis.set_title(f"encoder layer, batch {batch}")
         axis.legend()
     figure.tight_layout()
-    figure.savefig(common.RESULTS / "ragged_encoder.png", dpi=120)
+    figure.savefig(folder / "ragged_encoder.png", dpi=120)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batches", type=int, nargs="+", default=[32, 128])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--batches", type=int, nargs="+")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"batch {QUICK_BATCHES[0]} of {' and '.join(QUICK_DATASETS)} unless "
+                             "given, results to a temporary folder")
     arguments = parser.parse_args()
+    batches = arguments.batches or (QUICK_BATCHES if arguments.quick else [32, 128])
+    datasets = arguments.datasets or (QUICK_DATASETS if arguments.quick else list(DATASETS))
+    folder = common.output_folder(arguments.quick)
     try:
         import torch
     except ImportError:
         print("torch is not installed: pip install torch==2.13.0 (or pip install -e '.[bench]')")
         return 1
-    print(f"threads: {common.THREADS}; torch {torch.__version__}; numpy uses {common.blas_description()}")
+    measured = limits.measure_limits(repeats=2 if arguments.quick else 5)
+    print(f"threads: {common.THREADS}; torch {torch.__version__} "
+          f"({torch.backends.cpu.get_cpu_capability()}); numpy uses {common.blas_description()}")
     print(f"model: hidden {HIDDEN}, {HEADS} heads x {HEAD_SIZE}, FFN {FFN}, float32, tanh-GELU, "
           "post-norm")
     sgemm = sgemm_rate()
-    print(f"useful-FLOP limit {PEAK_GFLOPS:.0f} GFLOP/s (2-core FMA peak); numpy sgemm 1024^3 "
-          f"reaches {sgemm:.1f} GFLOP/s in this run")
-    results, shares = run(arguments.batches, arguments.datasets, PEAK_GFLOPS)
+    print(f"useful-FLOP limit {measured['peak_gflops']:.0f} GFLOP/s (2-core FMA peak, measured); "
+          f"DRAM {measured['bandwidth_gbs']:.1f} GB/s; numpy sgemm 1024^3 reaches {sgemm:.1f} "
+          "GFLOP/s in this run")
+    results, shares = run(batches, datasets, measured["peak_gflops"])
     summary = geomeans(results)
     print_table(results, shares, summary)
     path = common.write_json("ragged_encoder", {
         "threads": common.THREADS,
         "model": {"hidden": HIDDEN, "heads": HEADS, "head_size": HEAD_SIZE, "ffn": FFN,
                   "dtype": "float32", "activation": "tanh-GELU"},
-        "peak_gflops": PEAK_GFLOPS,
+        "peak_gflops": measured["peak_gflops"],
+        "bandwidth_gbs": measured["bandwidth_gbs"],
         "sgemm_gflops": round(sgemm, 1),
         "results": results,
         "geomean": summary,
         "useful_flop_share": shares,
-    })
+        "limits": measured,
+        "host": common.host_report(),
+    }, folder)
     print(f"wrote {path}")
-    plot(summary, results)
+    plot(results, folder)
     return 0
 
 
