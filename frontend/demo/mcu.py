@@ -52,6 +52,10 @@ def demo_mcu(banner):
     """Run the Cortex-M demo, printing under `banner(title)`; True unless the emulated
     board's predictions differ from the numpy integer reference."""
     banner("bit-serial weight pools on Cortex-M: the digits CNN")
+    if importlib.util.find_spec("sklearn") is None:
+        print("skipping the Cortex-M demo: its digits data set ships with scikit-learn; "
+              "add it with: pip install 'quiltc[data]'")
+        return True
     print("digits CNN: trained on the first run (about a minute), then loaded from the cache")
     model, int8_model, pooled, (_, _, x_test, y_test) = pooled_digits()
     storage = pooled.storage_bytes()
