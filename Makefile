@@ -1,4 +1,5 @@
-# Two entry points for a fresh machine: `make demo` and `make test`.
+# Entry points for a fresh machine: `make demo`, `make test` (the whole suite, every
+# hypothesis example) and `make test-fast` (the tier to run while editing).
 # Each creates .venv, installs quiltc into it, and runs; nothing is installed by hand.
 
 PYTHON ?= python3
@@ -6,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean mcu-toolchain
+.PHONY: demo test test-fast lint bench clean mcu-toolchain
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +25,16 @@ demo: $(STAMP) mcu-toolchain
 	$(BIN)/python -m quiltc.demo
 
 test: $(STAMP) mcu-toolchain
-	$(BIN)/python -m pytest -q
+	QUILTC_TEST_PROFILE=ci $(BIN)/python -m pytest -q
+
+# A tenth of each hypothesis budget (tests/support/tiers.py), no test marked slow, on two
+# workers: one pytest process idles while each compiler or emulator it starts runs, so two
+# keep two cores busy and take half the time.
+test-fast: $(STAMP) mcu-toolchain
+	QUILTC_TEST_PROFILE=dev $(BIN)/python -m pytest -q -m "not slow" -n 2
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 bench: $(STAMP) mcu-toolchain
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

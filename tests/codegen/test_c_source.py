@@ -4,14 +4,15 @@ the errors for IR the C target cannot express. Rendering needs no compiler."""
 import pytest
 import sympy
 
-import programs
 import quiltc as qc
-from helpers import with_loop_kinds
 from quiltc.codegen import CRenderer, c_signature, render_c
 from quiltc.codegen.base import strip_parentheses
 from quiltc.ir import nodes as ir
 from quiltc.ir.errors import QuiltError
 from quiltc.ir.index import symbol
+
+from support import programs
+from support.helpers import with_loop_kinds
 
 
 def _matmul(name="matmul"):

@@ -12,12 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from helpers import random_array, require_cc, tolerance
 from quiltc import recipes
 from quiltc.ir import interp
 from quiltc.ir import nodes as ir
 from quiltc.ir.index import symbol
 from quiltc.ir.walk import rewrite
+
+from support.helpers import random_array, require_cc, tolerance
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8, 13])
 SEEDS = st.integers(0, 2**32 - 1)
@@ -61,7 +63,7 @@ NUMPY_CALLS = {
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("function", sorted(NUMPY_CALLS))
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10))
 @given(n=EXTENTS, seed=SEEDS)
 def test_every_call_matches_interpreter_and_numpy(function, dtype, n, seed):
     x = random_array(np.random.default_rng(seed), (n,), dtype) * 3
@@ -88,7 +90,7 @@ def _casts_kernel():
     return qc.lower(outputs, name="casts")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(n=EXTENTS, seed=SEEDS)
 def test_casts_truncate_and_int8_arithmetic_wraps(n, seed):
     rng = np.random.default_rng(seed)
@@ -125,7 +127,7 @@ def _integer_kernel(dtype):
 
 
 @pytest.mark.parametrize("dtype", ["int8", "int16", "int32", "int64", "uint8"])
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15))
 @given(n=EXTENTS, seed=SEEDS)
 def test_integer_arithmetic_wraps_and_divides_toward_zero(dtype, n, seed):
     rng = np.random.default_rng(seed)
@@ -158,7 +160,7 @@ def _select_kernel():
     return qc.lower(y, name="select")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(n=EXTENTS, m=EXTENTS, seed=SEEDS)
 def test_where_with_index_and_value_conditions(n, m, seed):
     x = random_array(np.random.default_rng(seed), (n, m))
@@ -188,7 +190,7 @@ def _reductions_kernel():
     return qc.lower(outputs, name="reductions")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, cols=EXTENTS, seed=SEEDS)
 def test_sum_max_min_reductions_with_symbolic_sizes(rows, cols, seed):
     x = random_array(np.random.default_rng(seed), (rows, cols))
@@ -220,7 +222,7 @@ def _pipeline_kernel():
     return qc.lower([softmax, row_sum], name="pipeline")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(n=EXTENTS, m=EXTENTS, seed=SEEDS)
 def test_intermediates_are_allocated_and_outputs_returned_by_name(n, m, seed):
     kernel = _pipeline_kernel()
@@ -246,7 +248,6 @@ def _local_buffer_kernel():
     return ir.Kernel("local_rows", (x, out), body, ("out",), (ir.ShapeVar(n, 1, 100),))
 
 
-@settings(max_examples=20, deadline=None)
 @given(n=EXTENTS, seed=SEEDS)
 def test_local_allocation_is_a_fixed_array_in_its_block(n, seed):
     kernel = _local_buffer_kernel()
@@ -274,7 +275,6 @@ def _hand_built_values_kernel():
                      (ir.ShapeVar(n, 1, 100),))
 
 
-@settings(max_examples=20, deadline=None)
 @given(n=EXTENTS, seed=SEEDS)
 def test_logical_values_if_else_and_special_constants(n, seed):
     rng = np.random.default_rng(seed)
@@ -336,7 +336,6 @@ def _nan_kernel():
     return qc.lower(outputs, name="nan_propagation")
 
 
-@settings(max_examples=20, deadline=None)
 @given(n=EXTENTS, seed=SEEDS)
 def test_float_max_and_min_propagate_nan_like_numpy(n, seed):
     rng = np.random.default_rng(seed)

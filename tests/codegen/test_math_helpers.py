@@ -5,7 +5,8 @@ import subprocess
 import numpy as np
 
 import quiltc as qc
-from helpers import require_cc
+
+from support.helpers import require_cc
 
 
 def _exp_kernel():

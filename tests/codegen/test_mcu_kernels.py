@@ -11,16 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from helpers import require_cc
-from quiltc.recipes import mcu as kernels
 from quiltc import quantize as q
 from quiltc.bitserial import bitserial_conv2d_int, build_lut
 from quiltc.codegen.mcu import mcu_signature, render_mcu
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
+from quiltc.recipes import mcu as kernels
 from quiltc.runtime_c.cache import DEFAULT_CACHE
 from quiltc.runtime_c.call import CompiledKernel
 from quiltc.runtime_c.toolchain import find_toolchain
+
+from support.helpers import require_cc
+from support.tiers import activation_widths, examples
 
 SEEDS = st.integers(0, 2**32 - 1)
 
@@ -65,7 +67,7 @@ def conv_case(shape, seed, in_dtype="uint8", bits=8, signed_out=False):
 
 
 @pytest.mark.parametrize("variant", ["plain", "smlad"])
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6))
 @given(shape=conv_shapes(), seed=SEEDS, signed_in=st.booleans(), signed_out=st.booleans())
 def test_int8_convs_match_the_reference(variant, shape, seed, signed_in, signed_out):
     in_dtype = "int8" if signed_in else "uint8"
@@ -78,8 +80,8 @@ def test_int8_convs_match_the_reference(variant, shape, seed, signed_in, signed_
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("act_bits", range(1, 9))
-@settings(max_examples=3, deadline=None)
+@pytest.mark.parametrize("act_bits", activation_widths())
+@settings(max_examples=examples(3))
 @given(shape=conv_shapes(groups_of_8=True), seed=SEEDS,
        pool_size=st.sampled_from([2, 16, 48, 64, 256]))
 def test_the_bitserial_conv_matches_the_reference_at_every_width(act_bits, shape, seed,
@@ -99,7 +101,7 @@ def test_the_bitserial_conv_matches_the_reference_at_every_width(act_bits, shape
     np.testing.assert_array_equal(got, want)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6))
 @given(shape=conv_shapes(), seed=SEEDS, signed_in=st.booleans())
 def test_the_depthwise_conv_matches_the_reference(shape, seed, signed_in):
     shape = dataclasses.replace(shape, cout=shape.cin)
@@ -115,7 +117,7 @@ def test_the_depthwise_conv_matches_the_reference(shape, seed, signed_in):
     np.testing.assert_array_equal(got, want)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6))
 @given(cin=st.integers(1, 70), cout=st.integers(1, 12), seed=SEEDS, signed_out=st.booleans())
 def test_the_dense_layer_matches_the_reference(cin, cout, seed, signed_out):
     rng = np.random.default_rng(seed)
@@ -131,7 +133,7 @@ def test_the_dense_layer_matches_the_reference(cin, cout, seed, signed_out):
 
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=examples(5))
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5), k=st.integers(1, 3),
        seed=SEEDS, dtype=st.sampled_from(["int8", "uint8"]))
 def test_pools_match_the_reference(kind, h, w, c, k, seed, dtype):

@@ -9,15 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from helpers import require_cc
-from quiltc.recipes import mcu as kernels
 from quiltc.codegen.mcu import mcu_signature, render_mcu
+from quiltc.driver.schedule import Schedule
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
-from quiltc.driver.schedule import Schedule
+from quiltc.recipes import mcu as kernels
 from quiltc.runtime_c.cache import DEFAULT_CACHE
 from quiltc.runtime_c.call import CompiledKernel
 from quiltc.runtime_c.toolchain import find_toolchain
+
+from support.helpers import require_cc
+from support.tiers import examples
 
 
 def _tables(rows, columns):
@@ -45,7 +47,7 @@ def _arrays(rng, rows, columns):
             "lut": rng.integers(-30000, 30000, (256, columns)).astype(np.int16)}
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6))
 @given(rows=st.integers(1, 6), columns=st.integers(2, 40), seed=st.integers(0, 2**32 - 1))
 def test_a_row_fixed_by_the_outer_loop_is_read_through_a_pointer(rows, columns, seed):
     p, idx, lut = _tables(rows, columns)

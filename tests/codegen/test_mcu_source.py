@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 import quiltc as qc
-from helpers import require_cc
-from quiltc.recipes import mcu as kernels
 from quiltc.codegen.mcu import mcu_signature, render_mcu, render_mcu_unit
 from quiltc.ir import interp
+from quiltc.recipes import mcu as kernels
 from quiltc.runtime_c.cache import DEFAULT_CACHE
 from quiltc.runtime_c.call import CompiledKernel
 from quiltc.runtime_c.toolchain import find_toolchain
+
+from support.helpers import require_cc
 
 
 def smlad_conv():

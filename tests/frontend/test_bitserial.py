@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from quiltc import bitserial, quantize
 from quiltc.ir.errors import QuiltError, ShapeError
 
+from support.tiers import examples
 
-@settings(max_examples=30, deadline=None)
+
+@settings(max_examples=examples(30))
 @given(pool_size=st.integers(1, 256), seed=st.integers(0, 2**31), small=st.booleans())
 def test_lut_entries_are_dot_products_with_bit_patterns(pool_size, seed, small):
     rng = np.random.default_rng(seed)
@@ -36,7 +38,7 @@ conv_cases = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80))
 @given(case=conv_cases)
 def test_bitserial_conv_equals_integer_conv_of_pooled_weights(case):
     k, padding = case["k"], case["padding"]

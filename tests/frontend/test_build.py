@@ -1,19 +1,20 @@
 """`qc.build`: schedules and kernels in, a checked callable out; unsupported targets,
 bad names and ill-formed kernels are refused before any compiler runs."""
 
-import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-import programs
 import quiltc as qc
-from helpers import check_schedule, random_array, require_cc
 from quiltc.ir import nodes as ir
 from quiltc.ir.errors import QuiltError, VerifyError
 from quiltc.ir.index import symbol
+
+from support import programs
+from support.helpers import check_schedule, random_array, require_cc
 
 
 def _matmul_tensor(size=None):
@@ -32,7 +33,6 @@ def test_build_takes_a_schedule_and_heads_the_source_with_its_trace():
     assert fn.kernel == sch.kernel
 
 
-@settings(max_examples=20, deadline=None)
 @given(m=st.sampled_from([1, 3, 4, 7, 13]), n=st.sampled_from([1, 2, 5, 8]),
        k=st.sampled_from([1, 3, 11]), factor=st.sampled_from([1, 2, 3, 4, 8]),
        seed=st.integers(0, 2**16))
@@ -79,7 +79,7 @@ def test_ill_formed_kernels_are_refused_by_the_verifier():
         qc.build(kernel)
 
 
-def test_a_cold_build_of_a_matmul_takes_under_three_seconds(tmp_path, monkeypatch):
+def test_a_cold_build_compiles_once_into_the_cache_folder(tmp_path, monkeypatch, c_compiles):
     require_cc()
     monkeypatch.setenv("QUILTC_CACHE_DIR", str(tmp_path))
     C = _matmul_tensor(128)
@@ -88,10 +88,11 @@ def test_a_cold_build_of_a_matmul_takes_under_three_seconds(tmp_path, monkeypatc
     i_outer, i_inner = sch.split(i, 4)
     j_outer, j_inner = sch.split(j, 32)
     sch.reorder(j_outer, i_outer, k, i_inner, j_inner)
-    start = time.perf_counter()
     fn = qc.build(sch)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 3.0, f"cold build took {elapsed:.2f} s"
-    assert str(tmp_path) in fn.library_path
+    library = Path(fn.library_path)
+    assert c_compiles == [library.with_suffix(".c")]
+    assert library.parent.parent == tmp_path
+    assert qc.build(sch).library_path == fn.library_path
+    assert len(c_compiles) == 1, "building the same schedule again compiled it again"
     a = random_array(np.random.default_rng(1), (128, 128))
     np.testing.assert_allclose(fn(A=a, B=a), a @ a, rtol=1e-4, atol=1e-4)

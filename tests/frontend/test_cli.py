@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import require_mcu_toolchain
 from quiltc.cli import main
 from quiltc.digits import digits_cnn
 from quiltc.runtime_c import mcu_toolchain
+
+from support.helpers import require_mcu_toolchain
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,8 @@ def weights_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 def test_emit_mcu_writes_a_project_that_runs_like_the_reference(tmp_path, weights_file,
                                                                  capsys):
     require_mcu_toolchain()
@@ -35,6 +38,7 @@ def test_emit_mcu_writes_a_project_that_runs_like_the_reference(tmp_path, weight
     assert len(mcu_toolchain.run_predictions(out)) == 6
 
 
+@pytest.mark.slow
 def test_emit_mcu_without_run_names_the_make_command(tmp_path, weights_file, capsys):
     assert main(["emit-mcu", str(tmp_path / "p"), "--weights", str(weights_file),
                  "--pool-size", "8", "--test-inputs", "0"]) == 0

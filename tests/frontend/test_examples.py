@@ -6,7 +6,10 @@ import sys
 
 import pytest
 
-from helpers import require_cc
+from support.helpers import require_cc
+
+# Each runs in a fresh interpreter that builds its kernels again.
+pytestmark = pytest.mark.slow
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -19,7 +22,9 @@ def test_example_runs(script, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_demo_reports_results_matching_numpy(tmp_path):
+def test_demo_reports_results_matching_numpy(tmp_path, trained_digits_model):
+    """The demo loads the digits CNN the session fixture cached (a user's first run trains
+    it)."""
     require_cc()
     result = subprocess.run([sys.executable, "-m", "quiltc.demo"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=300)

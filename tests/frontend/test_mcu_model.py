@@ -10,11 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from helpers import require_cc, require_tool
 from quiltc import nn, qmodel, weightpool
 from quiltc.mcu import declared_bytes
-from quiltc.recipes.mcu import ConvShape
 from quiltc.mcu.model import CONV_KINDS, conv_layer_source, host_layer, host_model, model_sources
+from quiltc.recipes.mcu import ConvShape
+
+from support.helpers import require_cc, require_tool
+from support.tiers import activation_widths, examples
 
 ARM_HINT = ("apt-get install -y --no-install-recommends gcc-arm-none-eabi "
             "libnewlib-arm-none-eabi")
@@ -49,7 +51,7 @@ def test_the_int8_model_runs_bit_exact_on_the_host(images, act_bits, int8_conv):
     np.testing.assert_array_equal(run(inputs), model.forward_int(inputs))
 
 
-@pytest.mark.parametrize("act_bits", range(1, 9))
+@pytest.mark.parametrize("act_bits", activation_widths())
 def test_the_pooled_model_runs_bit_exact_on_the_host_at_every_width(images, pooled, act_bits):
     require_cc()
     quant = pooled.quantized(act_bits)
@@ -105,6 +107,8 @@ def test_only_quantized_models_are_emitted():
         model_sources(small_cnn(), 8)
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 def test_the_model_compiles_for_cortex_m4_with_every_warning(tmp_path, pooled):
     require_tool("arm-none-eabi-gcc", ARM_HINT)
     import subprocess
@@ -121,7 +125,7 @@ def test_the_model_compiles_for_cortex_m4_with_every_warning(tmp_path, pooled):
 
 
 @pytest.mark.parametrize("kind", CONV_KINDS)
-@settings(max_examples=3, deadline=None)
+@settings(max_examples=examples(3))
 @given(h=st.integers(3, 9), groups=st.integers(1, 3), cout=st.integers(1, 9),
        stride=st.integers(1, 2), padding=st.integers(0, 1), act_bits=st.integers(1, 8),
        seed=st.integers(0, 2**16))
@@ -136,6 +140,7 @@ def test_a_conv_layer_source_computes_its_reference(kind, h, groups, cout, strid
     np.testing.assert_array_equal(host_layer(layer)(x), layer.reference(x).reshape(-1))
 
 
+@pytest.mark.toolchain
 def test_the_smlad_layer_uses_the_dual_multiply_accumulate_on_cortex_m4(tmp_path):
     require_tool("arm-none-eabi-gcc", ARM_HINT)
     import subprocess

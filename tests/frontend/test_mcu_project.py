@@ -8,11 +8,12 @@ import pytest
 
 import quiltc as qc
 from quiltc import nn, weightpool
-from helpers import require_mcu_toolchain, require_tool
 from quiltc.ir.errors import QuiltError, ShapeError
 from quiltc.mcu import declared_bytes
 from quiltc.runtime_c import mcu_toolchain
 from quiltc.runtime_c.mcu_boards import find_board
+
+from support.helpers import require_mcu_toolchain, require_tool
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,8 @@ def pooled(digits):
     return weightpool.compress(model, calib=x_train[:200], pool_size=16, vector_len=8)
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 @pytest.mark.parametrize("act_bits", [1, 3, 8])
 def test_the_project_prints_the_numpy_reference_predictions_under_qemu(
         tmp_path, pooled, digits, act_bits):
@@ -51,6 +54,8 @@ def test_the_project_prints_the_numpy_reference_predictions_under_qemu(
     assert "int quiltc_model_run(const int8_t *in, int8_t *out);" in readme
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 def test_the_same_project_runs_on_the_cortex_m3_board(tmp_path, pooled, digits):
     require_mcu_toolchain()
     x_test = digits[2][12:20]
@@ -60,6 +65,8 @@ def test_the_same_project_runs_on_the_cortex_m3_board(tmp_path, pooled, digits):
         [int(c) for c in pooled.predict(x_test, act_bits=4)]
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 def test_without_test_inputs_main_prints_only_done(tmp_path, pooled):
     require_mcu_toolchain()
     assert mcu_toolchain.run_predictions(qc.mcu.emit_project(pooled, tmp_path)) == []
@@ -84,6 +91,8 @@ def test_unknown_boards_are_refused_with_the_boards_that_exist(tmp_path, pooled)
         qc.mcu.emit_project(pooled, tmp_path, board="lm3s6965evb")
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 def test_int8_rows_embed_as_given_and_other_shapes_are_refused(tmp_path, pooled, digits):
     require_mcu_toolchain()
     x_test = digits[2][:5]
@@ -137,6 +146,8 @@ def test_declared_bytes_counts_const_tables_as_flash_and_buffers_as_ram():
         (12 + 256 * 16 * 2, 100 + 24)
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 @pytest.mark.parametrize("board", ["mps2-an385", "mps2-an386"])
 def test_emulated_runs_give_the_reference_scores_and_count_each_bit_plane(pooled, digits,
                                                                           board):

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from quiltc import nn
 from quiltc.ir.errors import ShapeError
 
+from support.tiers import examples
+
 
 def _reference_conv(x, weight, stride, padding):
     """float64 convolution, one shifted slice per kernel tap (HWIO weight)."""
@@ -35,7 +37,7 @@ def _input(s):
     return rng.standard_normal((s["n"], s["h"], s["w"], s["cin"])).astype(np.float32), rng
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(s=shapes)
 def test_conv_and_depthwise_forward_match_tap_by_tap_reference(s):
     assume(s["h"] + 2 * s["padding"] >= s["k"] and s["w"] + 2 * s["padding"] >= s["k"])
@@ -56,7 +58,7 @@ def test_conv_and_depthwise_forward_match_tap_by_tap_reference(s):
     np.testing.assert_allclose(depthwise.forward(x), want, rtol=1e-5, atol=1e-5)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(s=shapes)
 def test_pools_and_flatten_forward(s):
     k = s["k"]
@@ -152,7 +154,8 @@ def test_set_weights_names_the_layer_with_the_wrong_shape():
 
 
 def test_layers_reject_inputs_of_the_wrong_shape():
-    with pytest.raises(ShapeError, match=r"Conv2d\(3, 8, 3, .*\) expects NHWC input with 3 channels"):
+    with pytest.raises(ShapeError,
+                       match=r"Conv2d\(3, 8, 3, .*\) expects NHWC input with 3 channels"):
         nn.Conv2d(3, 8, 3).forward(np.zeros((1, 5, 5, 4), np.float32))
     with pytest.raises(ShapeError, match=r"Dense\(10, 2\) expects \(n, 10\) input.*Flatten"):
         nn.Dense(10, 2).forward(np.zeros((1, 2, 5), np.float32))

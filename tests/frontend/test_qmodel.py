@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from quiltc import nn, qmodel
 from quiltc.ir.errors import QuiltError
 
+from support.tiers import examples
+
 
 def _small_model(seed):
     model = nn.Sequential([
@@ -45,7 +47,7 @@ def _dequantized_reference(layer, x_int):
     return out / layer.out_scale
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12))
 @given(seed=st.integers(0, 2**31), act_bits=st.integers(1, 8))
 def test_each_integer_layer_is_its_rescaled_float_layer(seed, act_bits):
     model = _small_model(seed % 1000)
@@ -70,7 +72,8 @@ def test_layer_list_carries_ranges_dtypes_and_requantization():
                      "dense", "dense"]
     first, _, depthwise, pointwise, _, _, hidden, logits = qm.layers
     assert (first.out_min, first.out_max, first.out_dtype) == (0, 7, np.uint8)
-    assert first.in_dtype == np.int8 and first.in_shape == (8, 8, 2) and first.out_shape == (8, 8, 8)
+    assert (first.in_dtype == np.int8 and first.in_shape == (8, 8, 2)
+            and first.out_shape == (8, 8, 8))
     assert (depthwise.stride, depthwise.padding, depthwise.kernel) == (2, 1, 3)
     assert (pointwise.out_min, pointwise.out_max, pointwise.out_dtype) == (-128, 127, np.int8)
     assert (hidden.relu, logits.relu) == (True, False)
@@ -106,7 +109,8 @@ def test_quantize_names_what_it_cannot_fuse_or_read():
     loose_relu = nn.Sequential([nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.ReLU(), nn.Flatten(),
                                 nn.Dense(4, 2)])
     calib = np.zeros((2, 6, 6, 1), np.float32)
-    with pytest.raises(QuiltError, match=r"layer 2 ReLU\(\) follows MaxPool2d\(2\).*directly after"):
+    with pytest.raises(QuiltError,
+                       match=r"layer 2 ReLU\(\) follows MaxPool2d\(2\).*directly after"):
         qmodel.quantize(loose_relu, calib)
     model = _small_model(0)
     with pytest.raises(QuiltError, match="calib must be a non-empty NHWC batch"):

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from quiltc import quantize as q
 from quiltc.ir.errors import QuiltError, ShapeError
 
+from support.tiers import examples
+
 
 def _round_half_away(value):
     """Nearest integer to a Fraction, ties away from zero."""
@@ -27,7 +29,7 @@ def _reference_requantize(acc, multiplier, shift):
     return _round_half_away(Fraction(high, 2 ** max(-shift, 0)))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200))
 @given(real=st.floats(2.0**-30, 2.0**6, allow_nan=False))
 def test_quantize_multiplier_encodes_the_scale_in_q31(real):
     multiplier, shift = q.quantize_multiplier(np.array([real]))
@@ -52,7 +54,7 @@ def test_quantize_multiplier_rejects_negative_and_nan():
         q.quantize_multiplier([np.nan])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300))
 @given(acc=st.integers(-2**24, 2**24), multiplier=st.integers(2**30, 2**31 - 1),
        shift=st.integers(-31, 6))
 def test_requantize_matches_python_integer_reference(acc, multiplier, shift):
@@ -106,14 +108,15 @@ conv_shapes = st.fixed_dictionaries({
 def _layer_arguments(shape, weight_shape, channels):
     rng = np.random.default_rng(shape["seed"])
     low, high, dtype = (-128, 127, np.int8) if shape["signed"] else (0, 255, np.uint8)
-    x = rng.integers(low, high + 1, (shape["n"], shape["h"], shape["w"], shape["cin"])).astype(dtype)
+    x_shape = (shape["n"], shape["h"], shape["w"], shape["cin"])
+    x = rng.integers(low, high + 1, x_shape).astype(dtype)
     weight = rng.integers(-127, 128, weight_shape).astype(np.int8)
     bias = rng.integers(-5000, 5000, channels).astype(np.int32)
     multiplier, shift = q.quantize_multiplier(rng.uniform(1e-4, 0.05, channels))
     return x, weight, bias, multiplier, shift
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60))
 @given(shape=conv_shapes)
 def test_conv2d_int_is_a_requantized_direct_convolution(shape):
     k = shape["k"]
@@ -128,7 +131,7 @@ def test_conv2d_int_is_a_requantized_direct_convolution(shape):
     np.testing.assert_array_equal(got, np.clip(want, -128, 127))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(shape=conv_shapes)
 def test_depthwise_conv2d_int_is_a_per_channel_convolution(shape):
     k = shape["k"]
@@ -144,7 +147,7 @@ def test_depthwise_conv2d_int_is_a_per_channel_convolution(shape):
     np.testing.assert_array_equal(got, np.clip(want, 0, 255))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(n=st.integers(1, 4), cin=st.integers(1, 40), cout=st.integers(1, 12),
        seed=st.integers(0, 2**31))
 def test_dense_int_matches_integer_matmul(n, cin, cout, seed):
@@ -159,7 +162,7 @@ def test_dense_int_matches_integer_matmul(n, cin, cout, seed):
     np.testing.assert_array_equal(got, np.clip(want, -128, 127))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 4), k=st.integers(1, 3),
        signed=st.booleans(), seed=st.integers(0, 2**31))
 def test_pools_match_window_references(h, w, c, k, signed, seed):
@@ -172,7 +175,8 @@ def test_pools_match_window_references(h, w, c, k, signed, seed):
     blocks = x[:, :oh * k, :ow * k].reshape(2, oh, k, ow, k, c).astype(np.int64)
     np.testing.assert_array_equal(q.max_pool_int(x, k), blocks.max(axis=(2, 4)))
     sums = blocks.sum(axis=(2, 4))
-    want = np.vectorize(lambda s: _round_half_away(Fraction(int(s), k * k)), otypes=[np.int64])(sums)
+    want = np.vectorize(lambda s: _round_half_away(Fraction(int(s), k * k)),
+                        otypes=[np.int64])(sums)
     got = q.avg_pool_int(x, k)
     assert got.dtype == dtype
     np.testing.assert_array_equal(got, want)

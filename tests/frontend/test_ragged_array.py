@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 import quiltc as qc
 from quiltc import RaggedArray
 
+from support.tiers import examples
+
 INNER_SHAPES = [(), (3,), (2, 5)]
 DTYPES = ["float32", "int8", "int32"]
 TORCH_HINT = "torch is an optional extra: pip install torch==2.13.0 (or pip install -e '.[bench]')"
@@ -35,7 +37,7 @@ def _example(lengths=(3, 0, 1, 2), inner=(2,), dtype=np.float32):
     return RaggedArray(values, list(lengths))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(drawn=ragged_rows())
 def test_from_list_keeps_rows_back_to_back_and_gives_them_back(drawn):
     rows, lengths, inner, dtype = drawn
@@ -59,7 +61,7 @@ def test_from_list_keeps_rows_back_to_back_and_gives_them_back(drawn):
             assert not np.shares_memory(copy, ragged.values)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(drawn=ragged_rows(), extra=st.integers(0, 3), fill=st.sampled_from([0, -7, 9]))
 def test_from_padded_and_to_padded_round_trip_with_fill(drawn, extra, fill):
     rows, lengths, inner, dtype = drawn
@@ -271,7 +273,7 @@ def test_torch_exchange_without_torch_says_how_to_install_it(monkeypatch):
         RaggedArray.from_torch_nested(object())
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(drawn=ragged_rows())
 def test_torch_nested_exchange_shares_memory_both_ways(drawn):
     torch = pytest.importorskip("torch", reason=TORCH_HINT)

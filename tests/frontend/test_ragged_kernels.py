@@ -8,8 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from helpers import require_cc
 from quiltc.ir import interp
+
+from support.helpers import require_cc
+from support.tiers import examples
 
 MAX_LENGTH = 9
 lengths_strategy = st.lists(st.integers(0, MAX_LENGTH), min_size=1, max_size=5)
@@ -45,7 +47,7 @@ def _declare(hidden):
     return batch, length, x
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(lengths=lengths_strategy, seed=st.integers(0, 2**31))
 def test_elementwise_and_row_sum_match_each_sequence(lengths, seed):
     batch, length, x = _declare(3)
@@ -60,7 +62,6 @@ def test_elementwise_and_row_sum_match_each_sequence(lengths, seed):
         np.testing.assert_allclose(result["total"], expected, rtol=1e-5, atol=1e-5)
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, seed=st.integers(0, 2**31))
 def test_attention_scores_over_len_by_len_rows(lengths, seed):
     hidden = 4

@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quiltc import digits, nn, qmodel, weightpool
+from quiltc import nn, weightpool
 from quiltc.ir.errors import QuiltError
+
+from support.tiers import examples
 
 
 def _pooled_net(seed):
@@ -21,7 +23,7 @@ def _pooled_net(seed):
     ], seed=seed)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10))
 @given(seed=st.integers(0, 2**31), pool_size=st.integers(2, 40),
        distance=st.sampled_from(weightpool.DISTANCES))
 def test_bitserial_model_equals_plain_integer_model_at_every_width(seed, pool_size, distance):
@@ -34,7 +36,8 @@ def test_bitserial_model_equals_plain_integer_model_at_every_width(seed, pool_si
         assert [layer.name.split()[1] for layer in pooled] == ["2", "5", "7"]
         for layer in pooled:
             kh, kw, cin, cout = layer.weight.shape
-            assert layer.indices.shape == (kh, kw, cin // 8, cout) and layer.indices.dtype == np.uint8
+            assert (layer.indices.shape == (kh, kw, cin // 8, cout)
+                    and layer.indices.dtype == np.uint8)
             assert layer.indices.max() < pool_size and layer.act_bits == act_bits
             assert layer.pool is pm.pool and layer.pool.shape == (pool_size, 8)
             assert layer.in_dtype == np.uint8 and layer.out_max == 2**act_bits - 1
@@ -117,14 +120,13 @@ def test_a_pooled_conv_must_read_relu_outputs():
 
 
 @pytest.fixture(scope="module")
-def digits_figures():
-    pytest.importorskip("sklearn", reason="install it with: pip install scikit-learn")
-    x_train, y_train, x_test, y_test = digits.load_digits()
-    model = digits.trained_digits_model()
-    pm = weightpool.compress(model, calib=x_train, pool_size=64, train=(x_train, y_train))
+def digits_figures(pooled_digits):
+    """(float model, pooled model, test accuracies): float, int8, and pooled at 8 bits and
+    at each width from 1 to 8."""
+    model, int8_model, pm, (_, _, x_test, y_test) = pooled_digits
     figures = {
         "float": model.accuracy(x_test, y_test),
-        "int8": qmodel.quantize(model, x_train, act_bits=8).accuracy(x_test, y_test),
+        "int8": int8_model.accuracy(x_test, y_test),
         "pool_int8": pm.accuracy(x_test, y_test, act_bits=8),
         "pool_bits": {b: pm.accuracy(x_test, y_test, act_bits=b) for b in range(1, 9)},
     }
@@ -133,6 +135,7 @@ def digits_figures():
     return model, pm, figures
 
 
+@pytest.mark.slow
 def test_digits_pool_keeps_int8_accuracy_at_four_bits_or_fewer(digits_figures):
     _, _, figures = digits_figures
     assert figures["float"] >= 0.97
@@ -142,6 +145,7 @@ def test_digits_pool_keeps_int8_accuracy_at_four_bits_or_fewer(digits_figures):
     assert best_low_width >= figures["int8"] - 0.01
 
 
+@pytest.mark.slow
 def test_digits_pooled_weights_are_7_5x_smaller_than_int8(digits_figures):
     model, pm, _ = digits_figures
     storage = pm.storage_bytes()

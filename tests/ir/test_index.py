@@ -6,6 +6,8 @@ from hypothesis import strategies as st
 
 from quiltc.ir.index import IndexSpelling, bounds, floordiv, print_index, proves, simplify, symbol
 
+from support.tiers import examples
+
 io, ii, fo, fi, k, K, N = (symbol(n) for n in ["io", "ii", "fo", "fi", "k", "K", "N"])
 
 
@@ -36,7 +38,7 @@ def test_bounds_eliminate_inner_variables_first():
     assert not proves(sympy.Lt(k, K - 1), ranges)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60))
 @given(
     factor=st.integers(1, 17),
     outer=st.integers(0, 20),

@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from helpers import require_cc
 from quiltc import quantize
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
+
+from support.helpers import require_cc
+from support.tiers import examples
 
 SEEDS = st.integers(0, 2**32 - 1)
 N = qc.var("n_values", 1, 64)
@@ -49,7 +51,7 @@ def _shift_kernels():
 SHIFT_KERNELS = _shift_kernels()
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12))
 @given(dtype=st.sampled_from(INT_DTYPES), n=st.integers(1, 64), seed=SEEDS)
 def test_shifts_and_masks_follow_c_on_every_integer_type(dtype, n, seed):
     rng = np.random.default_rng(seed)
@@ -95,7 +97,7 @@ def _gather_kernel(columns, clamp):
     return qc.lower(out, "gather")
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8))
 @given(n=st.integers(1, 64), seed=SEEDS, how=st.sampled_from(["mask", "clamp"]))
 def test_a_gather_reads_the_table_at_data_dependent_positions(n, seed, how):
     columns = 16
@@ -140,7 +142,7 @@ def _requantize_kernel():
 REQUANTIZE = _requantize_kernel()
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12))
 @given(n=st.integers(1, 64), seed=SEEDS, magnitude=st.integers(1, 31))
 def test_requantize_is_bit_exact_with_the_numpy_reference(n, seed, magnitude):
     rng = np.random.default_rng(seed)
@@ -167,7 +169,7 @@ def test_integer_calls_take_int32_arguments():
         qc.compute((4,), lambda i: qc.requantize(x[i], 1 << 30, 0), "bad")
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8))
 @given(n=st.integers(1, 64), seed=SEEDS)
 def test_smlad_adds_both_halfword_products(n, seed):
     a = qc.placeholder((N,), "int32", "a")

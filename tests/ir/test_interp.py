@@ -5,15 +5,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import programs
 import quiltc as qc
 from quiltc.ir import interp
 from quiltc.ir import nodes as ir
 from quiltc.ir.errors import VerifyError
 from quiltc.ir.index import symbol
 
+from support import programs
+from support.tiers import examples
 
-@settings(max_examples=25, deadline=None)
+
+@settings(max_examples=examples(25))
 @given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 7), st.integers(0, 2**31))
 def test_matmul_matches_numpy(m, n, k, seed):
     rng = np.random.default_rng(seed)

@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from helpers import require_cc
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
+
+from support.helpers import require_cc
+from support.tiers import examples
 
 
 def _gather_kernel(n, columns, declared_high):
@@ -21,7 +23,7 @@ def _gather_kernel(n, columns, declared_high):
     return qc.lower(out, "declared_gather")
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6))
 @given(n=st.integers(1, 32), columns=st.integers(2, 255), seed=st.integers(0, 2**32 - 1))
 def test_a_declared_range_inside_the_table_needs_no_mask(n, columns, seed):
     kernel = verify(_gather_kernel(n, columns, columns - 1))
@@ -35,7 +37,7 @@ def test_a_declared_range_inside_the_table_needs_no_mask(n, columns, seed):
     np.testing.assert_array_equal(qc.build(kernel)(p=p, idx=idx, lut=lut), want)
 
 
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6))
 @given(columns=st.integers(2, 200), past=st.integers(1, 55))
 def test_a_declared_range_past_the_table_is_refused(columns, past):
     high = columns - 1 + past

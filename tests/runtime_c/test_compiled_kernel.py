@@ -5,13 +5,14 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-import programs
 import quiltc as qc
-from helpers import random_array, require_cc
 from quiltc.ir.errors import ShapeError
+
+from support import programs
+from support.helpers import random_array, require_cc
 
 
 @pytest.fixture(autouse=True)
@@ -35,7 +36,6 @@ def _arrays(m=3, n=5, seed=0):
     return random_array(rng, (m, 4)), random_array(rng, (4, n))
 
 
-@settings(max_examples=20, deadline=None)
 @given(m=st.sampled_from([1, 2, 3, 7, 31]), n=st.sampled_from([1, 5, 13]), seed=st.integers(0, 99))
 def test_single_output_is_returned_as_an_array(matmul, m, n, seed):
     a, b = _arrays(m, n, seed)

@@ -6,12 +6,13 @@ import re
 import numpy as np
 import pytest
 
-import cuda_kernels
 import quiltc as qc
 from quiltc.codegen.cuda import cuda_signature, render_cuda
 from quiltc.runtime_c import nvcc
 from quiltc.runtime_c.cache import LibraryCache
 from quiltc.runtime_c.cuda_call import CudaKernel, gpu_unavailable_reason
+
+from support import cuda_kernels, ragged_programs
 
 
 def test_a_missing_nvcc_names_the_install(monkeypatch):
@@ -28,6 +29,7 @@ def test_a_missing_cxx_names_the_install(monkeypatch):
         qc.build(cuda_kernels.matmul(), target="cuda-emu")
 
 
+@pytest.mark.toolchain
 def test_nvcc_errors_come_back_with_its_first_lines(tmp_path):
     cuda_kernels.require_cuda_tools()
     with pytest.raises(qc.BuildError, match=r"(?s)nvcc failed on .*\.cu:\n.*error.*"
@@ -35,6 +37,8 @@ def test_nvcc_errors_come_back_with_its_first_lines(tmp_path):
         nvcc.compile_cuda('extern "C" __global__ void k() { undefined_function(); }\n', tmp_path)
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 def test_builds_are_cached_and_a_corrupt_entry_is_rebuilt(tmp_path, monkeypatch):
     cuda_kernels.require_cuda_tools()
     source = qc.build(cuda_kernels.softmax(32), target="cuda").source
@@ -51,6 +55,7 @@ def test_builds_are_cached_and_a_corrupt_entry_is_rebuilt(tmp_path, monkeypatch)
     assert ptx.read_text() == first.ptx["sm_90"]
 
 
+@pytest.mark.toolchain
 def test_without_a_gpu_the_kernel_says_why_it_cannot_run():
     cuda_kernels.require_cuda_tools()
     reason = gpu_unavailable_reason()
@@ -64,6 +69,8 @@ def test_without_a_gpu_the_kernel_says_why_it_cannot_run():
         fn(**arrays)
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 def test_the_gpu_build_links_and_reports_cuda_errors(tmp_path):
     cuda_kernels.require_cuda_tools()
     if not gpu_unavailable_reason():
@@ -80,6 +87,7 @@ def test_the_gpu_build_links_and_reports_cuda_errors(tmp_path):
         fn(**arrays)
 
 
+@pytest.mark.toolchain
 def test_runs_on_the_gpu():
     cuda_kernels.require_cuda_tools()
     reason = gpu_unavailable_reason()
@@ -88,8 +96,8 @@ def test_runs_on_the_gpu():
     fn = qc.build(cuda_kernels.matmul(), target="cuda")
     arrays, expected = cuda_kernels.matmul_arrays(1, 50, 33, 17)
     np.testing.assert_allclose(fn(**arrays), expected, rtol=1e-4, atol=1e-4)
-    rows, qkv = cuda_kernels.ragged_batch([3, 0, 9], 2, (3 * cuda_kernels.HEADS *
-                                                         cuda_kernels.HEAD_SIZE,))
+    rows, qkv = ragged_programs.ragged_batch([3, 0, 9], 2, (3 * cuda_kernels.HEADS *
+                                                            cuda_kernels.HEAD_SIZE,))
     attention = qc.build(cuda_kernels.attention(causal=True), target="cuda")
     for got, want in zip(attention(QKV=qkv), cuda_kernels.attention_reference(rows, True)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

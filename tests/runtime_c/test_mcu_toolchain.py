@@ -11,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import require_mcu_toolchain
 from quiltc.ir.errors import BuildError, QuiltError, ToolchainMissing
 from quiltc.runtime_c import mcu_toolchain
 from quiltc.runtime_c.mcu_boards import BOARDS, check_fits, find_board
+
+from support.helpers import require_mcu_toolchain
+from support.tiers import examples
 
 FIXTURE = pathlib.Path(__file__).parent / "mcu_fixture"
 INPUT_SIZE, OUTPUT_SIZE = 16, 4
@@ -37,7 +39,8 @@ def write_fixture_project(path, board, inputs, model_source=None):
     return mcu_toolchain.write_files(path, files)
 
 
-@settings(max_examples=4, deadline=None)
+@pytest.mark.toolchain
+@settings(max_examples=examples(4))
 @given(count=st.integers(0, 6), seed=st.integers(0, 2**32 - 1))
 def test_the_fixture_runs_on_the_cortex_m4_and_prints_numpys_classes(tmp_path_factory,
                                                                      count, seed):
@@ -47,6 +50,7 @@ def test_the_fixture_runs_on_the_cortex_m4_and_prints_numpys_classes(tmp_path_fa
     assert mcu_toolchain.run_predictions(path) == fixture_predictions(inputs)
 
 
+@pytest.mark.toolchain
 @pytest.mark.parametrize("board", ["mps2-an385", "mps2-an500"])
 def test_the_fixture_runs_on_the_other_boards(tmp_path, board):
     require_mcu_toolchain()
@@ -56,6 +60,7 @@ def test_the_fixture_runs_on_the_other_boards(tmp_path, board):
     assert f"-M {board}" in (path / "Makefile").read_text()
 
 
+@pytest.mark.toolchain
 def test_hard_float_code_runs_because_reset_enables_the_fpu(tmp_path):
     require_mcu_toolchain()
     source = (FIXTURE / "model.c").read_text().replace(
@@ -73,6 +78,7 @@ def test_hard_float_code_runs_because_reset_enables_the_fpu(tmp_path):
     assert mcu_toolchain.run_predictions(path) == np.clip(scaled, -128, 127).argmax(1).tolist()
 
 
+@pytest.mark.toolchain
 def test_size_reports_flash_and_ram_including_the_stack_reserve(tmp_path):
     require_mcu_toolchain()
     inputs = np.zeros((3, INPUT_SIZE), np.int8)
@@ -83,6 +89,7 @@ def test_size_reports_flash_and_ram_including_the_stack_reserve(tmp_path):
     assert board.stack_bytes <= ram < board.stack_bytes + 256
 
 
+@pytest.mark.toolchain
 def test_a_c_error_raises_build_error_naming_the_project(tmp_path):
     require_mcu_toolchain()
     path = write_fixture_project(tmp_path, "mps2-an386", np.zeros((1, INPUT_SIZE), np.int8),
@@ -93,6 +100,7 @@ def test_a_c_error_raises_build_error_naming_the_project(tmp_path):
     assert caught.value.source_path == str(path)
 
 
+@pytest.mark.toolchain
 def test_a_program_too_big_for_flash_fails_at_link_time_with_the_overflow(tmp_path):
     require_mcu_toolchain()
     board = find_board("mps2-an385")
@@ -139,6 +147,7 @@ def test_test_inputs_must_be_int8():
         mcu_toolchain.test_input_files(np.zeros((2, INPUT_SIZE), np.float32))
 
 
+@pytest.mark.toolchain
 def test_the_install_script_returns_at_once_when_the_toolchain_is_there():
     require_mcu_toolchain()
     script = pathlib.Path(__file__).resolve().parents[2] / "scripts" / "install-mcu-toolchain.sh"

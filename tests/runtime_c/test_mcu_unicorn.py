@@ -8,10 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers import require_tool
 from quiltc.ir.errors import QuiltError
 from quiltc.runtime_c import mcu_toolchain
 from quiltc.runtime_c.unicorn_run import call_function, thumb_instruction_count
+
+from support.helpers import require_tool
+from support.tiers import examples
 
 pytest.importorskip("unicorn", reason="install the test extra: pip install -e '.[test]'")
 
@@ -78,7 +80,8 @@ def as_int32(word):
     return int(np.uint32(word).view(np.int32))
 
 
-@settings(max_examples=10, deadline=None)
+@pytest.mark.toolchain
+@settings(max_examples=examples(10))
 @given(n=st.integers(1, 300), seed=st.integers(0, 2**32 - 1))
 def test_dot_product_matches_numpy_and_both_counts_agree(elf, n, seed):
     core, path = elf
@@ -91,7 +94,8 @@ def test_dot_product_matches_numpy_and_both_counts_agree(elf, n, seed):
     assert by_block.instructions == by_instruction.instructions
 
 
-@settings(max_examples=10, deadline=None)
+@pytest.mark.toolchain
+@settings(max_examples=examples(10))
 @given(n=st.integers(1, 500))
 def test_counts_equal_the_instructions_of_hand_written_loops(elf, n):
     core, path = elf
@@ -106,6 +110,7 @@ def test_counts_equal_the_instructions_of_hand_written_loops(elf, n):
     assert exact.instructions == summed.instructions - int(np.count_nonzero(x <= 0))
 
 
+@pytest.mark.toolchain
 def test_arrays_come_back_written_and_stack_arguments_arrive(elf):
     core, path = elf
     x = np.arange(-50, 50, dtype=np.int16)
@@ -116,6 +121,7 @@ def test_arrays_come_back_written_and_stack_arguments_arrive(elf):
                                   core=core).result) == 1 - 4 + 9 + 16 - 25 + 36
 
 
+@pytest.mark.toolchain
 def test_an_unknown_function_is_named_with_what_the_file_defines(elf):
     core, path = elf
     with pytest.raises(QuiltError, match=r"defines no symbol 'conv2d' .*dot_int8"):

@@ -11,9 +11,10 @@ import textwrap
 
 import pytest
 
-from helpers import REQUIRE_TOOLCHAINS, require_cc
+from support.helpers import REQUIRE_TOOLCHAINS, require_cc
 
-pytestmark = pytest.mark.sanitize
+# Each check starts a fresh interpreter and builds its kernels again, sanitized.
+pytestmark = [pytest.mark.sanitize, pytest.mark.slow]
 
 # A guarded split matmul (split factors that do not divide the sizes) built with
 # sanitize=True and checked against numpy for several shapes, primes and 1 included.

@@ -5,18 +5,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.ir.index import symbol
 from quiltc.schedule.nest import walk_paths
 from quiltc.schedule.schedule import Schedule
 
+from support import helpers, programs
+from support.tiers import examples
+
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), factor=st.integers(1, 5),
        split_loop=st.sampled_from(["i", "j"]), seed=st.integers(0, 2**16))
 def test_annotations_on_an_elementwise_kernel_match_numpy(rows, columns, symbolic, factor,
@@ -33,7 +34,7 @@ def test_annotations_on_an_elementwise_kernel_match_numpy(rows, columns, symboli
     helpers.check_schedule(sch, *programs.scale_arrays(seed, rows, columns))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
        order=st.permutations(["i", "j", "k"]), unroll_k=st.booleans(), seed=st.integers(0, 2**16))
 def test_annotations_on_matmul_spatial_loops_match_numpy(rows, inner, columns, symbolic, order,
@@ -135,7 +136,6 @@ def test_vectorize_need_not_be_innermost():
     helpers.check_schedule(sch, *programs.scale_arrays(2, 4, 6))
 
 
-@settings(max_examples=20, deadline=None)
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
        factors=st.tuples(st.integers(1, 4), st.integers(1, 4)), seed=st.integers(0, 2**16))
 def test_parallel_fused_tile_loops_match_numpy(rows, inner, columns, symbolic, factors, seed):

@@ -5,14 +5,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8, 13])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), factor=st.integers(1, 32),
        thread_y=st.booleans(), axis=st.sampled_from("xyz"), seed=st.integers(0, 2**16))
 def test_bound_elementwise_kernel_matches_numpy(rows, columns, symbolic, factor, thread_y, axis,
@@ -27,7 +28,6 @@ def test_bound_elementwise_kernel_matches_numpy(rows, columns, symbolic, factor,
     helpers.check_schedule(sch, *programs.scale_arrays(seed, rows, columns), compile_c=False)
 
 
-@settings(max_examples=20, deadline=None)
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS,
        factors=st.tuples(st.integers(1, 8), st.integers(1, 8)), seed=st.integers(0, 2**16))
 def test_bound_matmul_tiles_match_numpy(rows, inner, columns, factors, seed):

@@ -5,11 +5,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.schedule.nest import resolve_loop
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 FACTORS = st.sampled_from([1, 2, 3, 4, 5])
@@ -39,7 +40,7 @@ def _alloc(kernel, name):
     raise AssertionError(f"no allocation of {name}\n{kernel}")
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
        row_factor=st.sampled_from([1, 2, 3, 4]), column_factor=st.sampled_from([1, 2, 5, 16]),
        read_caches=st.booleans(), seed=st.integers(0, 2**16))
@@ -63,7 +64,7 @@ def test_cache_write_local_accumulates_a_register_block_of_a_matmul(
     helpers.check_schedule(sch, *programs.matmul_arrays(seed, rows, inner, columns))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), factor=FACTORS,
        tile=st.none() | st.tuples(FACTORS, FACTORS), seed=st.integers(0, 2**16))
 def test_cache_read_local_of_both_operands_of_a_split_matmul(rows, inner, columns, symbolic,
@@ -87,7 +88,6 @@ def test_cache_read_local_of_both_operands_of_a_split_matmul(rows, inner, column
     helpers.check_schedule(sch, *programs.matmul_arrays(seed, rows, inner, columns))
 
 
-@settings(max_examples=20, deadline=None)
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic_rows=st.booleans(),
        factor=FACTORS, seed=st.integers(0, 2**16))
 def test_cache_read_shared_at_a_block_loop_puts_barriers_around_the_use(

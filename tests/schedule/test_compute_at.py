@@ -6,11 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.schedule.primitives.compute_at import compute_at
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 FACTORS = st.sampled_from([1, 2, 3, 4, 5])
@@ -39,7 +40,6 @@ def anchored_reference(A, w):
     return (P - P[:, :1]) * w
 
 
-@settings(max_examples=20, deadline=None)
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), factors=SPLITS,
        choice=st.integers(0, 3), seed=st.integers(0, 2**16))
 def test_compute_at_of_a_stencil_producer_at_any_consumer_loop(rows, columns, symbolic, factors,
@@ -53,7 +53,7 @@ def test_compute_at_of_a_stencil_producer_at_any_consumer_loop(rows, columns, sy
     helpers.check_schedule(sch, *programs.stencil_arrays(seed, rows, columns))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), factors=SPLITS,
        choice=st.integers(0, 3), seed=st.integers(0, 2**16))
 def test_compute_at_elementwise_producer_after_splits_at_any_loop(rows, columns, symbolic,
@@ -70,7 +70,7 @@ def test_compute_at_elementwise_producer_after_splits_at_any_loop(rows, columns,
     helpers.check_schedule(sch, {"A": A, "w": w}, {"C": anchored_reference(A, w)})
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), factors=SPLITS,
        choice=st.integers(0, 3), seed=st.integers(0, 2**16))
 def test_compute_at_row_max_of_a_softmax_at_any_loop(rows, columns, symbolic, factors, choice,

@@ -6,15 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 FACTORS = st.sampled_from([1, 2, 3, 4])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
        inlined=st.sampled_from([("H",), ("G",), ("H", "G"), ("G", "H")]),
        factor=st.none() | FACTORS, seed=st.integers(0, 2**16))
@@ -29,7 +30,6 @@ def test_compute_inline_in_a_bias_gelu_chain(rows, columns, symbolic, inlined, f
     helpers.check_schedule(sch, *programs.bias_gelu_arrays(seed, rows, columns))
 
 
-@settings(max_examples=20, deadline=None)
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), factor=st.none() | FACTORS,
        seed=st.integers(0, 2**16))
 def test_compute_inline_of_the_exponentials_of_a_softmax(rows, columns, symbolic, factor, seed):

@@ -5,9 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 REDUCERS = {"sum": (qc.sum, np.sum), "max": (qc.max, np.max), "min": (qc.min, np.min)}
@@ -22,7 +23,7 @@ def row_reduction_program(rows, columns, combiner, symbolic):
     return qc.compute((M,), lambda i: reducer(A[i, j] * 2.0, axis=j), "R")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
        at=st.sampled_from(["i", "j"]), reduction_factor=st.integers(1, 4),
        reduction_outside=st.booleans(), seed=st.integers(0, 2**16))
@@ -36,7 +37,7 @@ def test_decompose_matmul_matches_numpy(rows, inner, columns, symbolic, at, redu
     helpers.check_schedule(sch, *programs.matmul_arrays(seed, rows, inner, columns))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, columns=EXTENTS, combiner=st.sampled_from(sorted(REDUCERS)),
        symbolic=st.booleans(), row_factor=st.integers(1, 4), seed=st.integers(0, 2**16))
 def test_decompose_under_a_split_guard_matches_numpy(rows, columns, combiner, symbolic, row_factor,

@@ -10,6 +10,8 @@ import quiltc as qc
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
 
+from support.tiers import examples
+
 
 def two_stage(rows, cols):
     x = qc.placeholder((rows, cols), "int32", "x")
@@ -19,7 +21,7 @@ def two_stage(rows, cols):
     return qc.Schedule(total), doubled, total
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10))
 @given(rows=st.integers(1, 6), cols=st.integers(1, 6), seed=st.integers(0, 2**16))
 def test_a_folded_buffer_computes_the_same_results(rows, cols, seed):
     sch, doubled, total = two_stage(rows, cols)

@@ -6,15 +6,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
 from quiltc.ir.index import symbol
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(shape=st.tuples(EXTENTS, EXTENTS, EXTENTS), symbolic=st.booleans(),
        pair=st.sampled_from([("i", "j"), ("j", "l")]), split_after=st.booleans(),
        factor=st.integers(1, 7), seed=st.integers(0, 2**16))
@@ -27,7 +28,6 @@ def test_fuse_elementwise_matches_numpy(shape, symbolic, pair, split_after, fact
     helpers.check_schedule(sch, *programs.volume_arrays(seed, shape))
 
 
-@settings(max_examples=20, deadline=None)
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, fuse_reduction=st.booleans(),
        seed=st.integers(0, 2**16))
 def test_fuse_matmul_matches_numpy(rows, inner, columns, fuse_reduction, seed):

@@ -3,13 +3,13 @@ per-sequence numpy references in the interpreter and compiled C, and its refusal
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-import helpers
 import quiltc as qc
-import ragged_programs
-from ragged_programs import MAX_LENGTH, lengths_strategy
+
+from support import helpers, ragged_programs
+from support.ragged_programs import MAX_LENGTH, lengths_strategy
 
 
 def _side_by_side(dense_first):
@@ -25,7 +25,6 @@ def _side_by_side(dense_first):
     return [shifted, doubled] if dense_first else [doubled, shifted]
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, rows=st.sampled_from([1, 2, 3, 7, 11]),
        dense_first=st.booleans(), seed=st.integers(0, 2**16))
 def test_fused_nests_match_each_sequence(lengths, rows, dense_first, seed):

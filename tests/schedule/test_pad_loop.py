@@ -8,13 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
 import quiltc as qc
-import ragged_programs
 from quiltc.ir import nodes as ir
 from quiltc.ir.verify import verify
 from quiltc.ir.walk import find_all, rewrite
-from ragged_programs import lengths_strategy
+
+from support import helpers, ragged_programs
+from support.ragged_programs import lengths_strategy
+from support.tiers import examples
 
 
 def _stores(kernel, name):
@@ -35,7 +36,6 @@ def _stores(kernel, name):
     return found
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, multiple=st.integers(1, 5),
        padded=ragged_programs.pipeline_tensors_strategy,
        seed=st.integers(0, 2**16))
@@ -54,7 +54,7 @@ def test_padded_ragged_loops_match_each_sequence(lengths, multiple, padded, seed
     ragged_programs.check_ragged(sch, {"X": batch}, ragged_programs.pipeline_reference(rows))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15))
 @given(lengths=lengths_strategy, multiple=st.integers(2, 5), seed=st.integers(0, 2**16))
 def test_stores_between_padded_buffers_run_unguarded(lengths, multiple, seed):
     sch = qc.Schedule(ragged_programs.pipeline())
@@ -77,7 +77,6 @@ def _dense_pipeline(rows, columns):
     return qc.compute((rows, columns), lambda i, j: shifted[i, j] * np.float32(3.0), "C")
 
 
-@settings(max_examples=20, deadline=None)
 @given(rows=st.sampled_from([1, 2, 5]), columns=st.sampled_from([1, 2, 3, 7, 8, 11]),
        multiple=st.integers(1, 6), pad_storage=st.booleans(), seed=st.integers(0, 2**16))
 def test_padded_dense_loops_match_numpy(rows, columns, multiple, pad_storage, seed):
@@ -120,7 +119,8 @@ def test_pad_loop_names_the_loops_it_knows():
 def test_verifier_rejects_a_padded_loop_that_reads_past_a_row_unguarded():
     sch = qc.Schedule(ragged_programs.pipeline())
     sch.pad_loop(sch.loops("T")[1], 4)
-    unguarded = rewrite(sch.kernel.body, lambda node: node.then if isinstance(node, ir.If) else node)
+    unguarded = rewrite(sch.kernel.body,
+                        lambda node: node.then if isinstance(node, ir.If) else node)
     with pytest.raises(qc.VerifyError, match=r"index l of X \(dim 1, extent L_len\(b\)\) may "
                                              r"leave its bounds"):
         verify(dataclasses.replace(sch.kernel, body=unguarded))

@@ -7,10 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-import ragged_programs
 from quiltc.ir import nodes as ir
 from quiltc.ir.walk import find_all
-from ragged_programs import MAX_LENGTH, lengths_strategy
+
+from support import ragged_programs
+from support.ragged_programs import MAX_LENGTH, lengths_strategy
+from support.tiers import examples
 
 
 def _allocated(sch, name):
@@ -19,7 +21,6 @@ def _allocated(sch, name):
     return alloc.buffer
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, multiple=st.integers(1, 5),
        padded=st.sets(st.sampled_from(["T", "U"]), min_size=1), pad_loops=st.booleans(),
        seed=st.integers(0, 2**16))
@@ -29,7 +30,8 @@ def test_padded_ragged_rows_match_each_sequence(lengths, multiple, padded, pad_l
         sch.pad_storage(tensor, 1, multiple)
         assert _allocated(sch, tensor).layout.pad == multiple
         if multiple > 1:
-            assert f"{tensor} = alloc[B, L, 3] float32  # global, rows padded to {multiple}" in repr(sch)
+            assert (f"{tensor} = alloc[B, L, 3] float32  # global, rows padded to {multiple}"
+                    in repr(sch))
         if pad_loops:
             sch.pad_loop(sch.loops(tensor)[1], multiple)
     rows, batch = ragged_programs.ragged_batch(lengths, seed)
@@ -54,7 +56,7 @@ def _scores(hidden):
     return qc.compute((batch, length), lambda b, i: qc.max(scores[b, i, j], axis=j), "row_max")
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15))
 @given(lengths=lengths_strategy, multiple=st.integers(2, 4), dim=st.sampled_from([1, 2]),
        seed=st.integers(0, 2**16))
 def test_padded_square_rows_match_each_sequence(lengths, multiple, dim, seed):

@@ -4,19 +4,19 @@ flat loop over all positions, through the prelude's row and position tables."""
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import quiltc as qc
-import ragged_programs
 from quiltc.ir import nodes as ir
 from quiltc.ir.errors import VerifyError
 from quiltc.ir.verify import verify
 from quiltc.ir.walk import find_all, rewrite
-from ragged_programs import lengths_strategy
+
+from support import ragged_programs
+from support.ragged_programs import lengths_strategy
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, tensors=st.sets(st.sampled_from(["T", "U", "Y"]), min_size=1),
        factor=st.integers(1, 5), parallel=st.booleans(), seed=st.integers(0, 2**16))
 def test_fused_ragged_loops_match_each_sequence(lengths, tensors, factor, parallel, seed):

@@ -14,11 +14,13 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-import ragged_programs
 from quiltc import attention
 from quiltc.ir import nodes as ir
 from quiltc.schedule.nest import walk_paths
-from ragged_programs import lengths_strategy
+
+from support import ragged_programs
+from support.ragged_programs import lengths_strategy
+from support.tiers import examples
 
 HEADS, HEAD_SIZE, MAX_LENGTH = 2, 3, ragged_programs.MAX_LENGTH
 MULTIPLES = st.sampled_from([2, 3, 4])
@@ -116,7 +118,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=examples(12))
 @given(data=st.data(), lengths=lengths_strategy, seed=st.integers(0, 2**16))
 def test_random_ragged_schedules_match_each_sequence(case, data, lengths, seed):
     sch, arguments, reference = CASES[case](lengths, seed)

@@ -6,13 +6,15 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.ir.index import symbol, table
 from quiltc.schedule.nest import buffer_named, ranges_on_path, resolve_loop
 from quiltc.schedule.primitives.split import split
 from quiltc.schedule.region import fresh_symbols, infer_region, region_nest
+
+from support import programs
+from support.tiers import examples
 
 i, j, k, N, M, K = (symbol(name) for name in ("i", "j", "k", "N", "M", "K"))
 
@@ -109,7 +111,7 @@ def test_a_table_lookup_inside_the_loop_cannot_be_bounded():
         infer_region(loop, A, {}, "read", "test")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(length=st.integers(1, 13), symbolic=st.booleans(),
        offsets=st.lists(st.integers(0, 4), min_size=1, max_size=3, unique=True),
        factor=st.sampled_from([1, 2, 3, 4, 7]))

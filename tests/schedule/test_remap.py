@@ -7,15 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-import ragged_programs
 from quiltc.ir import nodes as ir
 from quiltc.ir.shapes import prelude_tables
-from ragged_programs import lengths_strategy
+
+from support import ragged_programs
+from support.ragged_programs import lengths_strategy
+from support.tiers import examples
 
 TENSORS = ("T", "U", "Y", "total")
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, remapped=st.sets(st.sampled_from(TENSORS), min_size=1),
        parallel=st.booleans(), seed=st.integers(0, 2**16))
 def test_remapped_batch_loops_match_each_sequence(lengths, remapped, parallel, seed):
@@ -35,7 +36,7 @@ def test_remapped_batch_loops_match_each_sequence(lengths, remapped, parallel, s
     assert "L_order_desc[quiltc_next++] = quiltc_row;" in fn.source
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40))
 @given(lengths=st.lists(st.integers(0, ragged_programs.MAX_LENGTH), min_size=1, max_size=8))
 def test_the_row_order_puts_longer_rows_first_and_keeps_ties_in_row_order(lengths):
     sch = qc.Schedule(ragged_programs.pipeline())

@@ -7,12 +7,13 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.ir.index import symbol
 from quiltc.schedule.schedule import Schedule
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
 
@@ -24,7 +25,7 @@ def named_subsets(draw, loops):
     return draw(st.permutations(chosen))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(shape=st.tuples(EXTENTS, EXTENTS, EXTENTS), symbolic=st.booleans(),
        split_loop=st.sampled_from([None, "i", "j", "l"]), factor=st.integers(1, 4),
        data=st.data(), seed=st.integers(0, 2**16))
@@ -43,7 +44,7 @@ def test_reorder_elementwise_matches_numpy(shape, symbolic, split_loop, factor, 
     helpers.check_schedule(sch, *programs.volume_arrays(seed, shape))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
        order=st.permutations(["i", "j", "k"]), seed=st.integers(0, 2**16))
 def test_reorder_matmul_matches_numpy(rows, inner, columns, symbolic, order, seed):

@@ -4,10 +4,11 @@ import dataclasses
 
 import pytest
 
-import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.ir.walk import rewrite
+
+from support import programs
 
 
 def _reads_one_further(kernel):

@@ -14,11 +14,12 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.schedule.nest import get_at, walk_paths
+
+from support import helpers, programs
+from support.tiers import examples
 
 PRIMITIVES = ("split", "fuse", "reorder", "tile", "unroll", "vectorize", "parallel", "decompose")
 SMALL = st.sampled_from([1, 2, 3, 5, 7])
@@ -202,7 +203,7 @@ CASES = {"matmul": matmul_case, "softmax": softmax_case, "elementwise": elementw
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30))
 @given(data=st.data())
 def test_random_legal_sequences_compute_what_the_program_does(case, data):
     output, arrays, reference = CASES[case](data.draw)

@@ -4,15 +4,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 4, 5, 7, 8, 11])
 FACTORS = st.integers(1, 9)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), loop=st.sampled_from(["i", "j"]),
        factor=FACTORS, guard=st.sampled_from([None, True]), seed=st.integers(0, 2**16))
 def test_split_elementwise_matches_numpy(rows, columns, symbolic, loop, factor, guard, seed):
@@ -23,7 +24,7 @@ def test_split_elementwise_matches_numpy(rows, columns, symbolic, loop, factor, 
     helpers.check_schedule(sch, *programs.scale_arrays(seed, rows, columns))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
        loop=st.sampled_from(["i", "j", "k"]), factor=FACTORS, seed=st.integers(0, 2**16))
 def test_split_matmul_matches_numpy(rows, inner, columns, symbolic, loop, factor, seed):

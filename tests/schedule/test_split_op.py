@@ -6,12 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
 import quiltc as qc
-import ragged_programs
 from quiltc.ir import nodes as ir
 from quiltc.ir.walk import find_all
-from ragged_programs import MAX_LENGTH, lengths_strategy
+
+from support import helpers, ragged_programs
+from support.ragged_programs import MAX_LENGTH, lengths_strategy
+from support.tiers import examples
 
 
 def _loop(sch, var):
@@ -19,7 +20,6 @@ def _loop(sch, var):
     return loop
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, factor=st.integers(1, 5),
        tensors=ragged_programs.pipeline_tensors_strategy,
        seed=st.integers(0, 2**16))
@@ -36,7 +36,7 @@ def test_split_ragged_loops_match_each_sequence(lengths, factor, tensors, seed):
     ragged_programs.check_ragged(sch, {"X": batch}, ragged_programs.pipeline_reference(rows))
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15))
 @given(lengths=lengths_strategy, factor=st.sampled_from([2, 4, 8]), seed=st.integers(0, 2**16))
 def test_the_whole_tiles_of_a_ragged_row_vectorize(lengths, factor, seed):
     batch = qc.var("B", 1, 8)
@@ -52,7 +52,6 @@ def test_the_whole_tiles_of_a_ragged_row_vectorize(lengths, factor, seed):
     assert "#pragma omp simd" in fn.source
 
 
-@settings(max_examples=20, deadline=None)
 @given(rows=st.sampled_from([1, 2, 5]), columns=st.sampled_from([1, 2, 3, 7, 8, 11]),
        factor=st.integers(1, 6), symbolic=st.booleans(), seed=st.integers(0, 2**16))
 def test_split_dense_loops_match_numpy(rows, columns, factor, symbolic, seed):
@@ -98,7 +97,7 @@ def test_split_op_refuses_a_loop_that_allocates_inside():
         sch.split_op(outer, 4)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=examples(10))
 @given(lengths=lengths_strategy, seed=st.integers(0, 2**16))
 def test_the_remainder_of_a_split_op_splits_again(lengths, seed):
     sch = qc.Schedule(ragged_programs.pipeline())

@@ -4,16 +4,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import helpers
-import programs
 import quiltc as qc
 from quiltc.ir.index import symbol
+
+from support import helpers, programs
+from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8, 11])
 FACTORS = st.integers(1, 6)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, columns=EXTENTS, symbolic=st.booleans(), x_factor=FACTORS,
        y_factor=FACTORS, seed=st.integers(0, 2**16))
 def test_tile_elementwise_matches_numpy(rows, columns, symbolic, x_factor, y_factor, seed):
@@ -24,7 +25,7 @@ def test_tile_elementwise_matches_numpy(rows, columns, symbolic, x_factor, y_fac
     helpers.check_schedule(sch, *programs.scale_arrays(seed, rows, columns))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25))
 @given(rows=EXTENTS, inner=EXTENTS, columns=EXTENTS, symbolic=st.booleans(),
        pair=st.sampled_from([("i", "j"), ("j", "k"), ("i", "k")]), x_factor=FACTORS,
        y_factor=FACTORS, seed=st.integers(0, 2**16))

@@ -1,8 +1,8 @@
 """The schedule trace prints as Python that replays, and `print(sch)` shows the loops."""
 
-import helpers
-import programs
 import quiltc as qc
+
+from support import helpers, programs
 
 
 def scheduled(program):

@@ -9,9 +9,10 @@ the scheduled one compiled to C, each against per-sequence numpy references.
 import numpy as np
 from hypothesis import strategies as st
 
-import helpers
 import quiltc as qc
 from quiltc.ir import interp
+
+from . import helpers
 
 MAX_LENGTH = 9
 HIDDEN = 3

@@ -66,7 +66,8 @@ def check_schedule(sch, arrays, reference=None, compile_c=True):
     for name, want in expected.items():
         rtol, atol = tolerance(want.dtype)
         np.testing.assert_allclose(scheduled[name], want, rtol=rtol, atol=atol,
-                                   err_msg=f"scheduled {name} differs in the interpreter\n{sch.trace}")
+                                   err_msg=f"scheduled {name} differs in the interpreter\n"
+                                           f"{sch.trace}")
     if not compile_c:
         return None
     require_cc()

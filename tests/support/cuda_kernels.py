@@ -9,11 +9,12 @@ nvcc and g++ run once per kernel and session (the build cache keeps the rest).
 import numpy as np
 from hypothesis import strategies as st
 
-import helpers
 import quiltc as qc
 from quiltc import recipes, recipes_cuda
 from quiltc.attention import reference_attention
 from quiltc.runtime_c.nvcc import ARCHITECTURES, INSTALL_HINT
+
+from . import helpers
 
 MAX_LENGTH = 9
 HEADS, HEAD_SIZE = 2, 4
@@ -62,7 +63,7 @@ def matmul_arrays(seed, rows, inner, columns):
 
 def softmax(threads):
     """The tree-reduction row softmax over R rows of C columns (both in [1, 300])."""
-    return recipes_cuda.softmax_cuda_kernel(qc.var("R", 1, 300), qc.var("C", 1, 300), threads)
+    return recipes_cuda.schedule_softmax_cuda(qc.var("R", 1, 300), qc.var("C", 1, 300), threads)
 
 
 def ragged_scale():
@@ -73,13 +74,6 @@ def ragged_scale():
     y = qc.compute((batch, length, FEATURES),
                    lambda b, l, f: x[b, l, f] * np.float32(2.0) + np.float32(1.0), "Y")
     return qc.Schedule(y, name="ragged_scale"), y
-
-
-def ragged_batch(lengths, seed, inner):
-    """(rows, RaggedArray) of random float32 rows of `lengths` x `inner`."""
-    rng = np.random.default_rng(seed)
-    rows = [rng.uniform(-1, 1, size=(n, *inner)).astype(np.float32) for n in lengths]
-    return rows, qc.RaggedArray.from_list(rows, inner_shape=inner)
 
 
 def attention(causal):

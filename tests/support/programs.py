@@ -12,12 +12,13 @@ kind with some primitive calls already applied.
 
 import numpy as np
 
-import helpers
 import quiltc as qc
 from quiltc import recipes
 from quiltc.ir import nodes as ir
 from quiltc.ir.index import symbol
 from quiltc.schedule.schedule import Schedule
+
+from . import helpers
 
 
 def size(name, extent, symbolic):
