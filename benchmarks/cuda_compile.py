@@ -41,8 +41,8 @@ def kernels():
     """{name: kernel} of the CUDA test kernels, sizes symbolic where the program allows."""
     _, _, c = recipes.matmul_program(*(qc.var(n, 1, 4096) for n in "MNK"))
     found = {"matmul 16x16 tiles": recipes_cuda.schedule_matmul_cuda(c).kernel,
-             "softmax tree, 128 threads": recipes_cuda.softmax_cuda_kernel(
-                 qc.var("R", 1, 1 << 16), qc.var("C", 1, 1 << 16), 128)}
+             "softmax tree, 128 threads": recipes_cuda.schedule_softmax_cuda(
+                 qc.var("R", 1, 1 << 16), qc.var("C", 1, 1 << 16), 128).kernel}
     for flat in (False, True):
         batch = qc.var("B", 0, 4096)
         length = qc.ragged_dim("L", batch, 512)
@@ -100,7 +100,7 @@ def gpu_times():
     _, _, c = recipes.matmul_program(1024, 1024, 1024)
     matmul = qc.build(recipes_cuda.schedule_matmul_cuda(c), target="cuda")
     x = rng.standard_normal((4096, 1024)).astype(np.float32)
-    softmax = qc.build(recipes_cuda.softmax_cuda_kernel(4096, 1024, 128), target="cuda")
+    softmax = qc.build(recipes_cuda.schedule_softmax_cuda(4096, 1024, 128), target="cuda")
     device = torch.device("cuda")
 
     def torch_matmul():

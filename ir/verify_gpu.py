@@ -7,10 +7,10 @@ Bound loops nest legally (each axis once along a nest, no blockIdx loop inside a
 loop, no barrier inside a threadIdx loop, where only some threads would reach it), shared
 buffers have constant sizes, and a shared buffer that one statement writes (or reads) is
 not read (or overwritten) by a later one before a barrier. Each failure is a ScheduleError
-naming the loop or buffer. `insert_barriers(kernel)` repairs the last kind: it adds the
-missing barriers. How many threads a block may hold and how much shared memory it may use
-are the target's limits (`block_threads`, `block_shared_bytes` measure them; the build
-checks them).
+naming the loop or buffer. The last kind is found by `SharedRaces`, a walk that the
+insert_barriers schedule pass (quiltc.schedule.passes) reuses to repair what it finds.
+How many threads a block may hold and how much shared memory it may use are the target's
+limits (`block_threads`, `block_shared_bytes` measure them; the build checks them).
 """
 
 import dataclasses
@@ -22,6 +22,7 @@ from .errors import ScheduleError
 from .index import bounds
 from .printer import render
 from .walk import children, find_all
+
 
 def element_bytes(dtype):
     """Bytes one stored element of `dtype` takes (a bool is kept in one byte)."""
@@ -140,22 +141,27 @@ def _shared_accesses(stmt, shared):
     return reads, writes
 
 
-_CLEAR = (frozenset(), frozenset())
+NO_ACCESSES = (frozenset(), frozenset())
 
 
-class _Barriers:
+class SharedRaces:
     """Walks a block's statements in the order every thread runs them, remembering the
     shared buffers written and read since the last barrier. A statement that reads what
-    another wrote, or writes what another read, races with the other threads: `walk`
-    refuses it, or with `repair` puts a barrier before it."""
+    another wrote, or writes what another read, races with the other threads: `race`
+    refuses it (a subclass may repair it instead).
 
-    def __init__(self, kernel, shared, repair):
-        self.kernel, self.shared, self.repair = kernel, shared, repair
+        SharedRaces(kernel).walk(kernel.body, NO_ACCESSES)
+    """
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.shared = {n.buffer.name for n in find_all(
+            kernel.body, lambda n: isinstance(n, ir.Alloc) and n.scope == "shared")}
 
     def walk(self, stmt, state):
-        """(`stmt`, repaired when asked; (written, read) since the last barrier after it)."""
+        """(`stmt` as `race` leaves it; (written, read) since the last barrier after it)."""
         if isinstance(stmt, ir.Barrier):
-            return stmt, _CLEAR
+            return stmt, NO_ACCESSES
         if isinstance(stmt, ir.Seq):
             stmts = []
             for child in stmt.stmts:
@@ -166,8 +172,8 @@ class _Barriers:
             body, state = self.walk(stmt.body, state)
             return dataclasses.replace(stmt, body=body), state
         if isinstance(stmt, ir.For) and stmt.kind.startswith("blockIdx"):
-            body, _ = self.walk(stmt.body, _CLEAR)
-            return dataclasses.replace(stmt, body=body), _CLEAR
+            body, _ = self.walk(stmt.body, NO_ACCESSES)
+            return dataclasses.replace(stmt, body=body), NO_ACCESSES
         if isinstance(stmt, ir.For) and not _is_thread(stmt):
             # Twice: the second pass meets what the end of one iteration leaves for the next.
             body, state = self.walk(stmt.body, state)
@@ -186,10 +192,15 @@ class _Barriers:
         written, read = state
         reads, writes = _shared_accesses(stmt, self.shared)
         stale, overwritten = sorted(reads & written), sorted(writes & read)
-        if not (stale or overwritten):
-            return stmt, (written | writes, read | reads)
-        if self.repair:
-            return ir.seq(ir.Barrier(), stmt), (frozenset(writes), frozenset(reads))
+        if stale or overwritten:
+            return self.race(stmt, (frozenset(writes), frozenset(reads)), stale, overwritten)
+        return stmt, (written | writes, read | reads)
+
+    def race(self, stmt, accesses, stale, overwritten):
+        """Refuse `stmt`, which reads the shared buffers `stale` that other threads wrote,
+        or overwrites the ones in `overwritten` that they read, with no barrier between.
+        (A repair returns the statement to put in its place and `accesses`, the
+        statement's own (writes, reads), as the state after it.)"""
         if stale:
             obstacle = (f"shared buffer {stale[0]} is written by other threads and read here "
                         "with no barrier between, so a thread may read it before it is written")
@@ -199,27 +210,17 @@ class _Barriers:
                         "it before the others have read it")
         _refuse(self.kernel, stmt, obstacle,
                 "Put a Barrier between the write and the read (cache_read and cache_write "
-                "place them around their copies; verify_gpu.insert_barriers adds missing ones).")
+                "place them around their copies; the schedule pass sch.insert_barriers() "
+                "adds missing ones).")
 
 
-def _shared_names(kernel):
-    return {n.buffer.name for n in find_all(
-        kernel.body, lambda n: isinstance(n, ir.Alloc) and n.scope == "shared")}
-
-
-def insert_barriers(kernel):
-    """`kernel` with a barrier before every statement that reads a shared buffer another
-    statement wrote, or writes one another read, since the last barrier."""
-    body, _ = _Barriers(kernel, _shared_names(kernel), repair=True).walk(kernel.body, _CLEAR)
-    return dataclasses.replace(kernel, body=body)
-
-
-def check_gpu(kernel):
+def check_gpu(kernel, barriers=True):
     """Raise ScheduleError when `kernel`'s GPU bindings, shared buffer sizes or barriers
-    are illegal on any GPU."""
+    are illegal on any GPU. With `barriers=False` the missing barriers are let pass: a
+    schedule may lack them until its insert_barriers pass, and the build checks them."""
     _check_nesting(kernel, kernel.body, ())
     block_shared_bytes(kernel)
-    shared = _shared_names(kernel)
-    if shared:
-        _Barriers(kernel, shared, repair=False).walk(kernel.body, _CLEAR)
+    races = SharedRaces(kernel) if barriers else None
+    if races and races.shared:
+        races.walk(kernel.body, NO_ACCESSES)
     return kernel

@@ -20,7 +20,8 @@ def child_steps(stmt):
     for name in stmt.child_fields:
         value = getattr(stmt, name)
         if isinstance(value, tuple):
-            out.extend(((name, k), item) for k, item in enumerate(value) if isinstance(item, ir.Stmt))
+            out.extend(((name, k), item) for k, item in enumerate(value)
+                       if isinstance(item, ir.Stmt))
         elif isinstance(value, ir.Stmt):
             out.append(((name, None), value))
     return out

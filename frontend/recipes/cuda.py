@@ -1,25 +1,18 @@
 """GPU schedules: the programs of recipes.py and ops.py bound to CUDA blocks and threads.
 
     sch = schedule_matmul_cuda(c)            # 16 x 16 shared tiles, a barrier per k-tile
-    kernel = softmax_cuda_kernel(rows, cols) # one block per row, tree reductions in shared
+    sch = schedule_softmax_cuda(rows, cols)  # one block per row, tree reductions in shared
     sch = schedule_ragged_cuda(sch, y)       # a ragged elementwise nest over blocks/threads
     sch = schedule_attention_cuda(heads, head_size, max_length, causal)
 
-Each returns a schedule (or a kernel) to pass to `qc.build(..., target="cuda")` or
+Each returns a schedule to pass to `qc.build(..., target="cuda")` or
 `target="cuda-emu"`.
 """
 
-import dataclasses
-
 import numpy as np
 
-from ..ir import nodes as ir
-from ..ir.dtypes import identity
-from ..ir.errors import ScheduleError
-from ..ir.index import floordiv, symbol
-from ..lang.lower import lower
-from ..ops.attention import attention_program
 from ..driver.schedule import Schedule
+from ..ops.attention import attention_program
 from .cpu import softmax_program
 
 
@@ -54,75 +47,33 @@ def schedule_matmul_cuda(c, tile=16, name="matmul_cuda"):
     return sch
 
 
-def _tree(partial, combiner, threads, fresh):
-    """Halve `partial` (a shared array of `threads` values) into partial[0], one barrier
-    after each level: at width w, thread t < w combines t and t + w."""
-    levels = []
-    width = threads // 2
-    while width >= 1:
-        t = fresh()
-        mine, theirs = ir.Load(partial, (t,)), ir.Load(partial, (t + width,))
-        levels += [ir.For(t, width, ir.Store(partial, (t,), ir.Bin(combiner, mine, theirs)),
-                          "threadIdx.x"), ir.Barrier()]
-        width //= 2
-    return levels
+def schedule_softmax_cuda(rows, cols, threads=128, name="softmax_cuda"):
+    """`recipes.softmax_program` on the GPU, one block of `threads` threads (a power of
+    two up to 1024) per row: the exponentials inlined into their two readers, both
+    reductions computed in the row's block, each shared out among the threads (thread t
+    takes columns t, t + threads, ...) and combined by a tree in shared memory, one
+    barrier per level (cross_thread_reduce); the output's columns strided the same way.
 
+        for i in range(rows):                                # blockIdx.x
+            row_max[i] = tree max over threads t of max(X[i, t::threads])
+            row_sum[i] = tree sum over threads t of sum(exp(X[i, t::threads] - row_max[i]))
+            for j_o in range(ceil(cols / threads)):
+                for j_i in range(threads):                   # threadIdx.x
+                    softmax[i, j] = exp(X[i, j] - row_max[i]) / row_sum[i]
 
-def softmax_cuda_kernel(rows, cols, threads=128, name="softmax_cuda"):
-    """Row softmax with one block of `threads` threads (a power of two) per row: each
-    thread reduces a strided slice of the row, then a tree in shared memory combines the
-    partial maxima (and later the partial sums), one barrier per level.
-
-    The tree is written as loop nests directly (no primitive derives it from the
-    program): the returned kernel computes `recipes.softmax_program`'s output."""
-    if threads < 1 or threads & (threads - 1) or threads > 1024:
-        raise ScheduleError("softmax_cuda_kernel", f"reduce each row with {threads} threads",
-                            "a tree reduction halves the threads at each level",
-                            "Pass a power of two up to 1024.")
-    x_tensor, _, out_tensor = softmax_program(rows, cols)
-    base = lower(out_tensor, name)
-    x, out = base.param(x_tensor.name), base.param(out_tensor.name)
-    dtype = x.dtype
-    names = iter(range(1 << 20))
-
-    def fresh(prefix="t"):
-        return symbol(f"{prefix}{next(names)}")
-
-    row = fresh("row")
-    maxes = ir.Buffer("row_maxes", dtype, (threads,))
-    sums = ir.Buffer("row_sums", dtype, (threads,))
-    strides = floordiv(cols + threads - 1, threads)
-
-    def strided(reducer):
-        """A threadIdx loop: each thread t visits columns o * threads + t of the row."""
-        t, o = fresh(), fresh("o")
-        return ir.For(t, threads, reducer(t, o * threads + t, o), "threadIdx.x")
-
-    def partial_max(t, column, o):
-        value = ir.Load(x, (row, column))
-        start = ir.Store(maxes, (t,), ir.Const(identity("max", dtype), dtype))
-        step = ir.Reduce(maxes, (t,), "max", value)
-        return ir.seq(start, ir.For(o, strides, ir.If(column < cols, step)))
-
-    def partial_sum(t, column, o):
-        shifted = ir.Call("exp", (ir.Load(x, (row, column)) - ir.Load(maxes, (0,)),))
-        start = ir.Store(sums, (t,), ir.Const(0.0, dtype))
-        body = ir.seq(ir.Store(out, (row, column), shifted),
-                      ir.Reduce(sums, (t,), "sum", ir.Load(out, (row, column))))
-        return ir.seq(start, ir.For(o, strides, ir.If(column < cols, body)))
-
-    def normalise(t, column, o):
-        scaled = ir.Load(out, (row, column)) / ir.Load(sums, (0,))
-        return ir.For(o, strides, ir.If(column < cols, ir.Store(out, (row, column), scaled)))
-
-    body = ir.seq(
-        strided(partial_max), ir.Barrier(), *_tree(maxes, "max", threads, fresh),
-        strided(partial_sum), ir.Barrier(), *_tree(sums, "+", threads, fresh),
-        strided(normalise),
-    )
-    block = ir.For(row, x.shape[0], ir.Alloc(maxes, "shared", ir.Alloc(sums, "shared", body)),
-                   "blockIdx.x")
-    return dataclasses.replace(base, body=block)
+    Returns the schedule; its trace replays it."""
+    _, (row_max, exps, row_sum), out = softmax_program(rows, cols)
+    sch = Schedule(out, name=name)
+    row = sch.loops(out)[0]
+    sch.compute_inline(exps)
+    for stage in (row_sum, row_max):
+        sch.compute_at(stage, row)
+    sch.bind(row, "blockIdx.x")
+    for reduction in (row_max, row_sum):
+        sch.cross_thread_reduce(reduction, sch.loops(reduction)[-1], threads)
+    _, lanes = sch.split(sch.loops(out)[-1], threads)
+    sch.bind(lanes, "threadIdx.x")
+    return sch
 
 
 def schedule_ragged_cuda(sch, tensor, threads=32, flat=False, longest_first=True):

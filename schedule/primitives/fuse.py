@@ -18,8 +18,8 @@ from ...ir.errors import ScheduleError
 from ...ir.index import floordiv, proves, symbol
 from ...ir.printer import render
 from ...ir.walk import substitute
-from .ragged_fuse import fuse_ragged
 from ..nest import fresh_name, guard_leaves, ranges_on_path, replace_at, resolve_loop, with_body
+from .ragged_fuse import fuse_ragged
 
 
 def _check_nested(kernel, outer_path, outer, inner_path, inner, asked):

@@ -27,7 +27,8 @@ from ..nest import fresh_name, get_at, loops_on_path, replace_at, resolve_loop, 
 
 def _buffers(stmt):
     """(written, read) buffer names under `stmt`."""
-    written = {s.buffer.name for s in find_all(stmt, lambda n: isinstance(n, (ir.Store, ir.Reduce)))}
+    written = {s.buffer.name
+               for s in find_all(stmt, lambda n: isinstance(n, (ir.Store, ir.Reduce)))}
     read = {load.buffer.name for load in find_all(stmt, lambda n: isinstance(n, ir.Load))}
     return written, read
 

@@ -58,7 +58,7 @@ def _padded_buffer(kernel, buffer, dim, multiple, asked, alloc):
 
 def pad_storage(kernel, buffer, dim, multiple):
     """Pad the rows of allocated buffer `buffer` along `dim` to a multiple of `multiple`;
-    returns [buffer name]."""
+    returns (kernel, []): the buffer keeps its name."""
     name = buffer if isinstance(buffer, str) else buffer.name
     asked = f"pad the storage of {name} along dim {dim} to a multiple of {multiple!r}"
     found = buffer_named(kernel, name, "pad_storage")
@@ -89,4 +89,4 @@ def pad_storage(kernel, buffer, dim, multiple):
     if entry is not None and entry not in kernel.prelude:
         prelude = tuple(sorted(kernel.prelude + (entry,), key=lambda e: e.table))
         kernel = dataclasses.replace(kernel, prelude=prelude)
-    return kernel, [name]
+    return kernel, []

@@ -7,15 +7,14 @@ import dataclasses
 
 import pytest
 
-import cuda_kernels
-import programs
 import quiltc as qc
-from helpers import with_loop_kinds
 from quiltc import recipes, recipes_cuda
 from quiltc.ir import nodes as ir
 from quiltc.ir.verify import verify
 from quiltc.ir.walk import rewrite
 
+from support import cuda_kernels, programs
+from support.helpers import with_loop_kinds
 
 
 @pytest.mark.parametrize("kinds, message", [
@@ -71,6 +70,7 @@ def _tiles_of_64_kib():
     return sch, k_outer
 
 
+@pytest.mark.toolchain
 def test_shared_memory_over_the_limit_names_the_buffer_and_the_limit(monkeypatch):
     sch, k_outer = _tiles_of_64_kib()
     sch.cache_read("A", "shared", at=k_outer)
@@ -114,6 +114,6 @@ def test_a_tile_overwritten_before_all_threads_read_it_is_refused():
 
 
 def test_a_tree_needs_a_power_of_two_threads():
-    with pytest.raises(qc.ScheduleError, match=r"softmax_cuda_kernel: asked to reduce each row "
-                       r"with 48 threads.*Pass a power of two up to 1024"):
-        recipes_cuda.softmax_cuda_kernel(4, 10, threads=48)
+    with pytest.raises(qc.ScheduleError, match=r"cross_thread_reduce: asked to reduce row_max "
+                       r"over loop j across 48 threads.*Pass a power of two up to 1024"):
+        recipes_cuda.schedule_softmax_cuda(4, 10, threads=48)

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cuda_kernels
-import programs
 import quiltc as qc
 from quiltc import recipes_cuda
 from quiltc.codegen.c import c_signature
 from quiltc.codegen.cuda import render_cuda
 from quiltc.ir import nodes as ir
+
+from support import cuda_kernels, programs
+from support.tiers import examples
 
 
 def test_tiled_matmul_source_reads_like_cuda():
@@ -68,7 +69,8 @@ def test_the_flat_ragged_loop_launches_over_the_prelude_tables():
         assert f"    const int64_t* __restrict__ {table}" in source
 
 
-@settings(max_examples=4, deadline=None)
+@pytest.mark.toolchain
+@settings(max_examples=examples(4))
 @given(rows=st.integers(1, 16), columns=st.integers(1, 16), seed=st.integers(0, 2**16))
 def test_an_unbound_nest_runs_as_one_thread(rows, columns, seed):
     sch = qc.Schedule(programs.scale(rows, columns, symbolic=True))
@@ -79,6 +81,8 @@ def test_an_unbound_nest_runs_as_one_thread(rows, columns, seed):
     np.testing.assert_allclose(fn(**arrays), reference["B"], rtol=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.toolchain
 def test_nvcc_output_holds_each_launch_for_each_architecture():
     cuda_kernels.require_cuda_tools()
     attention = qc.build(cuda_kernels.attention(causal=True), target="cuda")
@@ -89,7 +93,7 @@ def test_nvcc_output_holds_each_launch_for_each_architecture():
         assert attention.ptx[arch].count(".entry ragged_attention_cuda_launch") == 9
         ptx = softmax.ptx[arch]
         assert f".target {arch}" in ptx and ".maxntid 64, 1, 1" in ptx
-        assert ".shared .align 4 .b8 _ZZ20softmax_cuda_launch0E9row_maxes[256];" in ptx
+        assert ".shared .align 4 .b8 _ZZ20softmax_cuda_launch0E15row_max_partial[256];" in ptx
         # The tree's barriers: two after the partial reductions, one per level (6 + 6).
         assert ptx.count("bar.sync") == 14
 

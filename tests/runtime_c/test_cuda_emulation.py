@@ -10,22 +10,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import cuda_kernels
-import helpers
 import quiltc as qc
 from quiltc import recipes_cuda
+from quiltc.codegen.cuda import cuda_signature, render_cuda
 from quiltc.ir import interp
 from quiltc.ir import nodes as ir
-from quiltc.ir.verify_gpu import insert_barriers
 from quiltc.ir.walk import rewrite
-from quiltc.codegen.cuda import cuda_signature, render_cuda
 from quiltc.runtime_c.cache import DEFAULT_CACHE
 from quiltc.runtime_c.cuda_call import CudaKernel, emulation_toolchain
+from quiltc.schedule.passes import insert_barriers
+
+from support import cuda_kernels, helpers, ragged_programs
+from support.tiers import examples
+
+# Every test builds with nvcc and runs the same source under the g++ emulation.
+pytestmark = pytest.mark.toolchain
 
 SIZES = st.integers(1, 40)
 
 
-@settings(max_examples=6, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(6))
 @given(rows=SIZES, inner=SIZES, columns=SIZES, symbolic=st.booleans(),
        seed=st.integers(0, 2**16))
 def test_shared_tile_matmul_matches_numpy(rows, inner, columns, symbolic, seed):
@@ -39,7 +44,8 @@ def test_shared_tile_matmul_matches_numpy(rows, inner, columns, symbolic, seed):
     np.testing.assert_allclose(fn(**arrays), expected, rtol=1e-4, atol=1e-4)
 
 
-@settings(max_examples=6, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(6))
 @given(rows=st.integers(1, 6), columns=st.integers(1, 300), threads=st.sampled_from([8, 32, 128]),
        seed=st.integers(0, 2**16))
 def test_tree_reduction_softmax_matches_numpy(rows, columns, threads, seed):
@@ -48,31 +54,33 @@ def test_tree_reduction_softmax_matches_numpy(rows, columns, threads, seed):
     np.testing.assert_allclose(fn(X=x), recipes_cuda.reference_softmax(x), rtol=1e-5, atol=1e-6)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=examples(8))
 @given(lengths=cuda_kernels.lengths_strategy, flat=st.booleans(),
        threads=st.sampled_from([1, 4, 32]), seed=st.integers(0, 2**16))
 def test_ragged_elementwise_matches_numpy(lengths, flat, threads, seed):
     sch, y = cuda_kernels.ragged_scale()
     recipes_cuda.schedule_ragged_cuda(sch, y, threads=threads, flat=flat)
     fn = cuda_kernels.build_both(sch)
-    rows, x = cuda_kernels.ragged_batch(lengths, seed, (cuda_kernels.FEATURES,))
+    rows, x = ragged_programs.ragged_batch(lengths, seed, (cuda_kernels.FEATURES,))
     result = fn(X=x)
     assert isinstance(result, qc.RaggedArray) and list(result.lengths) == lengths
     for got, row in zip(result, rows):
         np.testing.assert_allclose(got, row * np.float32(2.0) + np.float32(1.0), rtol=1e-6)
 
 
-@settings(max_examples=6, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(6))
 @given(lengths=cuda_kernels.lengths_strategy, causal=st.booleans(), seed=st.integers(0, 2**16))
 def test_ragged_masked_attention_matches_numpy(lengths, causal, seed):
     fn = cuda_kernels.build_both(cuda_kernels.attention(causal))
     width = 3 * cuda_kernels.HEADS * cuda_kernels.HEAD_SIZE
-    rows, qkv = cuda_kernels.ragged_batch(lengths, seed, (width,))
+    rows, qkv = ragged_programs.ragged_batch(lengths, seed, (width,))
     result = fn(QKV=qkv)
     for got, want in zip(result, cuda_kernels.attention_reference(rows, causal)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_longest_rows_launch_first():
     sch, y = cuda_kernels.ragged_scale()
     recipes_cuda.schedule_ragged_cuda(sch, y, threads=4)
@@ -82,7 +90,7 @@ def test_longest_rows_launch_first():
     assert "L_order_desc[quiltc_next++] = quiltc_row;" in fn.source
     assert "quiltc_grid_y = quiltc_max_index(quiltc_grid_y, (3 + L_len[L_order_desc[b]]) / 4);" \
         in fn.source
-    rows, x = cuda_kernels.ragged_batch([2, 9, 0, 5], 7, (cuda_kernels.FEATURES,))
+    rows, x = ragged_programs.ragged_batch([2, 9, 0, 5], 7, (cuda_kernels.FEATURES,))
     for got, row in zip(fn(X=x), rows):
         np.testing.assert_allclose(got, row * np.float32(2.0) + np.float32(1.0), rtol=1e-6)
 
@@ -103,6 +111,7 @@ def _without_copy_barriers(kernel):
     return dataclasses.replace(kernel, body=rewrite(kernel.body, drop))
 
 
+@pytest.mark.slow
 def test_a_missing_barrier_changes_the_answer_under_the_emulation_only():
     cuda_kernels.require_cuda_tools()
     sch = cuda_kernels.matmul()
