@@ -21,13 +21,6 @@ double triad_seconds(int threads, long elements, int repeats);
 """
 
 
-def vector_lanes(isa):
-    """float32 lanes of the widest vector the host runs: 16 with AVX-512, 8 with AVX2."""
-    if isa["avx512f"]:
-        return 16
-    return 8 if isa["avx2"] else 4
-
-
 def limits_source(lanes):
     """C for an FMA-throughput loop over `lanes`-wide vectors and a STREAM-style triad."""
     chains = range(CHAINS)
@@ -115,7 +108,10 @@ def triad_bandwidth_gbs(library, repeats, threads=common.THREADS):
 
 def measure_limits(repeats=5):
     """{"peak_gflops", "bandwidth_gbs", "method"} for this host with THREADS threads."""
-    lanes = vector_lanes(common.cpu_description()["isa"])
+    # imported here: quiltc loads numpy, which must wait for unpin_openblas
+    from quiltc.runtime_c.host import host_isa
+
+    lanes = host_isa().float32_lanes
     library = load_kernels(lanes)
     peak = fma_peak_gflops(library, lanes, repeats)
     bandwidth = triad_bandwidth_gbs(library, repeats)

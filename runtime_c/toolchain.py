@@ -21,13 +21,27 @@ INSTALL_HINT = "apt-get install -y gcc"
 # gcc's partial redundancy elimination turns the selects of an inlined math helper into
 # branches when an earlier loop computed its argument (softmax's row max before its exp),
 # and the branches stop the vectorizer: -fno-tree-pre keeps those loops SIMD.
-FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c99",
-         "-ffp-contract=fast", "-fno-tree-pre")
+# Without AVX-512's masks, gcc turns a helper's selects (quiltc_expf's clamps) into blends
+# only where it may compute both arms, which -ftrapping-math forbids: exp loops stayed
+# scalar for -march=haswell. Kernels never unmask floating-point traps, so the
+# -fno-trapping-math build computes the same values, in SIMD.
+# gcc's tuning for Intel's AVX-512 cores prefers 256-bit vectors, which would split every
+# 16-lane vector of a schedule sized for AVX-512 in two: the schedules size their vectors to
+# the ISA's widest registers (runtime_c/host.py), so the compiler must use them too.
+_VECTOR_WIDTH_FLAGS = (("-mprefer-vector-width=512",)
+                       if platform.machine() in ("x86_64", "AMD64", "i686") else ())
 SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                   "-fno-sanitize-recover=all")
 LIBRARIES = ("-lm",)
 # How many lines of compiler output a BuildError quotes.
 _ERROR_LINES = 12
+
+
+def build_flags(march="native"):
+    """The flags every kernel is built with, for the architecture `march` names (gcc's
+    `-march=` values: "native" for this machine, "haswell", "skylake-avx512", ...)."""
+    return ("-O3", f"-march={march}", "-fopenmp", "-fPIC", "-shared", "-std=c99",
+            "-ffp-contract=fast", "-fno-tree-pre", "-fno-trapping-math", *_VECTOR_WIDTH_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -73,15 +87,16 @@ class Toolchain:
                              str(source_path))
 
 
-def find_toolchain(sanitize=False):
-    """The toolchain `CC` names (default `cc`), with the sanitizer flags when asked."""
+def find_toolchain(sanitize=False, march="native"):
+    """The toolchain `CC` names (default `cc`) building for the architecture `march`
+    (default: this machine), with the sanitizer flags when asked."""
     command = tuple(shlex.split(os.environ.get("CC") or "cc"))
     if not command or shutil.which(command[0]) is None:
         raise ToolchainMissing(command[0] if command else "cc", INSTALL_HINT)
-    return Toolchain(command, FLAGS + (SANITIZE_FLAGS if sanitize else ()))
+    return Toolchain(command, build_flags(march) + (SANITIZE_FLAGS if sanitize else ()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_version(command):
     """The compiler's `--version` text (read once per process and compiler)."""
     try:
@@ -94,7 +109,7 @@ def compiler_version(command):
     return result.stdout.strip()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def host_description():
     """The machine and CPU model: `-march=native` objects only run where they were built."""
     lines = [platform.machine()]

@@ -13,11 +13,11 @@ import pytest
 
 import quiltc as qc
 from quiltc import attention, recipes, recipes_cuda
-from quiltc.recipes.mcu import ConvShape
 from quiltc.mcu.model import conv_layer_source
+from quiltc.recipes.mcu import ConvShape
 
-from helpers import require_cc
-from cuda_kernels import ragged_scale
+from support.cuda_kernels import ragged_scale
+from support.helpers import require_cc
 
 GOLDEN = Path(__file__).with_name("golden")
 
@@ -55,8 +55,9 @@ GOLDEN_CASES = {
     "matmul.c": lambda: qc.build(_matmul_schedule()).source,
     "softmax.c": lambda: qc.build(_softmax_schedule()).source,
     "ragged_fused.c": lambda: qc.build(_ragged_fused_schedule()).source,
-    "ragged_attention.ir.txt": lambda: repr(attention._attention_kernel(4, 16, 64, True).kernel),
-    "ragged_attention.c": lambda: attention._attention_kernel(4, 16, 64, True).source,
+    "ragged_attention.ir.txt": lambda: repr(
+        attention._attention_kernel(4, 16, 64, True, lanes=16).kernel),
+    "ragged_attention.c": lambda: attention._attention_kernel(4, 16, 64, True, lanes=16).source,
     "matmul_cuda.cu": lambda: qc.build(_matmul_cuda_schedule(), target="cuda-emu").source,
     "ragged_cuda.cu": lambda: qc.build(recipes_cuda.schedule_ragged_cuda(*ragged_scale()),
                                        target="cuda-emu").source,

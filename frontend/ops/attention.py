@@ -11,18 +11,19 @@ import functools
 
 import numpy as np
 
-from ..lang import tensor as qc
 from ..driver.build import build
-from .ragged import MAX_BATCH
 from ..driver.schedule import Schedule
 from ..ir.arrays import RaggedArray
+from ..lang import tensor as qc
+from ..runtime_c.host import isa_for
+from .ragged import MAX_BATCH
 
 # Query-key pairs per head in one attention call: about 5 MB per L x L intermediate at
 # 8 heads (measured best of 50k, 150k, 300k, 600k and the whole batch on race lengths).
 GROUP_QUERY_KEY_PAIRS = 150_000
-# Keys per register tile of attention scores, and float lanes per SIMD vector (AVX-512).
+# Keys per register tile of attention scores: a whole number of vectors at every width
+# (two AVX-512 vectors, four AVX2 ones).
 SCORE_TILE = 32
-SIMD_WIDTH = 16
 
 
 def attention_program(heads, head_size, max_length, causal):
@@ -51,7 +52,8 @@ def attention_program(heads, head_size, max_length, causal):
     row_max = qc.compute((batch, heads, length),
                          lambda b, h, i: qc.max(scores[b, h, i, j_max], axis=j_max), "row_max")
     exps = qc.compute((batch, heads, length, length),
-                      lambda b, h, i, j: qc.exp((scores[b, h, i, j] - row_max[b, h, i]) * scale), "exps")
+                      lambda b, h, i, j: qc.exp((scores[b, h, i, j] - row_max[b, h, i]) * scale),
+                      "exps")
     j_sum = qc.reduce_axis(length, "j")
     row_sum = qc.compute((batch, heads, length),
                          lambda b, h, i: qc.sum(exps[b, h, i, j_sum], axis=j_sum), "row_sum")
@@ -70,10 +72,10 @@ def attention_program(heads, head_size, max_length, causal):
     return stages, out
 
 
-@functools.lru_cache(maxsize=None)
-def _attention_kernel(heads, head_size, max_length, causal):
+@functools.cache
+def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
     """Each stage a loop nest of its own, parallel over (sequence, head) pairs, inner loops
-    in SIMD.
+    in SIMD of `lanes` float32 lanes (default: the host's, 16 with AVX-512, 8 with AVX2).
 
     Scores come in whole tiles of SCORE_TILE keys summed in registers over the head's
     depth (split_op, then cache_write), the last keys of a row one vector pass per depth
@@ -82,8 +84,9 @@ def _attention_kernel(heads, head_size, max_length, causal):
     compute_at refuses a reduction whose initialisation stands apart."""
     stages, out = attention_program(heads, head_size, max_length, causal)
     sch = Schedule(out, name="ragged_attention")
-    _schedule_scores(sch, stages["scores"], max_length)
-    _schedule_context(sch, stages["context"], head_size)
+    lanes = isa_for(lanes).float32_lanes
+    _schedule_scores(sch, stages["scores"], max_length, lanes)
+    _schedule_context(sch, stages["context"], head_size, lanes)
     for name in ("keys", "exps", "values", "masked"):
         if name in stages:
             sch.vectorize(sch.loops(stages[name])[-1])
@@ -97,7 +100,7 @@ def _attention_kernel(heads, head_size, max_length, causal):
     return build(sch)
 
 
-def _schedule_scores(sch, scores, max_length):
+def _schedule_scores(sch, scores, max_length, lanes):
     """Query-key products: whole tiles of SCORE_TILE keys in registers, the rest (or every
     key, for rows shorter than a tile) accumulated in SIMD over contiguous keys."""
     batch, head, query, key, depth = sch.loops(scores)
@@ -106,23 +109,23 @@ def _schedule_scores(sch, scores, max_length):
         sch.reorder(depth, key_lane)
         tile = sch.cache_write(scores, "local", at=key_tile)
         sch.decompose(tile, depth)
-        vectors, lanes = sch.split(key_lane, SIMD_WIDTH)
+        vectors, vector = sch.split(key_lane, lanes)
         sch.unroll(vectors)
-        sch.vectorize(lanes)
+        sch.vectorize(vector)
         depth = sch.loops(scores)[-1]
     sch.reorder(depth, key)
     sch.vectorize(key)
 
 
-def _schedule_context(sch, context, head_size):
+def _schedule_context(sch, context, head_size, lanes):
     """Probabilities times values: each query row's context sums over the keys, in
     registers when the head splits into whole SIMD vectors."""
     batch, head, query, value_depth, key = sch.loops(context)
     sch.reorder(key, value_depth)
-    if head_size % SIMD_WIDTH == 0:
+    if head_size % lanes == 0:
         row = sch.cache_write(context, "local", at=query)
         sch.decompose(row, key)
-        vectors, value_depth = sch.split(value_depth, SIMD_WIDTH)
+        vectors, value_depth = sch.split(value_depth, lanes)
         sch.unroll(vectors)
     sch.vectorize(value_depth)
 
@@ -175,5 +178,6 @@ def reference_attention(rows, heads, head_size, causal=False):
             scores = np.where(np.tril(np.ones((length, length), bool)), scores, np.float32(-np.inf))
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True, initial=-np.inf))
         weights = scores / scores.sum(axis=-1, keepdims=True)
-        results.append((weights @ values).transpose(1, 0, 2).reshape(length, width).astype(np.float32))
+        attended = (weights @ values).transpose(1, 0, 2).reshape(length, width)
+        results.append(attended.astype(np.float32))
     return results

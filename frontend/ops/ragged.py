@@ -17,13 +17,16 @@ import functools
 
 import numpy as np
 
-from ..lang import tensor as qc
 from ..driver.build import build
 from ..driver.schedule import Schedule
 from ..ir.arrays import RaggedArray
+from ..lang import tensor as qc
+from ..runtime_c.host import isa_for
 
 MAX_TOKENS = 1 << 22
 MAX_BATCH = 4096
+# Token rows per block of a linear layer's input, and of its register block: 8 on every
+# host, because the flat layout (`padded_rows`) depends on it.
 ROW_BLOCK = 8
 # Rows per call of the linear kernel: its A block (1024 x features) stays in L2 while
 # every column panel of the weight passes over it.
@@ -40,7 +43,7 @@ def _vectorize_rows(sch, tensor):
     sch.parallel(loops[0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _add_kernel(features):
     tokens = qc.var("T", 0, MAX_TOKENS)
     x = qc.placeholder((tokens, features), "float32", "X")
@@ -57,7 +60,7 @@ def gelu_value(x):
     return x / (np.float32(1.0) + qc.exp(-GELU_SCALE * (x + GELU_CUBIC * x * x * x)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bias_gelu_kernel(features):
     tokens = qc.var("T", 0, MAX_TOKENS)
     x = qc.placeholder((tokens, features), "float32", "X")
@@ -79,18 +82,23 @@ def _lane_sum(values, tokens, features, lanes, name):
     return partial, qc.compute((tokens,), lambda t: qc.sum(partial[t, lane], axis=lane), name)
 
 
-@functools.lru_cache(maxsize=None)
-def _add_layer_norm_kernel(features, eps):
-    """out = layer_norm(X + bias + residual) * gamma + beta over the feature axis."""
+@functools.cache
+def _add_layer_norm_kernel(features, eps, lanes=None):
+    """out = layer_norm(X + bias + residual) * gamma + beta over the feature axis, row sums
+    in `lanes` partial sums (default: the host's float32 lanes) where they divide it."""
     tokens = qc.var("T", 0, MAX_TOKENS)
     x = qc.placeholder((tokens, features), "float32", "X")
     residual = qc.placeholder((tokens, features), "float32", "residual")
-    bias, gamma, beta = (qc.placeholder((features,), "float32", n) for n in ("bias", "gamma", "beta"))
-    lanes = 16 if features % 16 == 0 else 1
-    summed = qc.compute((tokens, features), lambda t, f: x[t, f] + bias[f] + residual[t, f], "summed")
+    bias, gamma, beta = (qc.placeholder((features,), "float32", n)
+                         for n in ("bias", "gamma", "beta"))
+    lanes = isa_for(lanes).float32_lanes
+    lanes = lanes if features % lanes == 0 else 1
+    summed = qc.compute((tokens, features), lambda t, f: x[t, f] + bias[f] + residual[t, f],
+                        "summed")
     total_lanes, total = _lane_sum(lambda t, f: summed[t, f], tokens, features, lanes, "total")
     centered = qc.compute((tokens, features),
-                          lambda t, f: summed[t, f] - total[t] * np.float32(1.0 / features), "centered")
+                          lambda t, f: summed[t, f] - total[t] * np.float32(1.0 / features),
+                          "centered")
     squares_lanes, squares = _lane_sum(lambda t, f: centered[t, f] * centered[t, f], tokens,
                                        features, lanes, "squares")
     out = qc.compute((tokens, features), lambda t, f: centered[t, f] * gamma[f] / qc.sqrt(
@@ -114,11 +122,19 @@ def _add_layer_norm_kernel(features, eps):
     return build(sch)
 
 
-@functools.lru_cache(maxsize=None)
-def _linear_kernel(in_features, out_features):
+@functools.cache
+def _linear_kernel(in_features, out_features, lanes=None):
     """C[t, r, :] = A[t, r, :] @ W over blocks of ROW_BLOCK tokens, scheduled as
-    recipes.schedule_matmul (8 x 32 register block, 16-wide SIMD, parallel column panels);
-    the block dim being its own exact dim keeps every guard out of the inner loop."""
+    recipes.schedule_matmul (parallel column panels, a register block of ROW_BLOCK rows of
+    two `lanes`-wide SIMD vectors, default the host's); the block dim being its own exact
+    dim keeps every guard out of the inner loop.
+
+    With AVX2 the 8 x 16 block fills all 16 ymm and gcc spills three accumulators, yet it
+    ran 1.1-1.5x as fast as the 8 x 8 block that fits (768 x 768 weights, one thread,
+    -march=haswell code): with one vector a row every FMA needs its own broadcast of A,
+    and the loads become the bottleneck."""
+    isa = isa_for(lanes)
+    _, cols = isa.matmul_block()
     blocks = qc.var("T8", 0, MAX_TOKENS // ROW_BLOCK)
     a = qc.placeholder((blocks, ROW_BLOCK, in_features), "float32", "A")
     w = qc.placeholder((in_features, out_features), "float32", "W")
@@ -127,14 +143,14 @@ def _linear_kernel(in_features, out_features):
                    lambda t, r, j: qc.sum(a[t, r, k] * w[k, j], axis=k), "C")
     sch = Schedule(c, name="linear")
     block, row, col, reduction = sch.loops(c)
-    panel, col_inner = sch.split(col, 32)
+    panel, col_inner = sch.split(col, cols)
     sch.reorder(panel, block, reduction, row, col_inner)
     local = sch.cache_write(c, "local", at=block)
     sch.decompose(local, reduction)
-    vectors, lanes = sch.split(col_inner, 16)
+    vectors, vector = sch.split(col_inner, isa.float32_lanes)
     sch.unroll(row)
     sch.unroll(vectors)
-    sch.vectorize(lanes)
+    sch.vectorize(vector)
     sch.parallel(panel)
     return build(sch)
 
@@ -183,7 +199,7 @@ def bias_gelu(x, bias, out=None):
     return _same_rows(x, written)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bias_kernel(features):
     tokens = qc.var("T", 0, MAX_TOKENS)
     x = qc.placeholder((tokens, features), "float32", "X")
@@ -225,14 +241,15 @@ def reference_layer_norm(x, gamma, beta, eps=1e-5):
     return ((x - mean) / np.sqrt(variance + np.float32(eps)) * gamma + beta).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _vgemm_kernel(max_rows, inner, cols):
     batch = qc.var("B", 0, MAX_BATCH)
     rows = qc.ragged_dim("M", batch, max_rows)
     a = qc.placeholder((batch, rows, inner), "float32", "A")
     w = qc.placeholder((batch, inner, cols), "float32", "W")
     k = qc.reduce_axis(inner, "k")
-    c = qc.compute((batch, rows, cols), lambda b, m, n: qc.sum(a[b, m, k] * w[b, k, n], axis=k), "C")
+    c = qc.compute((batch, rows, cols), lambda b, m, n: qc.sum(a[b, m, k] * w[b, k, n], axis=k),
+                   "C")
     sch = Schedule(c, name="vgemm")
     b, m, n, reduction = sch.loops(c)
     sch.decompose(c, m)
@@ -249,7 +266,7 @@ def vgemm(a, weights, max_rows):
     return _vgemm_kernel(max_rows, weights.shape[1], weights.shape[2])(A=a, W=weights)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _trmm_kernel():
     size = qc.var("N", 0, 1 << 16)
     cols = qc.var("M", 0, 1 << 16)

@@ -5,8 +5,9 @@ Each `*_program` returns the tensors of the algorithm; each `schedule_*` applies
 schedule to a `Schedule` of that program and returns it.
 """
 
-from ..lang import tensor as qc
 from ..driver.schedule import Schedule
+from ..lang import tensor as qc
+from ..runtime_c.host import isa_for
 
 
 def matmul_program(m, n, k, dtype="float32"):
@@ -14,18 +15,24 @@ def matmul_program(m, n, k, dtype="float32"):
     a = qc.placeholder((m, k), dtype, "A")
     b = qc.placeholder((k, n), dtype, "B")
     reduction = qc.reduce_axis(k, "k")
-    c = qc.compute((m, n), lambda i, j: qc.sum(a[i, reduction] * b[reduction, j], axis=reduction), "C")
+    c = qc.compute((m, n), lambda i, j: qc.sum(a[i, reduction] * b[reduction, j], axis=reduction),
+                   "C")
     return a, b, c
 
 
-def schedule_matmul(c, rows=8, cols=32, vector=16, parallel=True):
+def schedule_matmul(c, rows=None, cols=None, vector=None, parallel=True):
     """A register-blocked, vectorized, parallel matmul schedule.
 
     Each thread owns column panels of `cols` columns (B's panel stays in cache while
     every row block passes over it); a `rows` x `cols` block of C accumulates in a local
     array across the whole k loop. Both loops over that block are unrolled down to
-    `vector`-wide SIMD statements, so gcc keeps the block in vector registers (8 x 32
-    float32 is 16 AVX-512 registers) and issues one FMA per loaded vector of B.
+    `vector`-wide SIMD statements, so gcc keeps the block in vector registers and issues
+    one FMA per loaded vector of B.
+
+    `vector` defaults to the host's float32 lanes (16 with AVX-512, 8 with AVX2) and the
+    block to the register block of the ISA with that width (`VectorIsa.matmul_block`:
+    8 x 32 floats in 16 of AVX-512's 32 zmm, 6 x 16 in 12 of AVX2's 16 ymm), so an
+    explicit `vector=16` gives the AVX-512 schedule on any host.
 
         for j_o in range(N / cols):                    # parallel
             for i_o in range(M / rows):
@@ -37,6 +44,12 @@ def schedule_matmul(c, rows=8, cols=32, vector=16, parallel=True):
                                 C_local[i_i, j_i] += A[i, k] * B[k, j]
                 C[block] = C_local
     """
+    if None in (rows, cols, vector):
+        isa = isa_for(vector)
+        block_rows, block_cols = isa.matmul_block()
+        rows = block_rows if rows is None else rows
+        cols = block_cols if cols is None else cols
+        vector = isa.float32_lanes
     sch = Schedule(c, name="matmul")
     i, j, k = sch.loops(c)
     i_outer, i_inner = sch.split(i, rows)

@@ -8,10 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from helpers import require_cc
 from quiltc import attention, encoder, ops
 from quiltc.ir import interp
 from quiltc.ops import ragged as ragged_ops
+from quiltc.runtime_c.host import host_isa
+
+from support.helpers import require_cc
+from support.tiers import examples
 
 MAX_LENGTH = 7
 HEADS, HEAD_SIZE = 2, 4
@@ -38,7 +41,6 @@ def _interpreted(built, **arguments):
     return results[built.outputs[0]]
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, width=st.sampled_from([1, 5, 16]), seed=st.integers(0, 2**31))
 def test_add_and_bias_gelu_match_each_sequence(lengths, width, seed):
     require_cc()
@@ -59,7 +61,6 @@ def test_gelu_is_pytorchs_tanh_approximation():
     np.testing.assert_allclose(ops.reference_gelu(x), tanh_form, rtol=1e-5, atol=1e-6)
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, width=st.sampled_from([1, 3, 32]), seed=st.integers(0, 2**31))
 def test_add_layer_norm_matches_each_sequence(lengths, width, seed):
     require_cc()
@@ -77,7 +78,6 @@ def test_add_layer_norm_matches_each_sequence(lengths, width, seed):
                                                               gamma, beta), rtol=1e-4, atol=1e-4)
 
 
-@settings(max_examples=20, deadline=None)
 @given(tokens=st.sampled_from([0, 1, 7, 8, 13, 2053]), seed=st.integers(0, 2**31))
 def test_linear_matches_numpy_for_any_token_count(tokens, seed):
     require_cc()
@@ -96,7 +96,8 @@ def test_linear_kernel_in_the_interpreter():
                                atol=1e-5)
 
 
-@settings(max_examples=25, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(25))
 @given(lengths=lengths_strategy, causal=st.booleans(), seed=st.integers(0, 2**31))
 def test_attention_matches_each_sequence(lengths, causal, seed):
     require_cc()
@@ -109,14 +110,15 @@ def test_attention_matches_each_sequence(lengths, causal, seed):
     _assert_rows(flat, expected)
 
 
-@settings(max_examples=6, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(6))
 @given(lengths=st.lists(st.sampled_from([0, 1, 31, 32, 33, 40]) | st.integers(0, 40),
                         min_size=1, max_size=4),
        causal=st.booleans(), seed=st.integers(0, 2**31))
 def test_attention_in_register_tiles_matches_each_sequence(lengths, causal, seed):
     # Rows of 32 keys and more take the tiled score loop, heads of 16 the register rows.
     require_cc()
-    heads, head_size = 2, attention.SIMD_WIDTH
+    heads, head_size = 2, host_isa().float32_lanes
     rows, qkv = _rows(lengths, 3 * heads * head_size, seed)
     expected = attention.reference_attention(rows, heads, head_size, causal)
     _assert_rows(attention.attention(qkv, heads, head_size, 40, causal), expected)
@@ -130,6 +132,7 @@ def test_sequence_groups_cover_the_batch_within_the_pair_budget(monkeypatch):
     assert list(attention._sequence_groups(np.array([], np.int32))) == []
 
 
+@pytest.mark.slow
 def test_attention_in_many_groups_matches_each_sequence(monkeypatch):
     require_cc()
     monkeypatch.setattr(attention, "GROUP_QUERY_KEY_PAIRS", 10)
@@ -147,7 +150,6 @@ def test_causal_attention_of_the_first_token_is_its_own_value():
     np.testing.assert_allclose(result[0][0], rows[0][0, 2 * width:], rtol=1e-6)
 
 
-@settings(max_examples=20, deadline=None)
 @given(lengths=lengths_strategy, cols=st.sampled_from([1, 16, 19]), seed=st.integers(0, 2**31))
 def test_vgemm_multiplies_each_matrix_by_its_own_weight(lengths, cols, seed):
     require_cc()
@@ -155,10 +157,10 @@ def test_vgemm_multiplies_each_matrix_by_its_own_weight(lengths, cols, seed):
     weights = np.random.default_rng(seed).uniform(-1, 1, (len(lengths), 3, cols)).astype(np.float32)
     expected = [r @ w for r, w in zip(rows, weights)]
     _assert_rows(ops.vgemm(a, weights, MAX_LENGTH), expected)
-    _assert_rows(_interpreted(ragged_ops._vgemm_kernel(MAX_LENGTH, 3, cols), A=a, W=weights), expected)
+    kernel = ragged_ops._vgemm_kernel(MAX_LENGTH, 3, cols)
+    _assert_rows(_interpreted(kernel, A=a, W=weights), expected)
 
 
-@settings(max_examples=20, deadline=None)
 @given(size=st.sampled_from([0, 1, 2, 7, 17]), cols=st.sampled_from([1, 5, 16]),
        seed=st.integers(0, 2**31))
 def test_trmm_reads_only_the_lower_triangle(size, cols, seed):
@@ -168,11 +170,12 @@ def test_trmm_reads_only_the_lower_triangle(size, cols, seed):
     x = rng.uniform(-1, 1, (size, cols)).astype(np.float32)
     expected = np.tril(a) @ x
     np.testing.assert_allclose(ops.trmm(a, x), expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(_interpreted(ragged_ops._trmm_kernel(), A=a, X=x), expected, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(_interpreted(ragged_ops._trmm_kernel(), A=a, X=x), expected,
+                               rtol=1e-5, atol=1e-5)
 
 
-@settings(max_examples=15, deadline=None)
+@pytest.mark.slow
+@settings(max_examples=examples(15))
 @given(lengths=lengths_strategy, causal=st.booleans(), seed=st.integers(0, 2**31))
 def test_encoder_layer_matches_each_sequence(lengths, causal, seed):
     require_cc()
@@ -184,6 +187,7 @@ def test_encoder_layer_matches_each_sequence(lengths, causal, seed):
     _assert_rows(layer(x), expected, {"rtol": 1e-4, "atol": 1e-4})
 
 
+@pytest.mark.slow
 def test_encoder_layer_matches_pytorch():
     torch = pytest.importorskip("torch")
     require_cc()
