@@ -9,12 +9,13 @@ to OUT that `make -C OUT run` runs under QEMU.
 """
 
 import argparse
+import pathlib
 import sys
 
 import numpy as np
 
-from .nn.bitserial import check_act_bits
 from .ir.errors import QuiltError
+from .nn.bitserial import check_act_bits
 from .runtime_c.mcu_boards import BOARDS
 
 
@@ -37,6 +38,9 @@ def _parser():
                            "trained, cached model")
     emit.add_argument("--test-inputs", type=int, default=20, metavar="N",
                       help="digits test images embedded in main.c (default 20)")
+    emit.add_argument("--overwrite", action="store_true",
+                      help="write into OUT even when it holds files quiltc did not write "
+                           "(only the project's own files are replaced)")
     emit.add_argument("--run", action="store_true",
                       help="also build the project, run it under QEMU and compare its "
                            "predictions with the numpy integer reference")
@@ -69,6 +73,8 @@ def emit_mcu(arguments):
     check_act_bits(arguments.act_bits)
     if arguments.test_inputs < 0:
         raise QuiltError(f"--test-inputs {arguments.test_inputs}: pass 0 or more")
+    # Before a minute of training, not after it.
+    mcu.check_project_folder(pathlib.Path(arguments.out), arguments.overwrite)
     x_train, y_train, x_test, y_test = load_digits()
     model = _digits_model(arguments.weights)
     # Fine-tuning with the pool fixed is what keeps a pooled model accurate (the paper's
@@ -77,7 +83,8 @@ def emit_mcu(arguments):
                                  train=(x_train, y_train))
     inputs = x_test[:arguments.test_inputs]
     path = mcu.emit_project(pooled, arguments.out, board=arguments.board,
-                            act_bits=arguments.act_bits, test_inputs=inputs)
+                            act_bits=arguments.act_bits, test_inputs=inputs,
+                            overwrite=arguments.overwrite)
     expected = [int(c) for c in pooled.predict(inputs, act_bits=arguments.act_bits)]
     accuracy = float(np.mean(np.array(expected) == y_test[:len(expected)])) if expected else 0.0
     storage = pooled.storage_bytes()

@@ -18,7 +18,24 @@ import numpy as np
 
 from . import dtypes
 from .errors import QuiltError, ShapeError
-from .shapes import to_numpy
+
+
+def to_numpy(name, value):
+    """A numpy view of `value` (a numpy array, a `__dlpack__` object, or `__array__`)."""
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "__dlpack__"):
+        try:
+            return np.from_dlpack(value)
+        except (TypeError, RuntimeError, BufferError):
+            pass
+    if hasattr(value, "__array__"):
+        return np.asarray(value)
+    raise ShapeError(
+        f"argument {name!r} is a {type(value).__name__}; pass a numpy array or an object "
+        "with __dlpack__ or __array__"
+    )
+
 
 SUPPORTED_DTYPES = tuple(
     d.numpy for d in (dtypes.float32, dtypes.float64, dtypes.int8, dtypes.int16, dtypes.int32,

@@ -5,25 +5,9 @@ the same bad input with the same `ShapeError`."""
 import numpy as np
 import sympy
 
+from .arrays import RaggedArray, to_numpy
 from .errors import ShapeError
 from .nodes import FlatRows, PrefixSum
-
-
-def to_numpy(name, value):
-    """A numpy view of `value` (a numpy array, a `__dlpack__` object, or `__array__`)."""
-    if isinstance(value, np.ndarray):
-        return value
-    if hasattr(value, "__dlpack__"):
-        try:
-            return np.from_dlpack(value)
-        except (TypeError, RuntimeError, BufferError):
-            pass
-    if hasattr(value, "__array__"):
-        return np.asarray(value)
-    raise ShapeError(
-        f"argument {name!r} is a {type(value).__name__}; pass a numpy array or an object "
-        "with __dlpack__ or __array__"
-    )
 
 
 def is_ragged_value(value):
@@ -52,6 +36,8 @@ def gather_ragged(kernel, arguments):
                 f"argument {name!r} is ragged (rows of different lengths); pass a "
                 "qc.RaggedArray(values, lengths), e.g. qc.RaggedArray.from_list(rows)"
             )
+        if not isinstance(value, RaggedArray):
+            value = RaggedArray(value.values, value.lengths)  # checks a duck-typed value
         dim = buffer.layout.dim
         value.check_max(maxima[dim], dim)
         if dim in lengths:

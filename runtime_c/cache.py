@@ -7,15 +7,22 @@ Layout, under $QUILTC_CACHE_DIR (default ~/.cache/quiltc):
     ab/abcd...ef.so            the shared object
     ab/abcd...ef.so.sha256     the object's sha256, written after it
 
-Every file is written to a temporary name in the same folder and renamed into place, so
-a reader never sees half a file and two processes building the same kernel at once both
-succeed. An entry whose object does not match its checksum, or fails to load, is rebuilt.
-Loaded libraries are also kept in memory, so building the same kernel again is a lookup.
+Every file is written to a temporary name in the same folder (`NAME.PID.RANDOM.tmp`) and
+renamed into place, so a reader never sees half a file and two processes building the
+same kernel at once both succeed; the temporaries of a writer that died (kill -9) are
+swept by the next build in that folder. An entry whose object does not match its
+checksum, whose ELF segments run past the end of the file (dlopen would map pages that do
+not exist: SIGBUS), or that fails to load, is rebuilt; what is loaded is the very file
+that was checked. Loaded libraries are also kept in memory, so building the same kernel
+again is a lookup.
 """
 
 import hashlib
 import os
+import shutil
+import struct
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +58,37 @@ def file_digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def temporary_beside(path):
+    """(descriptor, path) of a new temporary file in `path`'s folder, named after `path`
+    and this process so that `sweep_stale_temporaries` can tell when its writer is gone."""
+    return tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp")
+
+
+def _writer_gone(temporary):
+    """Whether the process that created `temporary` (its name carries the pid) has ended,
+    or the file is a day old (a pid reused since)."""
+    try:
+        pid = int(temporary.name.split(".")[-3])
+        if time.time() - temporary.stat().st_mtime > 24 * 3600:
+            return True
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, IndexError, OSError):
+        return False
+    return False
+
+
+def sweep_stale_temporaries(folder):
+    """Remove the temporaries in `folder` whose writers died before renaming them."""
+    for temporary in Path(folder).glob("*.tmp"):
+        if _writer_gone(temporary):
+            temporary.unlink(missing_ok=True)
+
+
 def write_atomically(path, data):
     """Write `data` (bytes) to `path` through a temporary file renamed into place."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    descriptor, temporary = temporary_beside(path)
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(data)
@@ -63,10 +98,34 @@ def write_atomically(path, data):
         raise
 
 
-def _open(path, signature):
+def _open(path, signature, loaded_from=None):
     ffi = cffi.FFI()
     ffi.cdef(signature)
-    return Library(path, ffi, ffi.dlopen(str(path)))
+    return Library(path, ffi, ffi.dlopen(str(loaded_from or path)))
+
+
+def _elf_complete(raw):
+    """Whether every segment of the 64-bit ELF image `raw` lies inside it."""
+    if len(raw) < 64 or raw[:4] != b"\x7fELF" or raw[4] != 2:
+        return False
+    program_headers, = struct.unpack_from("<Q", raw, 32)
+    entry_size, count = struct.unpack_from("<HH", raw, 54)
+    if program_headers + entry_size * count > len(raw):
+        return False
+    for n in range(count):
+        offset, = struct.unpack_from("<Q", raw, program_headers + n * entry_size + 8)
+        file_size, = struct.unpack_from("<Q", raw, program_headers + n * entry_size + 32)
+        if offset + file_size > len(raw):
+            return False
+    return True
+
+
+def _remove_damaged(path):
+    """Clear whatever stands at `path` where an entry's file belongs (a folder, a link)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.is_symlink():
+        path.unlink(missing_ok=True)
 
 
 class LibraryCache:
@@ -98,34 +157,51 @@ class LibraryCache:
 
     @staticmethod
     def _open_checked(path, signature):
-        """The library at `path` if it is complete and loads, else None (rebuild it)."""
+        """The library at `path` if it is complete and loads, else None (rebuild it). The
+        file is opened once: the bytes checked are the bytes dlopen maps."""
         checksum = path.with_name(path.name + ".sha256")
         try:
-            if checksum.read_text().strip() != file_digest(path):
+            expected = checksum.read_text().strip()
+            descriptor = os.open(path, os.O_RDONLY)
+        except (OSError, UnicodeDecodeError):
+            return None
+        try:
+            with os.fdopen(os.dup(descriptor), "rb") as file:
+                raw = file.read()
+            if hashlib.sha256(raw).hexdigest() != expected or not _elf_complete(raw):
                 return None
-            return _open(path, signature)
+            return _open(path, signature, loaded_from=f"/proc/self/fd/{descriptor}")
         except OSError:
             return None
+        finally:
+            os.close(descriptor)
 
     @staticmethod
     def _build(source, path, toolchain):
         source_path = path.with_suffix(".c")
+        checksum = path.with_name(path.name + ".sha256")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            sweep_stale_temporaries(path.parent)
+            for entry_file in (source_path, path, checksum):
+                _remove_damaged(entry_file)
             write_atomically(source_path, source.encode())
+            descriptor, temporary = temporary_beside(path)
+            os.close(descriptor)
         except OSError as error:
-            raise QuiltError(f"cannot write the build cache at {path.parent}: {error}; set "
-                             "QUILTC_CACHE_DIR to a writable folder") from None
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(descriptor)
+            raise QuiltError(f"cannot write the build cache at {path.parent}: {error}; free "
+                             "space there or set QUILTC_CACHE_DIR to a writable folder") from None
         temporary = Path(temporary)
         try:
             toolchain.compile(source_path, temporary)
             digest = file_digest(temporary)
             os.replace(temporary, path)
+            write_atomically(checksum, digest.encode())
+        except OSError as error:
+            raise QuiltError(f"cannot write the build cache at {path.parent}: {error}; free "
+                             "space there or set QUILTC_CACHE_DIR to a writable folder") from None
         finally:
             temporary.unlink(missing_ok=True)
-        write_atomically(path.with_name(path.name + ".sha256"), digest.encode())
 
 
 DEFAULT_CACHE = LibraryCache()

@@ -15,6 +15,7 @@ from ..ir.arrays import RaggedArray
 from ..ir.dtypes import storage_type
 from ..ir.errors import ShapeError
 from ..ir.shapes import bind_shape_vars, gather_ragged, storage_shape
+from .forks import before_kernel_call
 
 
 class CompiledKernel:
@@ -52,6 +53,7 @@ class CompiledKernel:
                     "out of out= to have it allocated"
                 )
         arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+        self._separate_overlaps(arrays, out)
         for name in self.outputs:
             if name not in arrays:
                 buffer = self.kernel.param(name)
@@ -69,9 +71,24 @@ class CompiledKernel:
         sizes = [binding[v.symbol] for v in self.kernel.shape_vars]
         tables = [ffi.cast("int32_t *", lengths[d.name].ctypes.data)
                   for d in self.kernel.ragged_dims]
+        before_kernel_call(self.library_path)
         self._function(*pointers, *sizes, *tables)
         results = {name: self._result(name, arrays[name], lengths, out) for name in self.outputs}
         return results[self.outputs[0]] if len(self.outputs) == 1 else results
+
+    def _separate_overlaps(self, arrays, out):
+        """An input that shares memory with an `out=` array is read from a copy, as numpy's
+        ufuncs do: the kernel writes outputs while it still reads its inputs. Two outputs
+        in one memory cannot both be right, so that is refused."""
+        written = list(out)
+        for position, name in enumerate(written):
+            for other in written[position + 1:]:
+                if np.may_share_memory(arrays[name], arrays[other]):
+                    raise ShapeError(f"out[{name!r}] and out[{other!r}] share memory; pass "
+                                     "separate arrays for separate outputs")
+            for other in self.inputs:
+                if np.may_share_memory(arrays[name], arrays[other]):
+                    arrays[other] = arrays[other].copy()
 
     def _result(self, name, values, lengths, out):
         buffer = self.kernel.param(name)

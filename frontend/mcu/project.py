@@ -14,14 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..nn.bitserial import check_act_bits
 from ..ir.errors import QuiltError, ShapeError
-from .model import model_sources
+from ..nn.bitserial import check_act_bits
 from ..runtime_c import mcu_toolchain
 from ..runtime_c.mcu_boards import BOARDS, check_fits, find_board
 from ..runtime_c.unicorn_run import call_function
+from .model import model_sources
 
 DEFAULT_BOARD = "mps2-an386"
+PROJECT_MARKER = ".quiltc-project"
 _C_SIZES = {"int8_t": 1, "uint8_t": 1, "q7_t": 1, "int16_t": 2, "uint16_t": 2, "q15_t": 2,
             "int32_t": 4, "uint32_t": 4, "q31_t": 4}
 _ARRAY = re.compile(r"^(?:static\s+)?(const\s+)?(\w+)\s+\w+((?:\[\s*\d+\s*\])+)"
@@ -91,12 +92,33 @@ table and reset handler), semihost.c (output through semihosting), board.ld (mem
 """
 
 
-def emit_project(model, path, board=DEFAULT_BOARD, act_bits=8, test_inputs=None):
+def check_project_folder(path, overwrite):
+    """Refuse to write into a folder that holds files quiltc did not put there: emitting
+    must never overwrite a user's Makefile or main.c."""
+    if path.exists() and not path.is_dir():
+        raise QuiltError(f"{path} is a file, not a folder; pass the path of a new or empty "
+                         "folder to emit the project into")
+    if overwrite or not path.is_dir() or (path / PROJECT_MARKER).is_file():
+        return
+    present = sorted(child.name for child in path.iterdir())
+    if present:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise QuiltError(f"folder {path} already holds files quiltc did not write ({shown}); "
+                         "emit into a new or empty folder, or pass overwrite=True to replace "
+                         "the project's own files there (other files are left as they are)")
+
+
+def emit_project(model, path, board=DEFAULT_BOARD, act_bits=8, test_inputs=None,
+                 overwrite=False):
     """Write a Cortex-M project for the quantized `model` (e.g. from weightpool.compress)
     into the folder `path`: model sources, board start-up and linker script, a Makefile,
     and a main running `test_inputs` (float images, quantized here, or int8 rows).
-    Raises QuiltError for an unknown board, act_bits outside 1..8, or a model whose tables
-    do not fit the board. Returns the folder's path."""
+    A folder that already holds files is refused unless quiltc wrote it (its
+    `.quiltc-project` marker) or `overwrite=True`; files that are not the project's are
+    never touched. Raises QuiltError for an unknown board, act_bits outside 1..8, or a
+    model whose tables do not fit the board. Returns the folder's path."""
+    path = pathlib.Path(path)
+    check_project_folder(path, overwrite)
     spec = find_board(board) if isinstance(board, str) else None
     if spec is None:
         raise QuiltError(f"board must be a board name such as {DEFAULT_BOARD!r}, one of "
@@ -115,8 +137,10 @@ def emit_project(model, path, board=DEFAULT_BOARD, act_bits=8, test_inputs=None)
     check_fits(spec, flash_bytes, ram_bytes,
                what=f"the model at act_bits={act_bits} with {len(inputs)} test inputs")
     files = {**mcu_toolchain.board_files(spec.machine), **sources, **inputs_files,
-             "README.txt": readme(spec, act_bits, len(inputs), flash_bytes, ram_bytes)}
-    return mcu_toolchain.write_files(pathlib.Path(path), files)
+             "README.txt": readme(spec, act_bits, len(inputs), flash_bytes, ram_bytes),
+             PROJECT_MARKER: "written by quiltc.mcu.emit_project; emitting again replaces "
+                             "the project's own files here\n"}
+    return mcu_toolchain.write_files(path, files)
 
 
 @dataclass(frozen=True)

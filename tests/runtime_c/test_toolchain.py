@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 import quiltc as qc
-from helpers import require_cc
 from quiltc.codegen import c_signature, render_c
 from quiltc.ir.errors import BuildError, QuiltError, ToolchainMissing
 from quiltc.runtime_c.cache import LibraryCache
@@ -16,6 +15,8 @@ from quiltc.runtime_c.toolchain import (
     first_error_lines,
     sanitizer_runtime_loaded,
 )
+
+from support.helpers import require_cc
 
 
 def _kernel():
@@ -84,5 +85,6 @@ def test_an_unwritable_cache_folder_is_named_with_the_fix(tmp_path, monkeypatch)
     blocker.write_text("not a folder")
     monkeypatch.setenv("QUILTC_CACHE_DIR", str(blocker / "cache"))
     with pytest.raises(QuiltError, match=r"cannot write the build cache at .*a_file/cache/.*; "
-                                         r"set QUILTC_CACHE_DIR to a writable folder"):
+                                         r"free space there or set QUILTC_CACHE_DIR to a "
+                                         r"writable folder"):
         qc.build(_kernel(), name="uncached")

@@ -1,0 +1,126 @@
+"""The build cache survives what goes wrong around it: a builder killed mid-build, a
+folder where an entry's file belongs, an object truncated under a checksum rewritten to
+match, a full disk. Each leaves a cache that rebuilds, loads and computes correctly, with
+no stale temporaries after the next build."""
+
+import errno
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import quiltc as qc
+from quiltc.codegen import c_signature, render_c
+from quiltc.runtime_c import cache
+from quiltc.runtime_c.cache import LibraryCache, cache_key
+from quiltc.runtime_c.toolchain import find_toolchain
+
+from support.helpers import require_cc
+
+
+@pytest.fixture(autouse=True)
+def _compiler():
+    require_cc()
+
+
+def _kernel():
+    x = qc.placeholder((5,), "float32", "x")
+    return qc.lower(qc.compute((5,), lambda i: x[i] * np.float32(2.0), "y"), name="faulted")
+
+
+def _entry(directory):
+    kernel = _kernel()
+    key = cache_key(render_c(kernel), find_toolchain())
+    return kernel, Path(directory) / key[:2] / f"{key}.so"
+
+
+def _load_and_run(directory):
+    kernel = _kernel()
+    library = LibraryCache(directory).load(render_c(kernel), c_signature(kernel),
+                                           find_toolchain())
+    values = np.arange(5, dtype=np.float32)
+    out = np.empty(5, np.float32)
+    library.handle.faulted(library.ffi.cast("float *", values.ctypes.data),
+                           library.ffi.cast("float *", out.ctypes.data))
+    np.testing.assert_array_equal(out, values * 2)
+    return library
+
+
+BUILD = textwrap.dedent("""
+    import numpy as np, quiltc as qc
+    x = qc.placeholder((5,), "float32", "x")
+    qc.build(qc.lower(qc.compute((5,), lambda i: x[i] * np.float32(2.0), "y"), name="faulted"))
+""")
+
+
+def test_a_builder_killed_mid_build_leaves_nothing_after_the_next_build(tmp_path):
+    compiler = tmp_path / "slow-cc"
+    # The same compiler, slowed down: its --version (and so the cache key) is cc's.
+    compiler.write_text('#!/bin/sh\ncase "$1" in --version) exec cc --version;; esac\n'
+                        'sleep 60\nexec cc "$@"\n')
+    compiler.chmod(0o755)
+    directory = tmp_path / "cache"
+    builder = subprocess.Popen([sys.executable, "-c", BUILD], env=dict(
+        os.environ, CC=str(compiler), QUILTC_CACHE_DIR=str(directory)))
+    deadline = time.time() + 60
+    while not list(directory.rglob("*.so.*.tmp")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert list(directory.rglob("*.so.*.tmp")), "the builder never started compiling"
+    builder.send_signal(signal.SIGKILL)
+    builder.wait(timeout=30)
+    assert list(directory.rglob("*.tmp")), "the killed build left no temporary to sweep"
+    _load_and_run(directory)
+    assert not list(directory.rglob("*.tmp"))
+
+
+def test_a_temporary_whose_writer_still_runs_is_kept(tmp_path):
+    _, path = _entry(tmp_path)
+    path.parent.mkdir(parents=True)
+    alive = path.parent / f"{path.name}.{os.getpid()}.abc.tmp"
+    alive.write_bytes(b"half an object")
+    _load_and_run(tmp_path)
+    assert alive.exists()
+
+
+def test_a_folder_where_the_object_belongs_is_replaced(tmp_path):
+    _, path = _entry(tmp_path)
+    (path / "inside").mkdir(parents=True)
+    library = _load_and_run(tmp_path)
+    assert library.path == path and path.is_file()
+
+
+def test_a_truncated_object_under_a_matching_checksum_is_rebuilt_not_mapped(tmp_path):
+    _, path = _entry(tmp_path)
+    _load_and_run(tmp_path)
+    whole = path.read_bytes()
+    truncated = whole[: len(whole) * 3 // 4]
+    fresh = path.with_name("truncated.bytes")
+    fresh.write_bytes(truncated)
+    os.replace(fresh, path)  # a new file: the mapped object stays intact
+    path.with_name(path.name + ".sha256").write_text(hashlib.sha256(truncated).hexdigest())
+    _load_and_run(tmp_path)
+    assert path.read_bytes() != truncated
+
+
+def test_a_full_disk_while_writing_the_checksum_is_a_quilt_error(tmp_path, monkeypatch):
+    real_write = cache.write_atomically
+
+    def disk_full_for_checksums(path, data):
+        if path.name.endswith(".sha256"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, data)
+
+    monkeypatch.setattr(cache, "write_atomically", disk_full_for_checksums)
+    with pytest.raises(qc.QuiltError, match=r"cannot write the build cache at .*No space left "
+                       r"on device; free space there or set QUILTC_CACHE_DIR"):
+        _load_and_run(tmp_path)
+    monkeypatch.undo()
+    _load_and_run(tmp_path)
+    assert not list(tmp_path.rglob("*.tmp"))
