@@ -91,7 +91,8 @@ class TorchPeers:
         attended = self.attention(q, k, v, mask)
         projected = f.linear(attended, w["self_attn.out_proj.weight"], w["self_attn.out_proj.bias"])
         first = f.layer_norm(projected + x, (HIDDEN,), w["norm1.weight"], w["norm1.bias"])
-        expanded = f.gelu(f.linear(first, w["linear1.weight"], w["linear1.bias"]), approximate="tanh")
+        expanded = f.gelu(f.linear(first, w["linear1.weight"], w["linear1.bias"]),
+                          approximate="tanh")
         contracted = f.linear(expanded, w["linear2.weight"], w["linear2.bias"])
         return f.layer_norm(contracted + first, (HIDDEN,), w["norm2.weight"], w["norm2.bias"])
 
@@ -107,7 +108,8 @@ class TorchPeers:
         nested = ragged.to_torch_nested()
         if op == "mha":
             parts = [torch.nested.nested_tensor_from_jagged(
-                torch.from_numpy(np.ascontiguousarray(ragged.values[:, k * HIDDEN:(k + 1) * HIDDEN])),
+                torch.from_numpy(np.ascontiguousarray(
+                    ragged.values[:, k * HIDDEN:(k + 1) * HIDDEN])),
                 torch.from_numpy(ragged.offsets.astype(np.int64))) for k in range(3)]
             return {
                 "padded": lambda: self.attention(*padded.chunk(3, dim=-1), mask),
@@ -161,10 +163,10 @@ def run(batches, datasets, peak):
         for dataset in datasets:
             lengths, longest = batch_lengths(dataset, batch)
             layer = encoder.EncoderLayer(weights, HEADS, longest)
-            tokens = qc.RaggedArray(rng.standard_normal((int(lengths.sum()), HIDDEN)).astype(np.float32),
-                                    lengths)
-            qkv = qc.RaggedArray(rng.standard_normal((int(lengths.sum()), 3 * HIDDEN)).astype(np.float32),
-                                 lengths)
+            tokens = qc.RaggedArray(
+                rng.standard_normal((int(lengths.sum()), HIDDEN)).astype(np.float32), lengths)
+            qkv = qc.RaggedArray(
+                rng.standard_normal((int(lengths.sum()), 3 * HIDDEN)).astype(np.float32), lengths)
             check_against_peers(peers, layer, tokens)
             inputs = {"mha": qkv, "encoder": tokens}
             quiltc_runs = {"mha": lambda: attention.attention(qkv, HEADS, HEAD_SIZE, longest),
@@ -177,7 +179,8 @@ def run(batches, datasets, peak):
                     except RuntimeError as error:
                         print(f"  {peer} failed on {dataset}: {str(error).splitlines()[0]}")
                         row[f"{peer}_ms"] = None
-                row = {key: None if value is None else round(value, 3) for key, value in row.items()}
+                row = {key: None if value is None else round(value, 3)
+                       for key, value in row.items()}
                 results.setdefault(str(batch), {}).setdefault(op, {})[dataset] = row
                 share = useful_flops(lengths, op) / (row["quiltc_ms"] / 1e3) / 1e9 / peak
                 shares.setdefault(str(batch), {}).setdefault(op, {})[dataset] = round(share, 3)
@@ -211,7 +214,8 @@ def print_table(results, shares, summary):
             for dataset, row in per_dataset.items():
                 cells = [f"{row[f'{p}_ms']:9.1f}" if row[f"{p}_ms"] is not None else f"{'-':>9}"
                          for p in ("quiltc",) + PEERS]
-                ratios = [f"{row[f'{p}_ms'] / row['quiltc_ms']:9.2f}" if row[f"{p}_ms"] else f"{'-':>9}"
+                ratios = [f"{row[f'{p}_ms'] / row['quiltc_ms']:9.2f}"
+                          if row[f"{p}_ms"] else f"{'-':>9}"
                           for p in PEERS]
                 print(f"{dataset:>9} {' '.join(cells)} {' '.join(ratios)} "
                       f"{shares[batch][op][dataset]:10.1%}")

@@ -13,11 +13,10 @@ import sympy
 
 from ..ir import dtypes
 from ..ir import nodes as ir
-from ..ir.dtypes import identity
+from ..ir.dtypes import identity, storage_type
 from ..ir.errors import QuiltError
 from ..ir.index import print_index
 from . import helpers, prelude
-from ..ir.dtypes import storage_type
 from .names import CIndexSpelling, c_identifiers, strip_parentheses
 
 _LINE_WIDTH = 100

@@ -24,13 +24,13 @@ runs on a GPU; compiled by g++ with runtime_c/cuda_emu.h it runs on the CPU.
 import sympy
 
 from ..ir import nodes as ir
+from ..ir.dtypes import storage_type
 from ..ir.errors import QuiltError
 from ..ir.index import bounds
 from ..ir.verify_gpu import launch_nests
 from ..ir.walk import children
 from . import helpers, prelude
 from .base import CLikeRenderer
-from ..ir.dtypes import storage_type
 from .names import strip_parentheses
 
 AXES = "xyz"

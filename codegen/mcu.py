@@ -28,13 +28,13 @@ from dataclasses import dataclass
 import sympy
 
 from ..ir import nodes as ir
+from ..ir.dtypes import storage_type
 from ..ir.errors import QuiltError
 from ..ir.index import print_index
 from ..ir.layout import Dense
 from ..ir.walk import children, exprs_of, find_all, rewrite, substitute
 from . import helpers
 from .base import CLikeRenderer, render_unit
-from ..ir.dtypes import storage_type
 from .names import strip_parentheses
 
 PREAMBLE = "\n".join(["#include <stdint.h>", "#if defined(__ARM_FEATURE_DSP)",

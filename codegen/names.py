@@ -26,7 +26,7 @@ def strip_parentheses(text):
     if not (text.startswith("(") and text.endswith(")")):
         return text
     depth = 0
-    for position, character in enumerate(text[:-1]):
+    for _position, character in enumerate(text[:-1]):
         depth += {"(": 1, ")": -1}.get(character, 0)
         if depth == 0:
             return text

@@ -3,6 +3,7 @@
     python examples/matmul_schedule.py
 """
 import numpy as np
+
 import quiltc as qc
 
 M, N, K = qc.var("M", 1, 4096), qc.var("N", 1, 4096), qc.var("K", 1, 4096)
@@ -19,7 +20,10 @@ sch.reorder(j_o, i_o, k, i_i, j_i)
 acc = sch.cache_write(C, "local", at=i_o)   # an 8 x 32 accumulator block
 sch.decompose(acc, k)
 lanes_o, lanes = sch.split(j_i, 16)
-sch.unroll(i_i); sch.unroll(lanes_o); sch.vectorize(lanes); sch.parallel(j_o)
+sch.unroll(i_i)
+sch.unroll(lanes_o)
+sch.vectorize(lanes)
+sch.parallel(j_o)
 print(sch)            # the scheduled IR as pseudo-code
 print(sch.trace)      # the schedule as replayable Python
 

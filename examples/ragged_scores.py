@@ -5,7 +5,9 @@ ragged row max; the batch is one flat buffer plus lengths.
 """
 
 import numpy as np
+
 import quiltc as qc
+
 B = qc.var("B", 1, 256)
 L = qc.ragged_dim("L", B, 512)                 # row b holds lengths[b] <= 512 tokens
 X = qc.placeholder((B, L, 64), "float32", "X")

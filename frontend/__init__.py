@@ -11,7 +11,10 @@ toolchain drivers in `quiltc.runtime_c`.
 
 import sys
 
+from . import mcu, nn, ops, recipes
+from .driver import Schedule, build
 from .ir import dtypes
+from .ir.arrays import RaggedArray
 from .ir.dtypes import float32, float64, int8, int16, int32, uint8
 from .ir.errors import (
     BuildError,
@@ -30,6 +33,7 @@ from .lang import (
     erf,
     exp,
     log,
+    lower,
     max,
     maximum,
     min,
@@ -37,16 +41,14 @@ from .lang import (
     placeholder,
     ragged_dim,
     reduce_axis,
+    requantize,
+    smlad,
     sqrt,
     sum,
     tanh,
     var,
     where,
 )
-from .lang import lower, requantize, smlad
-from .driver import Schedule, build
-from .ir.arrays import RaggedArray
-from . import mcu, nn, ops, recipes
 from .nn import bitserial, digits, qmodel, quantize, weightpool
 from .ops import attention, encoder
 from .recipes import cuda as recipes_cuda
@@ -63,7 +65,8 @@ __all__ = [
     "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
     "ToolchainMissing", "VerifyError", "RaggedArray", "Schedule", "Tensor", "abs", "build", "cast",
     "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
-    "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis", "sqrt", "sum",
+    "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis",
+    "sqrt", "sum",
     "tanh", "uint8", "var", "where", "requantize", "smlad", "nn", "quantize", "qmodel",
     "bitserial", "weightpool", "digits", "mcu", "ops", "attention", "encoder", "recipes",
     "recipes_cuda",

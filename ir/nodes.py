@@ -14,15 +14,15 @@ import sympy
 from .base import (  # noqa: F401 (re-exported: the grammar reads as one module)
     BINARY_OPS,
     BITWISE_OPS,
-    Buffer,
     CALLS,
     COMBINERS,
     COMPARISONS,
     GPU_AXES,
     INTEGER_CALLS,
     LOOP_KINDS,
-    Node,
     SCOPES,
+    Buffer,
+    Node,
 )
 from .index import TABLE_ARGUMENT, as_expr
 from .values import (  # noqa: F401

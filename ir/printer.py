@@ -128,10 +128,12 @@ def render(node, mark=None):
     if isinstance(node, ir.ShapeVar):
         return f"{node.symbol} in [{node.lo}, {node.hi}]"
     if isinstance(node, ir.RaggedDim):
-        return f"{node.name}: ragged, {node.lengths_table}[b] in [0, {node.max}] for b < {show(node.batch)}"
+        return (f"{node.name}: ragged, {node.lengths_table}[b] in [0, {node.max}] "
+                f"for b < {show(node.batch)}")
     if isinstance(node, ir.PrefixSum):
         power = "" if node.power == 1 else f" ** {node.power}"
-        length = f"{node.lengths}[r]" if node.pad == 1 else f"round_up({node.lengths}[r], {node.pad})"
+        length = (f"{node.lengths}[r]" if node.pad == 1
+                  else f"round_up({node.lengths}[r], {node.pad})")
         return (f"{node.table}[b] = sum({length}{power} for r < b), "
                 f"b <= {show(node.count)}")
     if isinstance(node, ir.RowOrder):

@@ -12,6 +12,7 @@ from . import dtypes
 from .base import BITWISE_OPS, COMPARISONS, Buffer, Node
 from .errors import LanguageError
 
+
 class Value(Node):
     """A scalar computed per element. Arithmetic operators build Bin nodes."""
 

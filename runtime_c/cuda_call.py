@@ -49,7 +49,7 @@ def emulation_toolchain():
     return EmulationToolchain(command, EMULATION_FLAGS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gpu_unavailable_reason():
     """Why this process cannot run a kernel on a GPU ("" when it can): no CUDA driver
     library, a driver that fails to start, or no device."""

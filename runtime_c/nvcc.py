@@ -92,7 +92,7 @@ def _compile(nvcc, source_path, folder):
                                                stderr=subprocess.PIPE, text=True)
         except FileNotFoundError:
             raise ToolchainMissing(nvcc[0], INSTALL_HINT) from None
-    for arch, process in processes.items():
+    for _arch, process in processes.items():
         output, errors = process.communicate()
         if process.returncode != 0:
             raise BuildError(" ".join(nvcc), first_error_lines(errors or output), str(source_path))

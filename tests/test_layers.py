@@ -11,10 +11,10 @@ package folder.
 """
 
 import ast
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_ROOTS = {"frontend": "quiltc", "ir": "quiltc.ir", "schedule": "quiltc.schedule",
@@ -89,7 +89,8 @@ def test_imports_point_down(path, module):
     upward = sorted({target for target in _imported(path, module)
                      if _layer(target) != layer and _layer(target) not in allowed})
     assert not upward, (f"{module} (layer {layer}) imports {', '.join(upward)}; "
-                        f"{layer} may import only {', '.join(sorted(allowed)) or 'nothing of quiltc'}")
+                        f"{layer} may import only "
+                        f"{', '.join(sorted(allowed)) or 'nothing of quiltc'}")
 
 
 def test_every_layer_is_in_the_table():

@@ -9,10 +9,10 @@ import tempfile
 
 import numpy as np
 
+from ..ir.errors import ToolchainMissing
 from ..mcu import project as mcu
 from ..nn import weightpool
 from ..nn.digits import load_digits, trained_digits_model
-from ..ir.errors import ToolchainMissing
 from ..nn.qmodel import quantize
 from ..runtime_c import mcu_toolchain
 from ..runtime_c.mcu_boards import find_board

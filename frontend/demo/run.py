@@ -11,14 +11,14 @@ import textwrap
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-import numpy as np  # noqa: E402 (after the OpenMP settings above)
+import numpy as np
 
-from ..driver.build import build  # noqa: E402
-from ..ops import encoder  # noqa: E402
-from .mcu import demo_mcu  # noqa: E402
-from ..ir.arrays import RaggedArray  # noqa: E402
-from ..recipes.cpu import matmul_program, schedule_matmul, schedule_softmax, softmax_program  # noqa: E402
-from ..driver.timing import measure  # noqa: E402
+from ..driver.build import build
+from ..driver.timing import measure
+from ..ir.arrays import RaggedArray
+from ..ops import encoder
+from ..recipes.cpu import matmul_program, schedule_matmul, schedule_softmax, softmax_program
+from .mcu import demo_mcu
 
 
 def _banner(title):
@@ -98,7 +98,8 @@ def _torch_padded_layer(torch, weights, ragged, heads):
         activation=lambda t: torch.nn.functional.gelu(t, approximate="tanh")).eval()
     layer.load_state_dict({name: torch.from_numpy(value) for name, value in weights.items()})
     padded = torch.from_numpy(ragged.to_padded())
-    mask = torch.arange(padded.shape[1])[None, :] >= torch.tensor(ragged.lengths, dtype=torch.long)[:, None]
+    mask = (torch.arange(padded.shape[1])[None, :]
+            >= torch.tensor(ragged.lengths, dtype=torch.long)[:, None])
 
     def run():
         with torch.no_grad():
@@ -137,7 +138,8 @@ def demo_ragged_encoder(dataset="mrpc", batch=32, hidden=512, heads=8, ffn=2048)
         expected = [padded[b, :n] for b, n in enumerate(lengths)]
         peer_s = measure(run, warmup=1, repeats=3)
         peer = "PyTorch padded"
-    error = max(float(np.max(np.abs(got - want))) for got, want in zip(result, expected) if len(got))
+    error = max(float(np.max(np.abs(got - want)))
+                for got, want in zip(result, expected) if len(got))
     print(f"\nmax |quiltc - {peer}| = {error:.2e}  ({'agrees' if error < 1e-3 else 'DISAGREES'})")
     print(f"quiltc (ragged)     {quiltc_s * 1e3:8.1f} ms")
     print(f"{peer:<19} {peer_s * 1e3:8.1f} ms")

@@ -10,8 +10,8 @@ from ..ir import nodes as ir
 from ..ir.dtypes import identity
 from ..ir.errors import LanguageError
 from ..ir.index import bounds, symbol
-from ..ir.walk import substitute
 from ..ir.layout import Ragged
+from ..ir.walk import substitute
 from .tensor import ReduceExpr, loop_extents
 
 
@@ -96,7 +96,8 @@ def _lower_stage(tensor, names, size_ranges):
         init_renaming = {v: names.fresh(f"{v.name}_init") for v in loop_vars}
         init = substitute(init, init_renaming)
         for loop_var, extent in reversed(list(zip(loop_vars, extents))):
-            init = ir.For(init_renaming[loop_var], sympy.sympify(extent).xreplace(init_renaming), init)
+            init = ir.For(init_renaming[loop_var],
+                          sympy.sympify(extent).xreplace(init_renaming), init)
         stmt = ir.seq(init, stmt)
     return stmt
 
@@ -133,7 +134,8 @@ def lower(outputs, name="kernel"):
     for tensor in order:
         for size, rng in tensor.size_ranges.items():
             if size_ranges.setdefault(size, rng) != rng:
-                raise LanguageError(f"size {size} is declared with ranges {size_ranges[size]} and {rng}")
+                raise LanguageError(f"size {size} is declared with ranges "
+                                    f"{size_ranges[size]} and {rng}")
     names = _Names(str(size) for size in size_ranges)
     stages = [_lower_stage(t, names, size_ranges) for t in order if not t.is_placeholder]
     body = ir.seq(*stages)

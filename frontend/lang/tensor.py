@@ -62,7 +62,8 @@ def _as_size(extent):
     try:
         return as_expr(extent)
     except TypeError:
-        raise LanguageError(f"a size must be an int or a qc.var expression, not {extent!r}")
+        raise LanguageError(
+            f"a size must be an int or a qc.var expression, not {extent!r}") from None
 
 
 def _ranges_of(shape):

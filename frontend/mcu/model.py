@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..recipes import mcu as kernels
-from ..nn import quantize as q
-from ..nn.bitserial import bitserial_conv2d_int, build_lut
 from ..driver.build import load_library, render
 from ..ir.errors import QuiltError
+from ..nn import quantize as q
+from ..nn.bitserial import bitserial_conv2d_int, build_lut
 from ..nn.qmodel import QuantModel
+from ..recipes import mcu as kernels
 
 RUN_SIGNATURE = "int quiltc_model_run(const int8_t *in, int8_t *out);"
 CONV_KINDS = ("int8_plain", "int8_smlad", "bitserial")

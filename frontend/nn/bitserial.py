@@ -13,8 +13,8 @@ pool vector w with the bits of p. That sum is the plain integer convolution with
 
 import numpy as np
 
-from .im2col import windows
 from ..ir.errors import QuiltError, ShapeError
+from .im2col import windows
 from .quantize import requantize_to_range
 
 VECTOR_LEN = 8

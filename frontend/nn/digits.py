@@ -11,8 +11,8 @@ import zipfile
 import numpy as np
 
 from ..ir.errors import QuiltError
-from .layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sequential
 from ..runtime_c.cache import cache_directory
+from .layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sequential
 
 TEST_FRACTION = 0.25
 TRAINING = {"epochs": 8, "lr": 2e-3, "lr_end": 5e-5, "batch_size": 32, "seed": 0}

@@ -18,8 +18,8 @@ flattens NHWC, so the first Dense after convs expects (h, w, c) order.
 
 import numpy as np
 
-from .im2col import col2im, im2col, output_size, windows
 from ..ir.errors import ShapeError
+from .im2col import col2im, im2col, output_size, windows
 
 
 class Layer:
@@ -84,7 +84,8 @@ class Conv2d(Layer):
         rows = self.columns.reshape(-1, self.columns.shape[-1])
         flat_grad = grad.reshape(-1, self.cout)
         self.grads = [(rows.T @ flat_grad).reshape(self.weight.shape), flat_grad.sum(axis=0)]
-        columns_grad = (flat_grad @ self.weight.reshape(-1, self.cout).T).reshape(self.columns.shape)
+        weight_rows = self.weight.reshape(-1, self.cout)
+        columns_grad = (flat_grad @ weight_rows.T).reshape(self.columns.shape)
         k = self.kernel
         return col2im(columns_grad, self.input_shape, k, k, self.stride, self.padding)
 

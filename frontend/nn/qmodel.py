@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ir.errors import QuiltError
 from . import layers as nn
 from . import quantize as q
 from .bitserial import VECTOR_LEN, bitserial_conv2d_int, build_lut, check_act_bits
-from ..ir.errors import QuiltError
 
 INT8_RANGE = (-128, 127)
 
@@ -227,7 +227,8 @@ def quantize(model, calib, act_bits=8, pooled=None):
             top = levels if relu else q.INT8_MAX
             out_scale = _activation_peak(out, relu, top) / top
             out_min, out_max = (0, levels) if relu else INT8_RANGE
-            fields = _parameter_fields(layer, position, pooled, in_scale, out_scale, dtype, act_bits)
+            fields = _parameter_fields(layer, position, pooled, in_scale, out_scale, dtype,
+                                       act_bits)
             built = QuantLayer(**common, **fields, out_dtype=q.range_dtype(out_min, out_max),
                                out_scale=out_scale, out_min=out_min, out_max=out_max, relu=relu)
         else:

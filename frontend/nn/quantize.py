@@ -17,8 +17,8 @@ holds every sum these layers produce.
 
 import numpy as np
 
-from .im2col import im2col, windows
 from ..ir.errors import QuiltError, ShapeError
+from .im2col import im2col, windows
 
 Q31_ONE = 1 << 31
 INT8_MAX = 127

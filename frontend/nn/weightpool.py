@@ -19,9 +19,9 @@ import copy
 
 import numpy as np
 
+from ..ir.errors import QuiltError
 from . import layers as nn
 from .bitserial import VECTOR_LEN, build_lut, check_act_bits
-from ..ir.errors import QuiltError
 from .qmodel import quantize
 
 DISTANCES = ("cosine", "euclidean")

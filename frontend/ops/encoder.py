@@ -17,9 +17,9 @@ at once. Weights come as a PyTorch state_dict (tensors or numpy arrays, same nam
 
 import numpy as np
 
+from ..ir.arrays import RaggedArray
 from . import attention
 from . import ragged as ops
-from ..ir.arrays import RaggedArray
 
 WEIGHT_NAMES = (
     "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",

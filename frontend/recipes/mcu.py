@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
+from ..driver.schedule import Schedule
+from ..ir.errors import QuiltError
 from ..lang import tensor as qc
 from ..nn.im2col import output_size
-from ..ir.errors import QuiltError
-from ..driver.schedule import Schedule
 
 VECTOR_LEN = 8
 # Output channels a bit-serial step writes out one after another (measured on Cortex-M3
