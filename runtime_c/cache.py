@@ -12,9 +12,8 @@ renamed into place, so a reader never sees half a file and two processes buildin
 same kernel at once both succeed; the temporaries of a writer that died (kill -9) are
 swept by the next build in that folder. An entry whose object does not match its
 checksum, whose ELF segments run past the end of the file (dlopen would map pages that do
-not exist: SIGBUS), or that fails to load, is rebuilt; what is loaded is the very file
-that was checked. Loaded libraries are also kept in memory, so building the same kernel
-again is a lookup.
+not exist: SIGBUS), or that fails to load, is rebuilt. Loaded libraries are also kept in
+memory, so building the same kernel again is a lookup.
 """
 
 import hashlib
@@ -98,10 +97,10 @@ def write_atomically(path, data):
         raise
 
 
-def _open(path, signature, loaded_from=None):
+def _open(path, signature):
     ffi = cffi.FFI()
     ffi.cdef(signature)
-    return Library(path, ffi, ffi.dlopen(str(loaded_from or path)))
+    return Library(path, ffi, ffi.dlopen(str(path)))
 
 
 def _elf_complete(raw):
@@ -157,24 +156,18 @@ class LibraryCache:
 
     @staticmethod
     def _open_checked(path, signature):
-        """The library at `path` if it is complete and loads, else None (rebuild it). The
-        file is opened once: the bytes checked are the bytes dlopen maps."""
+        """The library at `path` if it is complete and loads, else None (rebuild it)."""
         checksum = path.with_name(path.name + ".sha256")
         try:
-            expected = checksum.read_text().strip()
-            descriptor = os.open(path, os.O_RDONLY)
+            raw = path.read_bytes()
+            if (checksum.read_text().strip() != hashlib.sha256(raw).hexdigest()
+                    or not _elf_complete(raw)):
+                return None
+            # Opened by its own path: dlopen tells loaded objects apart by name, so a
+            # shared name (such as /proc/self/fd/3) would hand back another library.
+            return _open(path, signature)
         except (OSError, UnicodeDecodeError):
             return None
-        try:
-            with os.fdopen(os.dup(descriptor), "rb") as file:
-                raw = file.read()
-            if hashlib.sha256(raw).hexdigest() != expected or not _elf_complete(raw):
-                return None
-            return _open(path, signature, loaded_from=f"/proc/self/fd/{descriptor}")
-        except OSError:
-            return None
-        finally:
-            os.close(descriptor)
 
     @staticmethod
     def _build(source, path, toolchain):

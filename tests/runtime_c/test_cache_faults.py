@@ -124,3 +124,24 @@ def test_a_full_disk_while_writing_the_checksum_is_a_quilt_error(tmp_path, monke
     monkeypatch.undo()
     _load_and_run(tmp_path)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+TWO_KERNELS = textwrap.dedent("""
+    import numpy as np, quiltc as qc
+    x = qc.placeholder((4,), "float32", "x")
+    doubled = qc.build(qc.lower(qc.compute((4,), lambda i: x[i] * np.float32(2.0), "y"),
+                                name="doubled"))
+    tripled = qc.build(qc.lower(qc.compute((4,), lambda i: x[i] * np.float32(3.0), "y"),
+                                name="tripled"))
+    values = np.arange(4, dtype=np.float32)
+    assert np.array_equal(doubled(x=values), values * 2)
+    assert np.array_equal(tripled(x=values), values * 3)
+""")
+
+
+def test_several_kernels_load_from_disk_in_a_fresh_process(tmp_path):
+    environment = dict(os.environ, QUILTC_CACHE_DIR=str(tmp_path))
+    for run in ("builds them", "loads both from disk"):
+        result = subprocess.run([sys.executable, "-c", TWO_KERNELS], env=environment,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"the run that {run}: {result.stderr[-2000:]}"
