@@ -71,18 +71,17 @@ def limit_threads():
 
 def cpu_description():
     """The CPU model and the vector ISA flags that decide which kernels a library picks."""
-    model, flags = "unknown", set()
+    # imported here: quiltc loads numpy, which must wait for unpin_openblas
+    from quiltc.runtime_c.host import cpu_flags
+
+    model = "unknown"
     try:
         with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
+            model = next((line.partition(":")[2].strip() for line in cpuinfo
+                          if line.startswith("model name")), model)
     except OSError:
         pass
+    flags = cpu_flags()
     isa = {flag: flag in flags for flag in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl")}
     return {"model": model, "logical_cpus": os.cpu_count(), "isa": isa}
 
