@@ -7,12 +7,13 @@ an ill-formed kernel to a backend.
 
 import numpy as np
 import sympy
+from sympy.core.function import AppliedUndef
 
 from . import nodes as ir
 from .dtypes import boolean
 from .errors import VerifyError
-from .index import bounds, proves, symbol
-from .printer import render
+from .index import bounds, proves, symbol, table
+from .printer import render, show
 from .verify_gpu import check_gpu
 from .walk import children, exprs_of
 
@@ -55,19 +56,25 @@ def _loads(node):
     return found
 
 
-def _free_symbols(node):
-    symbols = set()
-    for expr in exprs_of(node):
-        symbols |= expr.free_symbols
+def _own_exprs(node):
+    """The index expressions a statement evaluates itself: a loop's extent, a guard's
+    condition, a store's indices and the indices and Index values in its value."""
+    exprs = list(exprs_of(node))
     for load in _loads(node):
-        for expr in load.indices:
-            symbols |= sympy.sympify(expr).free_symbols
+        exprs.extend(sympy.sympify(expr) for expr in load.indices)
     stack = [c for c in children(node) if isinstance(c, ir.Value)]
     while stack:
         value = stack.pop()
         if isinstance(value, ir.Index):
-            symbols |= value.expr.free_symbols
+            exprs.append(value.expr)
         stack.extend(children(value))
+    return exprs
+
+
+def _free_symbols(node):
+    symbols = set()
+    for expr in _own_exprs(node):
+        symbols |= expr.free_symbols
     return symbols
 
 
@@ -235,7 +242,58 @@ def check_in_bounds(kernel):
     _walk_scoped(kernel, visit)
 
 
-CHECKS = [check_bound_variables, check_unique_loops, check_buffers_known, check_in_bounds]
+def table_sizes(kernel):
+    """{table name: number of entries} for the ragged tables a kernel reads: the
+    caller's lengths (one per row), prefix sums (one more than their rows), row orders,
+    and a fused loop's row and position maps (one per flat position)."""
+    sizes = {dim.lengths_table: dim.batch for dim in kernel.ragged_dims}
+    totals = {}
+    for entry in kernel.prelude:
+        if isinstance(entry, ir.PrefixSum):
+            sizes[entry.table] = entry.count + 1
+            if entry.power == 1 and entry.pad == 1:
+                totals[entry.lengths] = table(entry.table)(entry.count)
+        elif isinstance(entry, ir.RowOrder):
+            sizes[entry.table] = entry.count
+    for entry in kernel.prelude:
+        if isinstance(entry, ir.FlatRows) and entry.lengths in totals:
+            sizes[entry.rows] = sizes[entry.positions] = totals[entry.lengths]
+    return sizes
+
+
+def check_table_reads(kernel):
+    """Every lookup into a ragged table provably stays inside it: in indices, and also in
+    loop extents and guard conditions, which run before the statements inside them, so
+    only the loops and guards around them can keep their lookups in range."""
+    sizes, base_ranges = table_sizes(kernel), kernel.ranges()
+
+    def visit(node, loops, guards, allocs):
+        ranges = dict(base_ranges)
+        for loop in loops:
+            ranges[loop.var] = (sympy.Integer(0), loop.extent - 1)
+        reads = set()
+        for expr in _own_exprs(node):
+            reads |= expr.atoms(AppliedUndef)
+        for read in sorted(reads, key=str):
+            name, argument = read.func.__name__, read.args[0]
+            if name not in sizes:
+                _fail(kernel, node, f"{show(read)} reads table {name}, which the kernel "
+                                    "neither takes nor computes in its prelude")
+            size = sizes[name]
+            if not (proves(sympy.Ge(argument, 0), ranges) and (
+                    proves(sympy.Lt(argument, size), ranges)
+                    or _guarded(argument, size, ranges, guards))):
+                lo, hi = bounds(sympy.expand(argument), ranges)
+                _fail(kernel, node,
+                      f"{show(read)} may read table {name} ({size} entries) out of range: "
+                      f"its argument ranges over [{lo}, {hi}]; a guard on that index must "
+                      "enclose this loop or condition, not sit inside it")
+
+    _walk_scoped(kernel, visit)
+
+
+CHECKS = [check_bound_variables, check_unique_loops, check_buffers_known, check_in_bounds,
+          check_table_reads]
 
 
 def verify(kernel, barriers=True):

@@ -8,10 +8,12 @@ of a subtree even where an identical subtree stands elsewhere.
 import dataclasses
 
 import sympy
+from sympy.core.function import AppliedUndef
 
 from ..ir import nodes as ir
 from ..ir.errors import ScheduleError
 from ..ir.printer import render
+from ..ir.walk import exprs_of
 
 
 def child_steps(stmt):
@@ -148,18 +150,33 @@ def buffer_named(kernel, name, primitive):
     )
 
 
+def _tables_read(expr):
+    return sympy.sympify(expr).atoms(AppliedUndef)
+
+
+def looks_up_guarded(stmt, cond):
+    """Whether `stmt`'s own extent or condition looks up a table at an index that `cond`
+    guards: it runs before anything inside `stmt`, so a guard inside comes too late."""
+    guarded = cond.free_symbols
+    return any(read.free_symbols & guarded
+               for expr in exprs_of(stmt) for read in _tables_read(expr))
+
+
 def guard_leaves(stmt, cond):
     """`stmt` with every Store and Reduce under it wrapped in `if cond`.
 
     Guards sit on the innermost statements rather than around loops so that loop nests
-    stay perfectly nested (reorder, fuse and tile need that); nested guards merge into
-    one condition.
+    stay perfectly nested (reorder, fuse and tile need that), except above a loop or
+    guard that looks up a ragged table at a guarded index (`for j in range(L_len(b))`
+    under `b < B`): that lookup must not run for the iterations the guard removes.
+    Nested guards merge into one condition unless one reads a table, whose lookup
+    must stay behind the guard that keeps it in range.
     """
-    if isinstance(stmt, (ir.Store, ir.Reduce)):
+    if isinstance(stmt, (ir.Store, ir.Reduce)) or looks_up_guarded(stmt, cond):
         return ir.If(cond, stmt)
     if isinstance(stmt, ir.If) and stmt.otherwise is None and isinstance(
         stmt.then, (ir.Store, ir.Reduce)
-    ):
+    ) and not (_tables_read(cond) or _tables_read(stmt.cond)):
         return ir.If(sympy.And(cond, stmt.cond), stmt.then)
     steps = child_steps(stmt)
     for step, child in steps:

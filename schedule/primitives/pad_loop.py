@@ -25,7 +25,7 @@ from ...ir.index import proves
 from ...ir.layout import round_up
 from ...ir.printer import render
 from ...ir.walk import find_all
-from ..nest import ranges_on_path, replace_at, resolve_loop, with_body
+from ..nest import looks_up_guarded, ranges_on_path, replace_at, resolve_loop, with_body
 
 
 def check_multiple(primitive, asked, multiple, kernel, node):
@@ -74,11 +74,16 @@ def _stays_inside(stmt, padding, ranges):
 
 
 def _guard(stmt, padding, ranges):
-    """`stmt` with `var < extent` on each leaf that cannot run the padded iterations."""
+    """`stmt` with `var < extent` on each leaf that cannot run the padded iterations,
+    and around each loop or guard whose own table lookup the padded iterations would
+    take out of range."""
+    guard = sympy.Lt(padding.var, padding.extent)
     if isinstance(stmt, (ir.Store, ir.Reduce)):
         if _stays_inside(stmt, padding, ranges):
             return stmt
-        return ir.If(sympy.Lt(padding.var, padding.extent), stmt)
+        return ir.If(guard, stmt)
+    if looks_up_guarded(stmt, guard):
+        return ir.If(guard, stmt)
     if isinstance(stmt, ir.For):
         inner = dict(ranges)
         inner[stmt.var] = (sympy.Integer(0), stmt.extent - 1)

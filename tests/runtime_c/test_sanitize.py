@@ -116,7 +116,8 @@ def test_ragged_property_tests_run_clean_under_asan_and_ubsan():
     compile built with the sanitizers: no kernel reads or writes past a row."""
     environment = dict(_sanitizer_environment(), QUILTC_TEST_SANITIZE="1")
     tests = [os.path.join(os.path.dirname(__file__), "..", "schedule", name)
-             for name in ("test_ragged_sequences.py", "test_ragged_fuse.py")]
+             for name in ("test_ragged_sequences.py", "test_ragged_fuse.py",
+                         "test_ragged_guards.py")]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
         env=environment, capture_output=True, text=True, timeout=600)
