@@ -260,7 +260,7 @@ class CLikeRenderer:
         return name
 
     def scalar_helper(self, operation, dtype):
-        """A helper for max, min or abs on `dtype`.
+        """A helper for max, min, abs or integer division on `dtype`.
 
         Float max/min propagate NaN like numpy's maximum/minimum (fmaxf drops NaN, and is
         a library call that keeps gcc from vectorizing); integer abs of the minimum wraps.
@@ -268,6 +268,8 @@ class CLikeRenderer:
         name, c = f"quiltc_{operation}_{dtype.name}", dtype.c
         if operation == "abs":
             definition = helpers.scalar_abs(name, c, _UNSIGNED.get(dtype))
+        elif operation == "div":
+            definition = helpers.scalar_divide(name, c, dtype.is_signed, _UNSIGNED.get(dtype))
         else:
             pick = ">" if operation == "max" else "<"
             definition = helpers.scalar_extremum(name, c, pick, dtype.is_float)
@@ -340,6 +342,13 @@ class CLikeRenderer:
             return f"({a} {value.op} {b})"
         if value.op in _LOGICAL:
             return f"({a} {_LOGICAL[value.op]} {b})"
+        dtype = value.a.dtype
+        if value.op == "/" and not dtype.is_float and not (
+                isinstance(value.b, ir.Const) and int(value.b.value) not in (0, -1)):
+            # C leaves x / 0 and MIN / -1 undefined (a SIGFPE on x86); a divisor known
+            # to be neither keeps the plain operator, which gcc strength-reduces.
+            function = self.scalar_helper("div", dtype)
+            return f"{function}({strip_parentheses(a)}, {strip_parentheses(b)})"
         return self.arithmetic(value.op, value.a.dtype, a, b)
 
     def render_un(self, value):

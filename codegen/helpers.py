@@ -67,6 +67,17 @@ def scalar_abs(name, c_type, unsigned_type):
     return f"{c_type} {name}({c_type} x) {{ return x < 0 ? {negated} : x; }}"
 
 
+def scalar_divide(name, c_type, signed, unsigned_type):
+    """a / b truncating toward zero, defined for every input as numpy defines integer
+    division: a zero divisor gives 0, and the minimum over -1 wraps to itself (through
+    `unsigned_type` where C would overflow; narrow types wrap in their cast)."""
+    body = "b == 0 ? 0 : "
+    if signed:
+        negated = f"({c_type})(0u - ({unsigned_type})a)" if unsigned_type else f"({c_type})(-a)"
+        body += f"b == -1 ? {negated} : "
+    return f"{c_type} {name}({c_type} a, {c_type} b) {{ return {body}({c_type})(a / b); }}"
+
+
 # CMSIS-NN arm_nn_requantize: arm_nn_doubling_high_mult_no_sat (rounding offset 2^30,
 # no nudge for negative products), then arm_nn_divide_by_power_of_two (ties away from
 # zero). The left shift runs through uint32_t so an overflow wraps instead of being

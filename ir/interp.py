@@ -193,12 +193,17 @@ class _Translator:
 
 
 def _div(a, b):
+    """Integer division truncates toward zero as in C, and is defined for every input as
+    numpy defines it: a zero divisor gives 0 and the minimum over -1 wraps to itself.
+    Every target's generated code computes the same (see codegen.helpers.scalar_divide)."""
     if isinstance(a, np.floating):
         return a / b
     if b == 0:
-        raise VerifyError("integer division by zero")
+        return type(a)(0)
     quotient = abs(int(a)) // abs(int(b))
-    return type(a)(quotient if (a < 0) == (b < 0) else -quotient)
+    quotient = quotient if (a < 0) == (b < 0) else -quotient
+    info = np.iinfo(type(a))
+    return type(a)((quotient - int(info.min)) % (int(info.max) - int(info.min) + 1) + int(info.min))
 
 
 def _cast(dtype, value):

@@ -207,3 +207,42 @@ def test_the_interpreter_checks_each_gathered_index_against_its_dim():
     lut = np.zeros((256, 16), np.int16)
     with pytest.raises(qc.VerifyError, match=r"access lut\[16\] is outside its 16 elements"):
         interp.run(kernel, p=np.array([0], np.uint8), idx=np.array([16], np.uint8), lut=lut)
+
+
+def _division_kernels():
+    kernels = {}
+    for dtype in INT_DTYPES + ["int64"]:
+        a, b = qc.placeholder((N,), dtype, "a"), qc.placeholder((N,), dtype, "b")
+        quotient = qc.compute((N,), lambda i: a[i] / b[i], "quotient")
+        kernels[dtype] = qc.lower([quotient], f"divide_{dtype}")
+    return kernels
+
+
+DIVISION_KERNELS = _division_kernels()
+
+
+def _numpy_truncating_division(a, b):
+    """numpy's integer division (0 for a zero divisor, the minimum over -1 wrapping),
+    rounded toward zero as C rounds rather than toward minus infinity."""
+    with np.errstate(divide="ignore", over="ignore"):
+        floor = a // b
+        remainder = a - floor * b
+    rounds_up = (b != 0) & (remainder != 0) & ((a < 0) != (b < 0))
+    return np.where(rounds_up, floor + 1, floor).astype(a.dtype)
+
+
+@settings(max_examples=examples(12))
+@given(dtype=st.sampled_from(INT_DTYPES + ["int64"]), n=st.integers(1, 59), seed=SEEDS)
+def test_integer_division_is_defined_for_every_input_and_agrees_everywhere(dtype, n, seed):
+    """x / 0 is 0 and MIN / -1 is MIN in the interpreter and in C, as in numpy; a
+    bare C division would kill the process with SIGFPE on both."""
+    rng = np.random.default_rng(seed)
+    info = np.iinfo(dtype)
+    edges = np.array([info.min, info.min, info.max, 0, 7], dtype=dtype)
+    a = np.concatenate([edges, rng.integers(info.min, info.max, n, endpoint=True).astype(dtype)])
+    divisors = [0, 1, 3] + ([-1, -3] if info.min < 0 else [255])
+    b = np.concatenate([np.array([-1 if info.min < 0 else 1, 0, 0, 2, 0], dtype=dtype),
+                        rng.choice(np.array(divisors, dtype=dtype), n)])
+    result = _both(DIVISION_KERNELS[dtype], a=a, b=b)["quotient"]
+    np.testing.assert_array_equal(result, _numpy_truncating_division(a, b))
+    assert result[0] == (info.min if info.min < 0 else 0)
