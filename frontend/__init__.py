@@ -17,6 +17,7 @@ from .ir import dtypes
 from .ir.arrays import RaggedArray
 from .ir.dtypes import float32, float64, int8, int16, int32, uint8
 from .ir.errors import (
+    AllocationError,
     BuildError,
     LanguageError,
     QuiltError,
@@ -62,7 +63,7 @@ for _name, _module in {"attention": attention, "encoder": encoder, "recipes_cuda
 del _name, _module
 
 __all__ = [
-    "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
+    "AllocationError", "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
     "ToolchainMissing", "VerifyError", "RaggedArray", "Schedule", "Tensor", "abs", "build", "cast",
     "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
     "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis",

@@ -5,6 +5,7 @@ quiltc."""
 
 from . import dtypes
 from .errors import (
+    AllocationError,
     BuildError,
     LanguageError,
     QuiltError,

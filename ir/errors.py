@@ -41,6 +41,10 @@ class ScheduleError(QuiltError):
         super().__init__(message)
 
 
+class AllocationError(QuiltError, MemoryError):
+    """A kernel would allocate more memory than the machine has, for these sizes."""
+
+
 class BuildError(QuiltError):
     """The C (or CUDA) compiler rejected generated source.
 

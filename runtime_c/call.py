@@ -16,6 +16,7 @@ from ..ir.dtypes import storage_type
 from ..ir.errors import ShapeError
 from ..ir.shapes import bind_shape_vars, gather_ragged, storage_shape
 from .forks import before_kernel_call
+from .memory import AllocationCheck
 
 
 class CompiledKernel:
@@ -30,6 +31,7 @@ class CompiledKernel:
         self._pointer_types = [f"{storage_type(p.dtype)} *" for p in kernel.params]
         self.outputs = tuple(kernel.outputs)
         self.inputs = tuple(p.name for p in kernel.params if p.name not in self.outputs)
+        self._check_allocations = AllocationCheck(kernel)
 
     def __repr__(self):
         return (f"CompiledKernel({self.kernel.name}: inputs {', '.join(self.inputs)} -> "
@@ -52,6 +54,7 @@ class CompiledKernel:
                     f"place; pass np.empty({array.shape}, np.{array.dtype}) or leave {name!r} "
                     "out of out= to have it allocated"
                 )
+        self._check_allocations(binding)
         arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
         self._separate_overlaps(arrays, out)
         for name in self.outputs:
