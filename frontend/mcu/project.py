@@ -7,6 +7,7 @@ that builds with arm-none-eabi-gcc alone (`make`) and runs on QEMU's emulated bo
     # make -C digits_m4 run
 """
 
+import os
 import pathlib
 import re
 import tempfile
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..ir.arrays import to_numpy
 from ..ir.errors import QuiltError, ShapeError
 from ..nn.bitserial import check_act_bits
 from ..runtime_c import mcu_toolchain
@@ -57,10 +59,26 @@ def int8_conv_for(board):
 def quantized_inputs(model, inputs):
     """`inputs` as the int8 rows the model's C reads: int8 arrays pass as they are, float
     images (NHWC, batch first) are quantized with the model's input scale."""
-    inputs = np.asarray(inputs)
+    inputs = to_numpy("inputs", inputs)
     if inputs.dtype == np.int8:
         return inputs
+    if inputs.dtype.kind != "f":
+        raise ShapeError(f"inputs have dtype {inputs.dtype}; pass float NHWC images or the "
+                         "int8 rows of model.quantize_input(images)")
+    if not hasattr(model, "quantize_input"):
+        raise QuiltError(f"model is a {type(model).__name__}; pass a QuantModel or a pooled "
+                         "model (weightpool.compress)")
     return np.asarray(model.quantize_input(inputs), np.int8)
+
+
+def _input_rows(model, inputs, input_size, name):
+    """`inputs` (argument `name`) quantized as (n, input_size) int8 rows, one a model input."""
+    inputs = np.atleast_1d(to_numpy(name, inputs))
+    if len(inputs) and inputs.size // len(inputs) != input_size:
+        raise ShapeError(f"{name.replace('_', ' ')} hold {inputs.size // len(inputs)} values "
+                         f"each but the model takes {input_size}: pass images of the shape the "
+                         "model was trained on")
+    return quantized_inputs(model, inputs).reshape(len(inputs), input_size)
 
 
 def readme(board, act_bits, test_count, flash_bytes, ram_bytes):
@@ -117,6 +135,9 @@ def emit_project(model, path, board=DEFAULT_BOARD, act_bits=8, test_inputs=None,
     `.quiltc-project` marker) or `overwrite=True`; files that are not the project's are
     never touched. Raises QuiltError for an unknown board, act_bits outside 1..8, or a
     model whose tables do not fit the board. Returns the folder's path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise QuiltError(f"path is a {type(path).__name__}; pass the folder to write as a str "
+                         "or pathlib.Path")
     path = pathlib.Path(path)
     check_project_folder(path, overwrite)
     spec = find_board(board) if isinstance(board, str) else None
@@ -125,13 +146,9 @@ def emit_project(model, path, board=DEFAULT_BOARD, act_bits=8, test_inputs=None,
                          + ", ".join(BOARDS) + f"; got {board!r}")
     act_bits = check_act_bits(act_bits)
     sources = model_sources(model, act_bits, int8_conv_for(spec))
-    inputs = (np.zeros((0,), np.int8) if test_inputs is None
-              else quantized_inputs(model, test_inputs))
     input_size = int(re.search(r"QUILTC_INPUT_SIZE (\d+)", sources["model.h"]).group(1))
-    inputs = inputs.reshape(len(inputs), -1) if len(inputs) else inputs.reshape(0, input_size)
-    if inputs.shape[1] != input_size:
-        raise ShapeError(f"test inputs hold {inputs.shape[1]} values each but the model takes "
-                         f"{input_size}: pass images of the shape the model was trained on")
+    inputs = (np.zeros((0, input_size), np.int8) if test_inputs is None
+              else _input_rows(model, test_inputs, input_size, "test_inputs"))
     inputs_files = mcu_toolchain.test_input_files(inputs)
     flash_bytes, ram_bytes = declared_bytes({**sources, **inputs_files})
     check_fits(spec, flash_bytes, ram_bytes,
@@ -160,8 +177,8 @@ def emulated_run(model, inputs, act_bits=8, board=DEFAULT_BOARD, folder=None):
     repeatable cost measure. `folder` keeps the build (default: a temporary folder)."""
     spec = find_board(board)
     sources = model_sources(model, check_act_bits(act_bits), int8_conv_for(spec))
-    rows = quantized_inputs(model, inputs)
-    rows = rows.reshape(len(rows), -1)
+    input_size = int(re.search(r"QUILTC_INPUT_SIZE (\d+)", sources["model.h"]).group(1))
+    rows = _input_rows(model, inputs, input_size, "inputs")
     output_size = int(re.search(r"QUILTC_OUTPUT_SIZE (\d+)", sources["model.h"]).group(1))
     with tempfile.TemporaryDirectory() as scratch:
         elf = mcu_toolchain.compile_elf(sources, spec.machine, folder or scratch,

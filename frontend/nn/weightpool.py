@@ -19,7 +19,8 @@ import copy
 
 import numpy as np
 
-from ..ir.errors import QuiltError
+from ..ir.arrays import to_numpy
+from ..ir.errors import QuiltError, ShapeError
 from . import layers as nn
 from .bitserial import VECTOR_LEN, build_lut, check_act_bits
 from .qmodel import quantize
@@ -28,11 +29,39 @@ DISTANCES = ("cosine", "euclidean")
 KMEANS_ITERATIONS = 60
 
 
+def _check_model(model):
+    if not isinstance(getattr(model, "layers", None), list):
+        raise QuiltError(f"model is a {type(model).__name__}; pass a quiltc.nn.Sequential "
+                         "network")
+
+
+def _check_distance(distance):
+    if distance not in DISTANCES:
+        raise QuiltError(f"distance={distance!r} is not supported; pass one of {DISTANCES}")
+
+
+def _float_array(name, value, rank, what, inner=None):
+    """`value` as a float array of `rank` (and shape (n, *inner) when `inner` is given)
+    holding at least one `what`; raises ShapeError naming the argument otherwise."""
+    array = to_numpy(name, value)
+    if array.dtype.kind != "f" or array.ndim != rank or not len(array) \
+            or inner is not None and array.shape[1:] != tuple(inner):
+        expected = f"(n, {', '.join(map(str, inner))})" if inner is not None else f"rank {rank}"
+        raise ShapeError(f"{name} must be a float array of {what}, shape {expected} with n >= 1; "
+                         f"got {array.dtype} of shape {array.shape}")
+    return array
+
+
 def pooled_positions(model, vector_len=VECTOR_LEN, int8_layers=()):
     """Positions in `model.layers` of the convs a pool replaces: every Conv2d after the
     first, except those in `int8_layers`. Raises QuiltError for one whose input channels
     are not a multiple of `vector_len`, or whose input is not a ReLU's (possibly pooled)
     output: bit-serial convs read unsigned activations."""
+    _check_model(model)
+    if isinstance(int8_layers, (str, bytes)) or not hasattr(int8_layers, "__iter__") \
+            or not all(isinstance(i, (int, np.integer)) for i in int8_layers):
+        raise QuiltError(f"int8_layers={int8_layers!r} is not supported; pass a tuple of layer "
+                         "positions, e.g. int8_layers=(2,)")
     convs = [i for i, layer in enumerate(model.layers) if isinstance(layer, nn.Conv2d)]
     positions = [i for i in convs[1:] if i not in set(int8_layers)]
     for position in positions:
@@ -78,6 +107,9 @@ def _unit(rows):
 def nearest(rows, centers, distance):
     """Index of the center nearest each row: largest cosine similarity, or smallest
     Euclidean distance."""
+    _check_distance(distance)
+    rows = _float_array("rows", rows, 2, "vectors")
+    centers = _float_array("centers", centers, 2, "centers", rows.shape[1:])
     if distance == "cosine":
         return (_unit(rows) @ _unit(centers).T).argmax(axis=1)
     squared = (centers * centers).sum(axis=1) - 2 * rows @ centers.T
@@ -89,6 +121,10 @@ def kmeans(rows, k, distance="cosine", seed=0):
     clusters directions (spherical k-means) and gives each center the mean norm of its
     members; Euclidean is plain k-means. An empty cluster restarts at the row farthest
     from its center. Returns (centers (k, d), assignment (n,))."""
+    _check_distance(distance)
+    rows = _float_array("rows", rows, 2, "vectors")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise QuiltError(f"k={k!r} is not supported: pass a number of centers of 1 or more")
     rng = np.random.default_rng(seed)
     data = _unit(rows) if distance == "cosine" else rows
     centers = data[[rng.integers(len(data))]]
@@ -180,17 +216,24 @@ class PooledModel:
             self._quantized[act_bits] = quantize(self.float_model, self.calib, act_bits, spec)
         return self._quantized[act_bits]
 
+    def _images(self, x):
+        return _float_array("x", x, 4, "NHWC images", self.calib.shape[1:])
+
     def quantize_input(self, x):
         """Float NHWC images as the int8 model input (the same at every act_bits)."""
-        return self.quantized(8).quantize_input(x)
+        return self.quantized(8).quantize_input(self._images(x))
 
     def predict(self, x, act_bits=8):
         """Class indices for float NHWC images, computed bit-serially in integers."""
-        return self.quantized(act_bits).predict(x)
+        return self.quantized(act_bits).predict(self._images(x))
 
     def accuracy(self, x, y, act_bits=8):
         """Fraction of `x` whose predicted class at `act_bits` equals `y`."""
-        return float(np.mean(self.predict(x, act_bits) == np.asarray(y)))
+        x, y = self._images(x), to_numpy("y", y)
+        if y.shape != (len(x),):
+            raise ShapeError(f"y must hold one label per image of x ({len(x)}), got shape "
+                             f"{y.shape}")
+        return float(np.mean(self.predict(x, act_bits) == y))
 
     def storage_bytes(self):
         """Parameter bytes against the int8 model of the same network (int8 weights and
@@ -234,9 +277,17 @@ def compress(model, calib, pool_size=64, vector_len=VECTOR_LEN, distance="cosine
     if vector_len != VECTOR_LEN:
         raise QuiltError(f"vector_len={vector_len!r} is not supported: a bit-serial LUT row "
                          f"covers {VECTOR_LEN} input channels; pass vector_len={VECTOR_LEN}")
-    if distance not in DISTANCES:
-        raise QuiltError(f"distance={distance!r} is not supported; pass one of {DISTANCES}")
+    _check_distance(distance)
     positions = pooled_positions(model, vector_len, int8_layers)
+    first_conv = next((layer for layer in model.layers if isinstance(layer, nn.Conv2d)), None)
+    calib = _float_array("calib", calib, 4, "NHWC images")
+    if first_conv is not None and calib.shape[-1] != first_conv.cin:
+        raise ShapeError(f"calib has {calib.shape[-1]} channels (shape {calib.shape}), but the "
+                         f"first conv {first_conv!r} takes {first_conv.cin}; pass images of "
+                         "the model's input")
+    if train is not None and (not isinstance(train, (tuple, list)) or len(train) != 2):
+        raise QuiltError(f"train must be a pair (x, y) of images and labels, got a "
+                         f"{type(train).__name__}")
     if not positions:
         raise QuiltError(f"{model!r} has no conv to pool: every Conv2d after the first is "
                          "pooled, so add one (cin a multiple of 8) or quantize it with "
@@ -254,4 +305,4 @@ def compress(model, calib, pool_size=64, vector_len=VECTOR_LEN, distance="cosine
         model.fit(x, y, epochs=epochs, lr=lr, lr_end=lr / 10, seed=seed, project=projection)
     else:
         model.set_weights(projection(model.get_weights()))
-    return PooledModel(model, pool, pool_scale, dict(projection.assignment), np.asarray(calib))
+    return PooledModel(model, pool, pool_scale, dict(projection.assignment), calib)

@@ -1,7 +1,8 @@
 """quiltc.ops: ragged operators built and cached on first use. `ragged.py` holds the
 elementwise, normalisation and matmul operators over RaggedArrays, `attention.py` the
 masked multi-head attention (`quiltc.attention`), `encoder.py` a transformer encoder
-layer that takes a PyTorch state_dict (`quiltc.encoder`).
+layer that takes a PyTorch state_dict (`quiltc.encoder`), `arguments.py` the checks
+every public op runs on its arguments first.
 """
 
 from .ragged import (

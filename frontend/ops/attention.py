@@ -16,6 +16,7 @@ from ..driver.schedule import Schedule
 from ..ir.arrays import RaggedArray
 from ..lang import tensor as qc
 from ..runtime_c.host import isa_for
+from . import arguments
 from .ragged import MAX_BATCH
 
 # Query-key pairs per head in one attention call: about 5 MB per L x L intermediate at
@@ -133,30 +134,40 @@ def _schedule_context(sch, context, head_size, lanes):
 def attention(qkv, heads, head_size, max_length, causal=False, out=None):
     """Masked multi-head self-attention of each sequence of a RaggedArray whose values
     are (total, 3 * heads * head_size): queries, keys and values side by side. Returns a
-    RaggedArray of (total, heads * head_size) values (written into `out` when given);
-    `causal` lets token i see keys j <= i only."""
+    RaggedArray of (total, heads * head_size) values (written into `out` when given, in
+    any memory order); `causal` lets token i see keys j <= i only."""
+    heads = arguments.positive_int("heads", heads)
+    head_size = arguments.positive_int("head_size", head_size)
+    max_length = arguments.positive_int("max_length", max_length)
+    qkv = arguments.ragged("qkv", qkv, (3 * heads * head_size,))
+    qkv.check_max(max_length, "L (max_length)")
+    out = arguments.out(out, (qkv.total, heads * head_size))
     kernel = _attention_kernel(heads, head_size, max_length, bool(causal))
-    if out is None:
-        out = np.empty((qkv.total, heads * head_size), np.float32)
+    # One kernel call per group of sequences: an out that overlaps qkv would overwrite
+    # rows a later call still reads.
+    result = arguments.direct(out, qkv.values)
+    result = np.empty((qkv.total, heads * head_size), np.float32) if result is None else result
     offsets, lengths = qkv.offsets, qkv.lengths
     for first, last in _sequence_groups(lengths):
         rows = slice(offsets[first], offsets[last])
         group_lengths = lengths[first:last]
-        target = RaggedArray(out[rows].reshape(-1, heads, head_size), group_lengths)
+        target = RaggedArray(result[rows].reshape(-1, heads, head_size), group_lengths)
         kernel(QKV=RaggedArray(qkv.values[rows], group_lengths), out={"attention": target})
-    return RaggedArray(out, lengths)
+    return RaggedArray(arguments.write(out, result), lengths)
 
 
 def _sequence_groups(lengths):
     """(first, last) bounds of runs of consecutive sequences with at most
-    GROUP_QUERY_KEY_PAIRS query-key pairs together (one sequence at least).
+    GROUP_QUERY_KEY_PAIRS query-key pairs together (one sequence at least) and at most
+    MAX_BATCH sequences (the kernel's batch range).
 
     One kernel call per group: the group's length x length intermediates then stay in
     cache, and malloc reuses their memory between calls instead of mapping fresh pages
     (a whole batch's scores run to hundreds of MB)."""
     first, pairs = 0, 0
     for row, length in enumerate(lengths.tolist()):
-        if row > first and pairs + length * length > GROUP_QUERY_KEY_PAIRS:
+        full = pairs + length * length > GROUP_QUERY_KEY_PAIRS or row - first == MAX_BATCH
+        if row > first and full:
             yield first, row
             first, pairs = row, 0
         pairs += length * length

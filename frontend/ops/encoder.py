@@ -18,7 +18,8 @@ at once. Weights come as a PyTorch state_dict (tensors or numpy arrays, same nam
 import numpy as np
 
 from ..ir.arrays import RaggedArray
-from . import attention
+from ..ir.errors import QuiltError, ShapeError
+from . import arguments, attention
 from . import ragged as ops
 
 WEIGHT_NAMES = (
@@ -28,10 +29,35 @@ WEIGHT_NAMES = (
 )
 
 
-def _as_float32(value):
+def _as_float32(name, value):
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
-    return np.ascontiguousarray(value, dtype=np.float32)
+    try:
+        return np.ascontiguousarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as error:
+        raise ShapeError(f"weight {name!r} is a {type(value).__name__} that is not a numeric "
+                         f"array ({error}); pass a tensor or numpy array") from None
+
+
+def _check_weight_shapes(w):
+    """Each weight's shape against the hidden size (norm1.weight's length) and the
+    feed-forward size (linear1.weight's rows); returns the hidden size."""
+    norm, linear1 = w["norm1.weight"], w["linear1.weight"]
+    hidden = norm.shape[0] if norm.ndim == 1 else "hidden"
+    ffn = linear1.shape[0] if linear1.ndim == 2 else "ffn"
+    expected = {"norm1.weight": (hidden,), "linear1.weight": (ffn, hidden)}
+    if hidden != "hidden":
+        expected.update({"self_attn.in_proj_weight": (3 * hidden, hidden),
+                         "self_attn.in_proj_bias": (3 * hidden,), "linear1.bias": (ffn,),
+                         "self_attn.out_proj.weight": (hidden, hidden),
+                         "linear2.weight": (hidden, ffn)})
+    for name in (*expected, *WEIGHT_NAMES):
+        shape = expected.get(name, (hidden,))
+        if w[name].shape != shape:
+            raise ShapeError(f"weight {name!r} has shape {w[name].shape}, expected "
+                             f"({', '.join(map(str, shape))}) for hidden size {hidden} and "
+                             f"feed-forward size {ffn}; pass one layer's state_dict")
+    return hidden
 
 
 def random_weights(hidden, ffn, seed=0):
@@ -63,16 +89,22 @@ class EncoderLayer:
     """A post-norm transformer encoder layer on RaggedArrays of (total, hidden) float32."""
 
     def __init__(self, weights, heads, max_length, eps=1e-5, causal=False):
+        if not hasattr(weights, "keys"):
+            raise ShapeError(f"argument 'weights' is a {type(weights).__name__}; pass the "
+                             "state_dict of an nn.TransformerEncoderLayer (a dict of tensors)")
         missing = [name for name in WEIGHT_NAMES if name not in weights]
         if missing:
-            raise KeyError(f"weights lack {', '.join(missing)}; pass the state_dict of an "
-                           "nn.TransformerEncoderLayer")
-        w = {name: _as_float32(weights[name]) for name in WEIGHT_NAMES}
-        self.hidden = w["norm1.weight"].shape[0]
+            raise ShapeError(f"weights lack {', '.join(missing)}; pass the state_dict of an "
+                             "nn.TransformerEncoderLayer")
+        w = {name: _as_float32(name, weights[name]) for name in WEIGHT_NAMES}
+        self.heads = arguments.positive_int("heads", heads)
+        self.max_length = arguments.positive_int("max_length", max_length)
+        self.eps = arguments.non_negative_real("eps", eps)
+        self.hidden = _check_weight_shapes(w)
         if self.hidden % heads:
-            raise ValueError(f"hidden size {self.hidden} is not a multiple of {heads} heads")
-        self.heads, self.head_size = heads, self.hidden // heads
-        self.max_length, self.eps, self.causal = max_length, eps, causal
+            raise QuiltError(f"hidden size {self.hidden} is not a multiple of {heads} heads; "
+                             "pass a number of heads that divides it")
+        self.head_size, self.causal = self.hidden // heads, causal
         # The linear kernel multiplies by (in, out) matrices: transpose PyTorch's once.
         self.in_projection = np.ascontiguousarray(w["self_attn.in_proj_weight"].T)
         self.out_projection = np.ascontiguousarray(w["self_attn.out_proj.weight"].T)
@@ -82,6 +114,8 @@ class EncoderLayer:
 
     def __call__(self, x):
         """The layer applied to each sequence of the RaggedArray `x`; returns a RaggedArray."""
+        x = arguments.ragged("x", x, (self.hidden,))
+        x.check_max(self.max_length, "L (max_length)")
         w, total = self.weights, x.total
         rows = ops.padded_rows(total)
         # Buffers have up to 7 spare rows so every linear layer sees whole 8-row blocks.
@@ -109,7 +143,7 @@ class EncoderLayer:
 
 def reference_encoder_layer(rows, weights, heads, eps=1e-5, causal=False):
     """Per-sequence numpy encoder layer (the same math as EncoderLayer) for the tests."""
-    w = {name: _as_float32(weights[name]) for name in WEIGHT_NAMES}
+    w = {name: _as_float32(name, weights[name]) for name in WEIGHT_NAMES}
     hidden = w["norm1.weight"].shape[0]
     results = []
     for row in rows:

@@ -20,8 +20,10 @@ import numpy as np
 from ..driver.build import build
 from ..driver.schedule import Schedule
 from ..ir.arrays import RaggedArray
+from ..ir.errors import ShapeError
 from ..lang import tensor as qc
 from ..runtime_c.host import isa_for
+from . import arguments
 
 MAX_TOKENS = 1 << 22
 MAX_BATCH = 4096
@@ -164,39 +166,62 @@ def linear(a, weight, out=None):
     """`a @ weight` for a flat (tokens, in) float32 array and an (in, out) weight.
 
     `a` may have rows beyond the real tokens up to a multiple of 8 (see `padded_rows`),
-    which spares a copy; `out`, when given, has as many rows as `a`."""
+    which spares a copy; `out`, when given, has as many rows as `a` (any memory order,
+    and it may share memory with `a`)."""
+    a = arguments.dense("a", a, ("tokens", "in_features"))
+    weight = arguments.dense("weight", weight, (a.shape[1], "out_features"))
     tokens, in_features = a.shape
     out_features = weight.shape[1]
+    out = arguments.out(out, (tokens, out_features))
     if tokens % ROW_BLOCK:
         grown = np.zeros((padded_rows(tokens), in_features), np.float32)
         grown[:tokens] = a
-        return linear(grown, weight)[:tokens]
-    if out is None:
-        out = np.empty((tokens, out_features), np.float32)
+        return arguments.write(out, linear(grown, weight)[:tokens])
+    # The kernel runs ROWS_PER_CALL rows a call: an out that overlaps `a` or the weight
+    # would overwrite rows a later call still reads.
+    result = arguments.direct(out, a, weight)
+    result = np.empty((tokens, out_features), np.float32) if result is None else result
     kernel = _linear_kernel(in_features, out_features)
     for start in range(0, tokens, ROWS_PER_CALL):
         stop = min(tokens, start + ROWS_PER_CALL)
         kernel(A=a[start:stop].reshape(-1, ROW_BLOCK, in_features), W=weight,
-               out={"C": out[start:stop].reshape(-1, ROW_BLOCK, out_features)})
-    return out
+               out={"C": result[start:stop].reshape(-1, ROW_BLOCK, out_features)})
+    return arguments.write(out, result)
 
 
 def _same_rows(x, values):
     return RaggedArray(values, x.lengths)
 
 
+def _token_features(x, name="x"):
+    """`x` checked as a RaggedArray of (total, features) float32 values, and features."""
+    x = arguments.ragged(name, x, ("features",))
+    return x, x.values.shape[1]
+
+
+def _run_token_kernel(kernel, x, out, **inputs):
+    """A token-wise kernel over `x`'s flat values, written into `out` when given (the
+    kernel copies an input that shares memory with it); a RaggedArray with x's rows."""
+    out = arguments.out(out, x.values.shape)
+    target = arguments.direct(out)
+    written = kernel(X=x.values, **inputs, out={} if target is None else {"out": target})
+    return _same_rows(x, arguments.write(out, written))
+
+
 def add(x, y):
     """x + y for two RaggedArrays with the same lengths and (total, features) values."""
+    x, features = _token_features(x)
+    y = arguments.ragged("y", y, (features,))
     x.check_same_rows(y, ("x", "y"))
-    return _same_rows(x, _add_kernel(x.values.shape[1])(X=x.values, Y=y.values))
+    return _same_rows(x, _add_kernel(features)(X=x.values, Y=y.values))
 
 
 def bias_gelu(x, bias, out=None):
     """tanh-GELU(x + bias) on a RaggedArray of (total, features) values; `out`, when
     given, is the flat array to write (it may be x.values itself)."""
-    written = _bias_gelu_kernel(x.values.shape[1])(X=x.values, bias=bias,
-                                                   out={} if out is None else {"out": out})
-    return _same_rows(x, written)
+    x, features = _token_features(x)
+    bias = arguments.dense("bias", bias, (features,))
+    return _run_token_kernel(_bias_gelu_kernel(features), x, out, bias=bias)
 
 
 @functools.cache
@@ -212,20 +237,24 @@ def _bias_kernel(features):
 
 def add_bias(x, bias, out=None):
     """x + bias (broadcast over tokens) on a RaggedArray of (total, features) values."""
-    written = _bias_kernel(x.values.shape[1])(X=x.values, bias=bias,
-                                              out={} if out is None else {"out": out})
-    return _same_rows(x, written)
+    x, features = _token_features(x)
+    bias = arguments.dense("bias", bias, (features,))
+    return _run_token_kernel(_bias_kernel(features), x, out, bias=bias)
 
 
 def add_layer_norm(x, residual, gamma, beta, bias=None, eps=1e-5, out=None):
     """layer_norm(x + bias + residual) over the features of RaggedArrays (bias optional);
     `out`, when given, is the flat (total, features) array to write."""
-    features = x.values.shape[1]
-    bias = np.zeros(features, np.float32) if bias is None else bias
-    kernel = _add_layer_norm_kernel(features, float(eps))
-    written = kernel(X=x.values, residual=residual.values, bias=bias, gamma=gamma, beta=beta,
-                     out={} if out is None else {"out": out})
-    return _same_rows(x, written)
+    x, features = _token_features(x)
+    residual = arguments.ragged("residual", residual, (features,))
+    x.check_same_rows(residual, ("x", "residual"))
+    gamma, beta = (arguments.dense(name, value, (features,))
+                   for name, value in (("gamma", gamma), ("beta", beta)))
+    bias = np.zeros(features, np.float32) if bias is None else arguments.dense(
+        "bias", bias, (features,))
+    kernel = _add_layer_norm_kernel(features, arguments.non_negative_real("eps", eps))
+    return _run_token_kernel(kernel, x, out, residual=residual.values, bias=bias, gamma=gamma,
+                             beta=beta)
 
 
 def reference_gelu(x):
@@ -263,6 +292,15 @@ def vgemm(a, weights, max_rows):
     """A batch of matmuls of different sizes: row b of the result is a[b] @ weights[b],
     where `a` is a RaggedArray of (rows_b, inner) matrices (rows_b <= max_rows) and
     `weights` a (batch, inner, cols) array."""
+    a = arguments.ragged("a", a, ("inner",))
+    weights = arguments.dense("weights", weights, (a.batch, a.values.shape[1], "cols"))
+    max_rows = arguments.positive_int("max_rows", max_rows)
+    if a.max_length > max_rows:
+        raise ShapeError(f"argument 'a' has a matrix of {a.max_length} rows, over max_rows="
+                         f"{max_rows}; pass max_rows={a.max_length} or more")
+    if a.batch > MAX_BATCH:
+        raise ShapeError(f"argument 'a' holds {a.batch} matrices, over the {MAX_BATCH} one "
+                         "call takes; split the batch")
     return _vgemm_kernel(max_rows, weights.shape[1], weights.shape[2])(A=a, W=weights)
 
 
@@ -286,4 +324,6 @@ def _trmm_kernel():
 
 def trmm(a, x):
     """tril(a) @ x: only the lower triangle of the square `a` is read."""
+    a = arguments.dense("a", a, ("size", "size"))
+    x = arguments.dense("x", x, (a.shape[0], "cols"))
     return _trmm_kernel()(A=a, X=x)

@@ -203,18 +203,6 @@ def test_encoder_layer_matches_pytorch():
     _assert_rows(layer(x), expected, {"rtol": 1e-4, "atol": 1e-4})
 
 
-def test_encoder_layer_names_missing_weights():
-    weights = encoder.random_weights(8, 16)
-    del weights["linear1.bias"]
-    with pytest.raises(KeyError, match=r"weights lack linear1.bias; pass the state_dict"):
-        encoder.EncoderLayer(weights, 2, MAX_LENGTH)
-
-
-def test_encoder_layer_refuses_heads_that_do_not_divide_the_hidden_size():
-    with pytest.raises(ValueError, match=r"hidden size 8 is not a multiple of 3 heads"):
-        encoder.EncoderLayer(encoder.random_weights(8, 16), 3, MAX_LENGTH)
-
-
 def test_sequences_longer_than_the_declared_maximum_are_refused():
     require_cc()
     _, qkv = _rows([MAX_LENGTH + 1], 3 * HEADS * HEAD_SIZE, 0)
