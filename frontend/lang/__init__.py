@@ -1,5 +1,6 @@
 """quiltc.lang: the tensor language (`var`, `ragged_dim`, `placeholder`, `compute`, the
-reducers and elementwise math, in `tensor.py`) and its lowering to one loop-nest kernel
+reducers and elementwise math, in `tensor.py`; its sizes and axes, symbols that carry
+their range or extent, in `symbols.py`) and its lowering to one loop-nest kernel
 (`lower.py`). What is computed, never how: no loops, no memory. Imports only `quiltc.ir`.
 """
 

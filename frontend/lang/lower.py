@@ -2,7 +2,10 @@
 compute in dependency order. Placeholders and outputs become parameters; intermediate
 tensors become buffers allocated around the whole body. Reductions lower to a `Reduce`
 statement whose initialisation runs at the reduction's first iteration (`decompose`
-moves it out); a reduction whose axis may be empty is lowered already decomposed."""
+moves it out); a reduction whose axis may be empty is lowered already decomposed.
+Each axis becomes a loop variable of its own and each size the kernel's plain symbol of
+its name; every ragged dim the kernel uses must be an argument's, since the caller
+passes lengths only with ragged arguments."""
 
 import sympy
 
@@ -11,7 +14,8 @@ from ..ir.dtypes import identity
 from ..ir.errors import LanguageError
 from ..ir.index import bounds, symbol
 from ..ir.layout import Ragged
-from ..ir.walk import substitute
+from ..ir.walk import rewrite, substitute
+from .symbols import Axis, merge_sizes, sizes_in, to_kernel
 from .tensor import ReduceExpr, loop_extents
 
 
@@ -65,19 +69,42 @@ def _may_be_empty(extent, size_ranges, spatial_extents):
     return not (lowest.is_Integer and lowest >= 1)
 
 
-def _lower_stage(tensor, names, size_ranges):
+def _in_kernel(tensor, renaming, sizes):
+    """Index expressions of `tensor`'s stage as the kernel spells them: its axes renamed to
+    their loop variables, sizes as plain symbols (checked against the program's `sizes`);
+    an axis left over is not bound by this stage."""
+
+    def convert(expr):
+        if not isinstance(expr, sympy.Basic):
+            return expr
+        merge_sizes(sizes, {size.name: size for size in sizes_in(expr)})
+        expr = to_kernel(expr.xreplace(renaming))
+        stray = sorted(a.name for a in expr.atoms(Axis))
+        if stray:
+            raise LanguageError(
+                f"{tensor.name} uses index {stray[0]}, which is neither one of its own axes "
+                "nor an axis it reduces over; pass a reduce axis in axis= of the reduction "
+                "that uses it, or index with the compute's own lambda parameters"
+            )
+        return expr
+
+    return convert
+
+
+def _lower_stage(tensor, names, sizes, size_ranges):
     renaming = {axis: names.fresh(axis.name) for axis in tensor.axes}
     indices = tuple(renaming[axis] for axis in tensor.axes)
     loop_vars = list(indices)
-    extents = loop_extents(tensor.shape, loop_vars)
+    extents = [to_kernel(e) for e in loop_extents(tensor.shape, loop_vars)]
     body = tensor.body
     init = None
+    convert = _in_kernel(tensor, renaming, sizes)
     if isinstance(body, ReduceExpr):
         # A ragged reduction's extent names the batch axis, renamed like the others.
-        reduce_axes = tuple((names.fresh(axis.name), sympy.sympify(extent).xreplace(renaming))
+        reduce_axes = tuple((names.fresh(axis.name), convert(sympy.sympify(extent)))
                             for axis, extent in body.axes)
         renaming.update({old: new for (old, _), (new, _) in zip(body.axes, reduce_axes)})
-        value = substitute(body.value, renaming)
+        value = rewrite(body.value, lambda node: node, convert)
         init_when = tuple(v for v, _ in reduce_axes)
         # An empty reduction never reaches its first iteration, so its identity is stored
         # up front by a nest of its own (what `decompose` does) whenever an axis may be empty.
@@ -89,7 +116,7 @@ def _lower_stage(tensor, names, size_ranges):
         for loop_var, extent in reversed(reduce_axes):
             stmt = ir.For(loop_var, extent, stmt)
     else:
-        stmt = ir.Store(tensor.buffer, indices, substitute(body, renaming))
+        stmt = ir.Store(tensor.buffer, indices, rewrite(body, lambda node: node, convert))
     for loop_var, extent in reversed(list(zip(loop_vars, extents))):
         stmt = ir.For(loop_var, extent, stmt)
     if init is not None:
@@ -102,23 +129,49 @@ def _lower_stage(tensor, names, size_ranges):
     return stmt
 
 
-def _ragged_tables(tensors):
-    """The kernel's ragged dims and the prelude's prefix-sum tables its buffers read."""
-    dims, prelude = {}, {}
+def _ragged_dims(tensor):
+    """The ragged dims `tensor` needs the lengths of: in its shape and its reductions."""
+    dims = [e for e in tensor.shape if isinstance(e, ir.RaggedDim)]
+    if isinstance(tensor.body, ReduceExpr):
+        dims += [axis.extent for axis, _ in tensor.body.axes
+                 if isinstance(axis.extent, ir.RaggedDim)]
+    return dims
+
+
+def _kernel_dim(dim):
+    return ir.RaggedDim(dim.name, to_kernel(dim.batch), dim.max)
+
+
+def _ragged_tables(tensors, params):
+    """The kernel's ragged dims and the prelude's prefix-sum tables its buffers read. The
+    caller passes a ragged dim's lengths only with a ragged argument (a qc.RaggedArray),
+    so each dim the kernel uses must be the ragged dim of an argument."""
+    dims, users, prelude = {}, {}, {}
     for tensor in tensors:
-        for extent in tensor.shape:
-            if isinstance(extent, ir.RaggedDim):
-                if dims.setdefault(extent.name, extent) != extent:
-                    raise LanguageError(
-                        f"ragged dim {extent.name} is declared twice with different batches or "
-                        "maxima; declare it once and reuse it"
-                    )
+        for dim in _ragged_dims(tensor):
+            if dims.setdefault(dim.name, dim) != dim:
+                raise LanguageError(
+                    f"ragged dim {dim.name} is declared twice with different batches or "
+                    "maxima; declare it once and reuse it"
+                )
+            users.setdefault(dim.name, tensor.name)
         layout = tensor.buffer.layout
         if isinstance(layout, Ragged):
-            dim = dims[layout.dim]
+            dim = _kernel_dim(dims[layout.dim])
             prelude[layout.offsets_table] = ir.PrefixSum(
                 layout.offsets_table, dim.lengths_table, len(layout.ragged), dim.batch)
-    return tuple(dims.values()), tuple(prelude[name] for name in sorted(prelude))
+    carried = {p.layout.dim for p in params if p.is_ragged}
+    for name, dim in dims.items():
+        if name not in carried:
+            raise LanguageError(
+                f"ragged dim {name} sets an extent of {users[name]}, but no input or output "
+                f"of the kernel is ragged over {name}, so the caller has no way to pass its "
+                f"lengths; read an input ragged over it (qc.placeholder(({dim.batch}, {name}, "
+                f"...))) or output a tensor ragged over it, which the caller passes as a "
+                "qc.RaggedArray"
+            )
+    kernel_dims = tuple(_kernel_dim(dim) for dim in dims.values())
+    return kernel_dims, tuple(prelude[name] for name in sorted(prelude))
 
 
 def lower(outputs, name="kernel"):
@@ -130,14 +183,12 @@ def lower(outputs, name="kernel"):
         if tensor.is_placeholder:
             raise LanguageError(f"output {tensor.name} is a placeholder; outputs must be computes")
     order = _topological(outputs)
-    size_ranges = {}
+    sizes = {}
     for tensor in order:
-        for size, rng in tensor.size_ranges.items():
-            if size_ranges.setdefault(size, rng) != rng:
-                raise LanguageError(f"size {size} is declared with ranges "
-                                    f"{size_ranges[size]} and {rng}")
-    names = _Names(str(size) for size in size_ranges)
-    stages = [_lower_stage(t, names, size_ranges) for t in order if not t.is_placeholder]
+        merge_sizes(sizes, tensor.sizes)
+    size_ranges = {symbol(name): size.range for name, size in sizes.items()}
+    names = _Names(sizes)
+    stages = [_lower_stage(t, names, sizes, size_ranges) for t in order if not t.is_placeholder]
     body = ir.seq(*stages)
     output_ids = {id(t) for t in outputs}
     for tensor in reversed(order):
@@ -153,7 +204,7 @@ def lower(outputs, name="kernel"):
                 "inside the program"
             )
     shape_vars = tuple(ir.ShapeVar(size, lo, hi) for size, (lo, hi) in size_ranges.items())
-    ragged_dims, prelude = _ragged_tables(order)
+    ragged_dims, prelude = _ragged_tables(order, inputs + [t.buffer for t in outputs])
     return ir.Kernel(
         name=name,
         params=tuple(inputs + [t.buffer for t in outputs]),

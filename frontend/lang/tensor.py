@@ -5,9 +5,10 @@
     k = qc.reduce_axis(64, "k")
     C = qc.compute((M, M), lambda i, j: qc.sum(A[i, k] * A[j, k], axis=k), "C")
 
-Sizes are ints or symbols from `var`; index variables are sympy symbols named after the
-lambda's parameters; element values are IR Value nodes, so `+ - * /` and comparisons
-build the expression tree that lowering turns into loop nests.
+Sizes are ints or symbols from `var`, each carrying its range; indices are axes (the
+lambda's parameters, and reduce axes), each carrying its extent and each a variable of
+its own whatever its name (symbols.py); element values are IR Value nodes, so
+`+ - * /` and comparisons build the expression tree that lowering turns into loop nests.
 """
 
 import inspect
@@ -20,11 +21,10 @@ import sympy
 from ..ir import dtypes
 from ..ir import nodes as ir
 from ..ir.errors import LanguageError
-from ..ir.index import as_expr, symbol, table
+from ..ir.index import as_expr, table
 from ..ir.layout import Ragged
+from .symbols import Axis, ReduceAxis, Size, merge_sizes, sizes_of, to_kernel
 
-_SIZE_RANGES = {}
-_REDUCE_EXTENTS = {}
 _readers = []
 _fresh_names = itertools.count()
 
@@ -33,16 +33,13 @@ def var(name, lo, hi):
     """A symbolic size that takes any value in [lo, hi] at call time."""
     if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi):
         raise LanguageError(f"var {name!r}: need integers 0 <= lo <= hi, got [{lo}, {hi}]")
-    size = symbol(name)
-    _SIZE_RANGES[size] = (lo, hi)
-    return size
+    return Size(name, lo, hi)
 
 
 def reduce_axis(extent, name="k"):
-    """An index that a reduction (`qc.sum(..., axis=k)`) runs over, from 0 to extent - 1."""
-    axis = symbol(name)
-    _REDUCE_EXTENTS[axis] = _as_size(extent)
-    return axis
+    """An index that a reduction (`qc.sum(..., axis=k)`) runs over, from 0 to extent - 1.
+    Each call makes a new axis, even under a name used before."""
+    return ReduceAxis(name, _as_size(extent))
 
 
 def ragged_dim(name, parent, max):  # noqa: A002 (the issue's spelling of the argument)
@@ -64,20 +61,6 @@ def _as_size(extent):
     except TypeError:
         raise LanguageError(
             f"a size must be an int or a qc.var expression, not {extent!r}") from None
-
-
-def _ranges_of(shape):
-    ranges = {}
-    for extent in shape:
-        if isinstance(extent, ir.RaggedDim):
-            extent = extent.batch
-        for size in extent.free_symbols:
-            if size not in _SIZE_RANGES:
-                raise LanguageError(
-                    f"size {size} has no range; declare it with qc.var({size.name!r}, lo, hi)"
-                )
-            ranges[size] = _SIZE_RANGES[size]
-    return ranges
 
 
 @dataclass(frozen=True)
@@ -135,14 +118,14 @@ def _value(x, like=None):
 class Tensor:
     """A named array of the program: a placeholder (an input) or a compute."""
 
-    def __init__(self, name, shape, dtype, body=None, axes=(), inputs=(), size_ranges=None):
+    def __init__(self, name, shape, dtype, body=None, axes=(), inputs=(), sizes=None):
         self.name = name
         self.shape = shape
         self.dtype = dtype
         self.body = body
         self.axes = axes
         self.inputs = inputs
-        self.size_ranges = size_ranges or {}
+        self.sizes = sizes or {}  # {name: Size} of the sizes its shape and inputs use
         self.buffer = _buffer(name, dtype, shape)
 
     @property
@@ -193,10 +176,11 @@ class Tensor:
 
 
 def _buffer(name, dtype, shape):
-    """The IR buffer of a tensor: dense, or ragged (a ragged dim's shape entry is its max)."""
+    """The IR buffer of a tensor: dense, or ragged (a ragged dim's shape entry is its max).
+    Its shape holds the kernel's plain size symbols."""
     ragged = [(d, e) for d, e in enumerate(shape) if isinstance(e, ir.RaggedDim)]
     if not ragged:
-        return ir.Buffer(name, dtype, shape)
+        return ir.Buffer(name, dtype, tuple(to_kernel(e) for e in shape))
     dims = {e for _, e in ragged}
     if len(dims) > 1:
         raise LanguageError(f"{name} has ragged dims {', '.join(sorted(d.name for d in dims))}; "
@@ -207,7 +191,7 @@ def _buffer(name, dtype, shape):
             f"{name}: ragged dim {dim.name} varies over a batch of {dim.batch} rows, so the "
             f"shape must start with that batch, e.g. ({dim.batch}, {dim.name}, ...)"
         )
-    storage_shape = tuple(e.max if isinstance(e, ir.RaggedDim) else e for e in shape)
+    storage_shape = tuple(e.max if isinstance(e, ir.RaggedDim) else to_kernel(e) for e in shape)
     return ir.Buffer(name, dtype, storage_shape, Ragged(dim.name, tuple(d for d, _ in ragged)))
 
 
@@ -229,7 +213,7 @@ def placeholder(shape, dtype="float32", name=None, value_range=None):
     shape = tuple(_as_size(extent) for extent in _as_tuple(shape))
     name = name or f"input{next(_fresh_names)}"
     dtype = dtypes.as_dtype(dtype)
-    tensor = Tensor(name, shape, dtype, size_ranges=_ranges_of(shape))
+    tensor = Tensor(name, shape, dtype, sizes=sizes_of(shape))
     if value_range is not None:
         tensor.buffer = replace(tensor.buffer, value_range=_value_range(value_range, dtype, name))
     return tensor
@@ -266,7 +250,7 @@ def compute(shape, fn, name=None):
             f"compute of rank {len(shape)} needs a function of {len(shape)} indices, "
             f"got one of {len(params)} ({', '.join(params)})"
         )
-    axes = tuple(symbol(p) for p in params)
+    axes = tuple(Axis(p, extent) for p, extent in zip(params, shape))
     _readers.append([])
     try:
         body = fn(*axes)
@@ -276,26 +260,21 @@ def compute(shape, fn, name=None):
         body = _resolve_ragged_axes(body, shape, axes)
     else:
         body = _value(body)
-    size_ranges = _ranges_of(shape)
+    sizes = sizes_of(shape)
     for tensor in inputs:
-        for size, rng in tensor.size_ranges.items():
-            if size_ranges.setdefault(size, rng) != rng:
-                raise LanguageError(
-                    f"size {size} is declared with ranges {size_ranges[size]} and {rng}; "
-                    "declare each size once"
-                )
+        merge_sizes(sizes, tensor.sizes)
     unique_inputs = tuple(dict.fromkeys(inputs))
     name = name or f"compute{next(_fresh_names)}"
-    return Tensor(name, shape, body.dtype, body, axes, unique_inputs, size_ranges)
+    return Tensor(name, shape, body.dtype, body, axes, unique_inputs, sizes)
 
 
 def _reduce(combiner, value, axis):
     axes = _as_tuple(axis)
     extents = []
     for axis_symbol in axes:
-        if axis_symbol not in _REDUCE_EXTENTS:
+        if not isinstance(axis_symbol, ReduceAxis):
             raise LanguageError(f"{axis_symbol} is not a reduce axis; make it with qc.reduce_axis")
-        extents.append((axis_symbol, _REDUCE_EXTENTS[axis_symbol]))
+        extents.append((axis_symbol, axis_symbol.extent))
     return ReduceExpr(combiner, _value(value), tuple(extents))
 
 

@@ -13,7 +13,9 @@ and rewrites every access with the loop variables of ox and the loops around it 
 This is sound when every access lies inside the loop, and in each dim every access is
 shifted by the same offset by those variables (so each iteration's slice moves as one
 block and never overlaps another's live data): compute_at's producer writes each
-iteration's region before its reader runs.
+iteration's region before its reader runs. The folded buffer is a fixed-size local array,
+so a slice whose extent is symbolic (a whole row of N elements) is refused here rather
+than by the build; a slice that ends at a constant index is sized by that index.
 """
 
 import dataclasses
@@ -22,14 +24,14 @@ import sympy
 
 from ...ir import nodes as ir
 from ...ir.errors import ScheduleError
-from ...ir.index import bounds
+from ...ir.index import bounds, simplify
 from ...ir.printer import render
 from ...ir.walk import find_all, rewrite
 from ..nest import loops_on_path, walk_paths
 
 
-def _fail(asked, obstacle, kernel, hint):
-    raise ScheduleError("fold_storage", asked, obstacle, hint, render(kernel))
+def _fail(asked, obstacle, kernel, hint, mark=None):
+    raise ScheduleError("fold_storage", asked, obstacle, hint, render(kernel, mark=mark))
 
 
 def _accesses(stmt, name):
@@ -41,6 +43,26 @@ def _accesses(stmt, name):
         if value.buffer.name == name:
             found.append(value)
     return found
+
+
+def _slice_extent(asked, name, dim, extent, inside, fixed, ranges, kernel, target):
+    """The constant extent of dim `dim` of one iteration's slice: past the highest index
+    any access reaches, no more than the buffer's own extent. The folded buffer is local
+    (a fixed-size array in C), so a symbolic extent is refused here, not at build."""
+    highest = max(bounds(a.indices[dim].xreplace(fixed), ranges)[1] for a in inside)
+    # The sizes' ranges only settle a Min such as Min(1, N) for N >= 1; the highest index
+    # stays in loop terms, so a slice as long as N is refused rather than sized by N's hi.
+    size = simplify(sympy.Min(sympy.sympify(extent), highest + 1), {**kernel.ranges(), **ranges})
+    if not size.is_Integer and (highest + 1).is_Integer:
+        size = highest + 1  # room for every index reached, even where the extent is less
+    if not size.is_Integer:
+        _fail(asked, f"one iteration of loop {target.var} uses a slice of {name} that is "
+                     f"{size} long in dim {dim}, which is not a constant, and a folded buffer "
+                     "is local storage of fixed size",
+              kernel, f"Split the loops that run over dim {dim} of {name} by a constant "
+                      "factor and compute_at and fold at the outer loop of the split (or at "
+                      "a loop inside whose slice is constant), or leave it unfolded.", target)
+    return size
 
 
 def fold_storage(kernel, name, loop):
@@ -73,8 +95,8 @@ def fold_storage(kernel, name, loop):
         if len(offsets) != 1 or not offsets.pop().free_symbols <= set(fixed):
             _fail(asked, f"the accesses of {name} move differently in dim {dim}", kernel,
                   "Fold at a loop whose iterations each use one block of the buffer.")
-        highest = max(bounds(a.indices[dim].xreplace(fixed), ranges)[1] for a in inside)
-        shape.append(sympy.Min(extent, highest + 1) if highest.is_Integer else extent)
+        shape.append(_slice_extent(asked, name, dim, extent, inside, fixed, ranges, kernel,
+                                   target))
     folded = dataclasses.replace(buffer, shape=tuple(shape))
 
     def fold(node):
