@@ -40,15 +40,15 @@ def _check_distance(distance):
         raise QuiltError(f"distance={distance!r} is not supported; pass one of {DISTANCES}")
 
 
-def _float_array(name, value, rank, what, inner=None):
+def _float_array(name, value, rank, what, inner=None, fewest=1):
     """`value` as a float array of `rank` (and shape (n, *inner) when `inner` is given)
-    holding at least one `what`; raises ShapeError naming the argument otherwise."""
+    holding at least `fewest` of `what`; raises ShapeError naming the argument otherwise."""
     array = to_numpy(name, value)
-    if array.dtype.kind != "f" or array.ndim != rank or not len(array) \
+    if array.dtype.kind != "f" or array.ndim != rank or len(array) < fewest \
             or inner is not None and array.shape[1:] != tuple(inner):
         expected = f"(n, {', '.join(map(str, inner))})" if inner is not None else f"rank {rank}"
-        raise ShapeError(f"{name} must be a float array of {what}, shape {expected} with n >= 1; "
-                         f"got {array.dtype} of shape {array.shape}")
+        raise ShapeError(f"{name} must be a float array of {what}, shape {expected} with "
+                         f"n >= {fewest}; got {array.dtype} of shape {array.shape}")
     return array
 
 
@@ -216,16 +216,17 @@ class PooledModel:
             self._quantized[act_bits] = quantize(self.float_model, self.calib, act_bits, spec)
         return self._quantized[act_bits]
 
-    def _images(self, x):
-        return _float_array("x", x, 4, "NHWC images", self.calib.shape[1:])
+    def _images(self, x, fewest=1):
+        return _float_array("x", x, 4, "NHWC images", self.calib.shape[1:], fewest)
 
     def quantize_input(self, x):
-        """Float NHWC images as the int8 model input (the same at every act_bits)."""
-        return self.quantized(8).quantize_input(self._images(x))
+        """Float NHWC images as the int8 model input (the same at every act_bits); an
+        empty batch gives no rows (a project emitted without test inputs)."""
+        return self.quantized(8).quantize_input(self._images(x, fewest=0))
 
     def predict(self, x, act_bits=8):
         """Class indices for float NHWC images, computed bit-serially in integers."""
-        return self.quantized(act_bits).predict(self._images(x))
+        return self.quantized(act_bits).predict(self._images(x, fewest=0))
 
     def accuracy(self, x, y, act_bits=8):
         """Fraction of `x` whose predicted class at `act_bits` equals `y`."""

@@ -183,7 +183,7 @@ def pooled():
     (lambda pm: weightpool.nearest(np.ones((3, 8)), np.ones((2, 4)), "cosine"), ShapeError,
      r"centers must be a float array of centers, shape \(n, 8\)"),
     (lambda pm: pm.predict(np.ones((2, 5, 5, 1), F32)), ShapeError,
-     r"x must be a float array of NHWC images, shape \(n, 8, 8, 1\) with n >= 1; got "
+     r"x must be a float array of NHWC images, shape \(n, 8, 8, 1\) with n >= 0; got "
      r"float32 of shape \(2, 5, 5, 1\)"),
     (lambda pm: pm.predict([1.0, 2.0]), ShapeError, r"argument 'x' is a list"),
     (lambda pm: pm.quantize_input("images"), ShapeError, r"argument 'x' is a str"),
