@@ -174,6 +174,21 @@ def _ragged_tables(tensors, params):
     return kernel_dims, tuple(prelude[name] for name in sorted(prelude))
 
 
+def _check_sizes_bound(size_ranges, params):
+    """Every size must appear in an argument's shape: a call binds sizes from the shapes
+    of the arrays it is given, and has nothing else to bind one from."""
+    shown = set()
+    for buffer in params:
+        for extent in buffer.shape:
+            shown |= sympy.sympify(extent).free_symbols
+    for size in size_ranges:
+        if size not in shown:
+            raise LanguageError(
+                f"size {size} is used by the program but no input or output has a dimension "
+                f"of size {size}, so a call has no array to read it from; give an input a "
+                f"dimension of size {size}, or use a constant")
+
+
 def lower(outputs, name="kernel"):
     """The naive kernel computing `outputs` (a tensor or list of tensors)."""
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
@@ -203,6 +218,7 @@ def lower(outputs, name="kernel"):
                 "batch, (B, L, dense...), as a RaggedArray does: keep (B, L, L) tensors "
                 "inside the program"
             )
+    _check_sizes_bound(size_ranges, inputs + [t.buffer for t in outputs])
     shape_vars = tuple(ir.ShapeVar(size, lo, hi) for size, (lo, hi) in size_ranges.items())
     ragged_dims, prelude = _ragged_tables(order, inputs + [t.buffer for t in outputs])
     return ir.Kernel(

@@ -98,3 +98,15 @@ def test_a_slice_of_one_row_of_a_size_at_least_one_folds_to_one_row():
     assert "P = alloc[1, 1] float32  # local" in repr(sch.kernel)
     values = np.random.default_rng(3).standard_normal((3, 3)).astype(np.float32)
     check_schedule(sch, {"A": values}, {"C": values * 2 + 1})
+
+
+def test_a_size_no_argument_shows_is_refused_when_the_program_is_lowered():
+    """Only an intermediate has size N: no call could bind it (it used to fail at call
+    time, asking for an out= that no output could carry)."""
+    size = qc.var("N", 1, 8)
+    x = qc.placeholder((4,), "float32", "x")
+    scratch = qc.compute((size,), lambda i: x[0] * np.float32(2.0), "t")
+    y = qc.compute((4,), lambda i: x[i] + scratch[0], "y")
+    with pytest.raises(qc.LanguageError, match=r"size N is used by the program but no input "
+                                               r"or output has a dimension of size N"):
+        qc.Schedule(y)
