@@ -80,6 +80,63 @@ def test_a_builder_killed_mid_build_leaves_nothing_after_the_next_build(tmp_path
     assert not list(directory.rglob("*.tmp"))
 
 
+def _dead_pid():
+    """The pid of a process that has exited: the writer of a killed build's temporaries."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def _killed_build(stage, path, pid):
+    """Leave in the cache what a build killed at `stage` leaves (see cache._build: the
+    source, then the object compiled to a temporary and renamed in, then its checksum)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    source, checksum = path.with_suffix(".c"), path.with_name(path.name + ".sha256")
+
+    def partial(target, data):
+        target.with_name(f"{target.name}.{pid}.x1y2.tmp").write_bytes(data)
+
+    whole = _whole_entry(path)
+    if stage == "writing the source":
+        partial(source, whole["source"][:40])
+        return
+    source.write_bytes(whole["source"])
+    if stage == "before compiling":
+        partial(path, b"")
+    elif stage == "while compiling":
+        partial(path, whole["object"][:1000])
+    else:
+        path.write_bytes(whole["object"])
+        if stage == "writing the checksum":
+            partial(checksum, whole["checksum"][:10])
+
+
+_WHOLE = {}
+
+
+def _whole_entry(path):
+    """The bytes of a complete entry for the test kernel, built once in a side folder."""
+    if not _WHOLE:
+        side = path.parents[2] / "complete"
+        _load_and_run(side)
+        _, built = _entry(side)
+        _WHOLE.update(source=built.with_suffix(".c").read_bytes(), object=built.read_bytes(),
+                      checksum=built.with_name(built.name + ".sha256").read_bytes())
+    return _WHOLE
+
+
+@pytest.mark.parametrize("stage", ["writing the source", "before compiling", "while compiling",
+                                   "after renaming the object", "writing the checksum"])
+def test_a_build_killed_at_any_stage_rebuilds_loads_and_sweeps(tmp_path, stage):
+    directory = tmp_path / "cache"
+    _, path = _entry(directory)
+    _killed_build(stage, path, _dead_pid())
+    library = _load_and_run(directory)
+    assert library.path == path
+    assert not list(directory.rglob("*.tmp"))
+    assert path.with_name(path.name + ".sha256").read_bytes() == _whole_entry(path)["checksum"]
+
+
 def test_a_temporary_whose_writer_still_runs_is_kept(tmp_path):
     _, path = _entry(tmp_path)
     path.parent.mkdir(parents=True)
