@@ -21,10 +21,10 @@ INSTALL_HINT = "apt-get install -y gcc"
 # gcc's partial redundancy elimination turns the selects of an inlined math helper into
 # branches when an earlier loop computed its argument (softmax's row max before its exp),
 # and the branches stop the vectorizer: -fno-tree-pre keeps those loops SIMD.
-# Without AVX-512's masks, gcc turns a helper's selects (quiltc_expf's clamps) into blends
-# only where it may compute both arms, which -ftrapping-math forbids: exp loops stayed
-# scalar for -march=haswell. Kernels never unmask floating-point traps, so the
-# -fno-trapping-math build computes the same values, in SIMD.
+# -fno-trapping-math is left out on purpose: it lets gcc 12's loop if-conversion compute
+# both arms of a select, and at -O3 that miscompiles a select between a value and a
+# NaN-propagating min (`x > c ? t : min(y, t)` gave 0 for 0.137). The price is that exp
+# loops stay scalar for -march=haswell, whose blends lack AVX-512's masks.
 # gcc's tuning for Intel's AVX-512 cores prefers 256-bit vectors, which would split every
 # 16-lane vector of a schedule sized for AVX-512 in two: the schedules size their vectors to
 # the ISA's widest registers (runtime_c/host.py), so the compiler must use them too.
@@ -41,7 +41,7 @@ def build_flags(march="native"):
     """The flags every kernel is built with, for the architecture `march` names (gcc's
     `-march=` values: "native" for this machine, "haswell", "skylake-avx512", ...)."""
     return ("-O3", f"-march={march}", "-fopenmp", "-fPIC", "-shared", "-std=c99",
-            "-ffp-contract=fast", "-fno-tree-pre", "-fno-trapping-math", *_VECTOR_WIDTH_FLAGS)
+            "-ffp-contract=fast", "-fno-tree-pre", *_VECTOR_WIDTH_FLAGS)
 
 
 @dataclass(frozen=True)
