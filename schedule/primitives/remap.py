@@ -15,11 +15,13 @@ not know the table is a permutation of the rows).
 
 import dataclasses
 
+import sympy
+
 from ...ir import nodes as ir
 from ...ir.errors import ScheduleError
 from ...ir.index import table
 from ...ir.printer import render
-from ...ir.walk import substitute
+from ...ir.walk import find_all, substitute
 from ..nest import ragged_batch_dim, replace_at, resolve_loop
 
 ORDERS = ("length-desc",)
@@ -43,6 +45,17 @@ def remap(kernel, loop, order):
             f"loop {node.var} does not run over the rows of a ragged batch (batches: {batches})",
             "Remap the loop over the batch axis of a ragged tensor (its first loop).",
             render(kernel, mark=node),
+        )
+    starts = [reduce for reduce in find_all(node.body, lambda n: isinstance(n, ir.Reduce))
+              if any(node.var in sympy.sympify(e).free_symbols for e in reduce.init_when)]
+    if starts:
+        raise ScheduleError(
+            "remap", asked,
+            f"loop {node.var} runs a reduction into {starts[0].buffer.name} that starts from its "
+            f"identity on the first value of {node.var}: visited in another order, that start "
+            "would come after other iterations had added to the element",
+            "Remap the loop over the rows of the batch, outside any reduction.",
+            render(kernel, mark=starts[0]),
         )
     entry = ir.RowOrder(f"{dim.name}_order_desc", dim.lengths_table, dim.batch, dim.max)
     body = substitute(node.body, {node.var: table(entry.table)(node.var)})

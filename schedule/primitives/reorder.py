@@ -15,9 +15,12 @@ legal because a loop has no effect but its body.
 
 import dataclasses
 
+import sympy
+
 from ...ir import nodes as ir
 from ...ir.errors import ScheduleError
 from ...ir.printer import render
+from ...ir.walk import find_all
 from ..nest import guard_leaves, replace_at, resolve_loop, with_body
 
 
@@ -133,6 +136,27 @@ def _check_kind_nesting(kernel, order, asked):
             thread_loop = loop
 
 
+def _check_reduction_starts(kernel, chain, order, asked):
+    """A reduction that sets its identity on the first iteration of its loops (`init_when`)
+    needs that iteration to stay first for each element it writes: the loops its start
+    condition names keep their relative order."""
+    for reduce in find_all(chain.body, lambda node: isinstance(node, ir.Reduce)):
+        named = set().union(*(sympy.sympify(e).free_symbols for e in reduce.init_when))
+        before = [loop.var for loop in chain.loops if loop.var in named]
+        after = [loop.var for loop in order if loop.var in named]
+        if before != after:
+            raise ScheduleError(
+                "reorder", asked,
+                f"the reduction into {reduce.buffer.name} starts from its identity on the first "
+                f"iteration of loops {', '.join(map(str, before))}, and the new order would "
+                "reach that iteration after others that add to the same element",
+                f"Keep {', '.join(map(str, before))} in this order, or first separate the "
+                f"start with sch.decompose({reduce.buffer.name!r}, ...), after which the "
+                "reduction loops reorder freely",
+                render(kernel, mark=reduce),
+            )
+
+
 def reorder(kernel, *loops):
     """Reorder the named loops of one perfectly nested chain into the given order.
 
@@ -150,6 +174,7 @@ def reorder(kernel, *loops):
         order[position] = by_name[name]
     _check_extents(kernel, order, asked)
     _check_kind_nesting(kernel, order, asked)
+    _check_reduction_starts(kernel, chain, order, asked)
     stmt = chain.body
     for cond in reversed(chain.guards):
         stmt = guard_leaves(stmt, cond)
