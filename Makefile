@@ -44,3 +44,14 @@ bench: $(STAMP) mcu-toolchain
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# A fuzz campaign (tests/support/fuzz*.py): PROGRAMS random dense, int32 and ragged programs
+# with random schedules, compiled and compared with the interpreter and numpy, the ragged
+# ones under ASan+UBSan, one worker per core. SEED defaults to one drawn from the clock and
+# printed; `make fuzz SEED=123 PROGRAMS=5000` reruns a campaign, and
+# `.venv/bin/python scripts/fuzz.py --seed 123 --replay 417` reruns one program of it.
+SEED ?=
+PROGRAMS ?= 5000
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py --programs $(PROGRAMS) $(if $(SEED),--seed $(SEED))
