@@ -18,7 +18,8 @@ flattens NHWC, so the first Dense after convs expects (h, w, c) order.
 
 import numpy as np
 
-from ..ir.errors import ShapeError
+from ..ir.arrays import to_numpy
+from ..ir.errors import QuiltError, ShapeError
 from .im2col import col2im, im2col, output_size, windows
 
 
@@ -347,8 +348,18 @@ class Sequential:
         pass uses (a constraint such as snapping to a weight pool): gradients computed
         through the projected weights update the unconstrained ones (straight-through),
         and the model ends with the projected weights. Returns the mean loss per epoch."""
-        x = np.asarray(x, np.float32)
-        y = np.asarray(y, np.int64)
+        for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                                   ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise QuiltError(f"fit: {name}={value!r}; pass an integer of {least} or more")
+        for name, value in (("lr", lr), ("lr_end", lr_end)):
+            if value is not None and not (isinstance(value, (int, float, np.floating))
+                                          and 0 < value < np.inf):
+                raise QuiltError(f"fit: {name}={value!r}; pass a positive finite number")
+        x = to_numpy("x", x).astype(np.float32)
+        y = to_numpy("y", y)
+        if y.dtype.kind not in "iu":
+            raise ShapeError(f"fit takes integer class labels in y, got dtype {y.dtype}")
         if y.shape != (len(x),):
             raise ShapeError(f"fit takes one integer label per input: x has {len(x)} inputs, "
                              f"y has shape {y.shape}")

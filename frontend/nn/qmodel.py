@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.errors import QuiltError
+from ..ir.arrays import to_numpy
+from ..ir.errors import QuiltError, ShapeError
 from . import layers as nn
 from . import quantize as q
 from .bitserial import VECTOR_LEN, bitserial_conv2d_int, build_lut, check_act_bits
@@ -109,7 +110,11 @@ class QuantModel:
 
     def quantize_input(self, x):
         """Float NHWC images as the int8 input: round(x / input_scale), clamped."""
-        scaled = np.rint(np.asarray(x, np.float64) / self.input_scale)
+        x = to_numpy("x", x)
+        if x.dtype.kind != "f" or x.ndim != 4:
+            raise ShapeError(f"quantize_input takes float NHWC images (rank 4), got {x.dtype} "
+                             f"of shape {x.shape}")
+        scaled = np.rint(x.astype(np.float64) / self.input_scale)
         return np.clip(scaled, *INT8_RANGE).astype(np.int8)
 
     def forward_int(self, x_int8, bitserial=True):
@@ -129,7 +134,11 @@ class QuantModel:
 
     def accuracy(self, x, y):
         """Fraction of float images `x` whose predicted class equals `y`."""
-        return float(np.mean(self.predict(x) == np.asarray(y)))
+        predicted, y = self.predict(x), to_numpy("y", y)
+        if y.shape != predicted.shape:
+            raise ShapeError(f"y must hold one label per image of x ({len(predicted)}), got "
+                             f"shape {y.shape}")
+        return float(np.mean(predicted == y))
 
     def storage_bytes(self):
         """Bytes of the parameters as stored: int8 weights (pooled convs: one index byte

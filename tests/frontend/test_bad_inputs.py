@@ -191,6 +191,18 @@ def pooled():
      r"y must hold one label per image of x \(6\), got shape \(3,\)"),
     (lambda pm: pm.predict(IMAGES, act_bits=9), QuiltError,
      r"act_bits=9 is not supported"),
+    (lambda pm: pm.quantized(8).quantize_input(np.ones((1, 1))), ShapeError,
+     r"quantize_input takes float NHWC images \(rank 4\), got float64 of shape \(1, 1\)"),
+    (lambda pm: pm.quantized(8).accuracy(IMAGES, np.zeros(2)), ShapeError,
+     r"y must hold one label per image of x \(6\), got shape \(2,\)"),
+    (lambda pm: _net().fit(IMAGES, np.zeros(6, np.int64), epochs="a"), QuiltError,
+     r"fit: epochs='a'; pass an integer of 1 or more"),
+    (lambda pm: _net().fit(IMAGES, np.zeros(6, np.int64), seed=-1), QuiltError,
+     r"fit: seed=-1; pass an integer of 0 or more"),
+    (lambda pm: _net().fit(IMAGES, np.zeros(6, np.int64), lr=float("nan")), QuiltError,
+     r"fit: lr=nan; pass a positive finite number"),
+    (lambda pm: _net().fit(IMAGES, np.zeros(6)), ShapeError,
+     r"fit takes integer class labels in y, got dtype float64"),
 ])
 def test_bad_calls_to_weightpool_name_the_argument(pooled, call, error, message):
     with pytest.raises(error, match=message):
