@@ -17,7 +17,7 @@ from ..ir.dtypes import identity, storage_type
 from ..ir.errors import QuiltError
 from ..ir.index import print_index
 from . import helpers, prelude
-from .names import CIndexSpelling, c_identifiers, strip_parentheses
+from .names import CIndexSpelling, as_operand, c_identifiers, strip_parentheses
 
 _LINE_WIDTH = 100
 
@@ -193,7 +193,7 @@ class CLikeRenderer:
     def render_alloc_global(self, stmt, depth):
         """A buffer for the whole call: 64-byte aligned heap memory, freed after its body."""
         name, element = self.buffer_names[stmt.buffer.name], storage_type(stmt.buffer.dtype)
-        size = strip_parentheses(self.index(stmt.buffer.size()))
+        size = as_operand(strip_parentheses(self.index(stmt.buffer.size())))
         self.use_helper("quiltc_alloc", helpers.ALLOC)
         self.emit(depth, f"{element}* {self.restrict} {name} = "
                          f"quiltc_alloc(sizeof({element}) * {size});")

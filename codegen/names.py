@@ -33,6 +33,18 @@ def strip_parentheses(text):
     return text[1:-1]
 
 
+def as_operand(text):
+    """`text` safe as the right operand of `*`: as it is when its only operators outside
+    parentheses are `*` (`4 * L_off2[B]`), else parenthesized: `sizeof(float) * M + 2`
+    and `sizeof(float) * M / 3` would group differently."""
+    depth = 0
+    for character in text:
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(character, 0)
+        if depth == 0 and character in "+-/%<>=?:&|^!~":
+            return f"({text})"
+    return text
+
+
 def c_identifiers(kernel):
     """({symbol name: C identifier}, {buffer name: C identifier}) for `kernel`.
 

@@ -52,11 +52,11 @@ def _replay(options):
     if sanitize and not sanitizer_runtime_loaded():
         environment = fuzz_pool.sanitizer_environment(os.environ)
         return subprocess.run([sys.executable, *sys.argv], env=environment).returncode
-    run = fuzz.Run(options.seed, options.replay, sanitize)
+    run = fuzz.Run(options.seed, options.replay, sanitize,
+                   announce=lambda text: print(text, flush=True))
     print(f"# program {options.replay} of seed {options.seed} ({run.program.kind}"
           f"{', sanitized' if sanitize else ''})", flush=True)
     record = run.report()
-    print(run.reproducer())
     print(f"# outcome: {record['outcome']} (in {record['stage']})")
     print(f"# schedule steps applied: {record['applied']}; refused: {len(run.refused)}")
     for line in record["detail"].splitlines():

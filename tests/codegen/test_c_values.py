@@ -363,3 +363,22 @@ def test_a_select_between_a_value_and_a_nan_aware_minimum_computes_right():
         a, b = (rng.uniform(-1, 1, (7, 7)).astype(np.float32) for _ in range(2))
         np.testing.assert_array_equal(fn(X0=a, X2=b), np.where(a > threshold, -a,
                                                                 np.minimum(b, -a)))
+
+
+def test_a_padded_buffer_of_symbolic_size_is_allocated_whole():
+    """Found by the random-program campaign: the byte count of T1's allocation printed as
+    `sizeof(int32_t) * (16 * M) + (16 * ((2 * M) % 3))`, so the block was a quarter too
+    small and the writes past it corrupted the heap."""
+    m = qc.var("M", 1, 16)
+    x = qc.placeholder((m, 16), "int32", "X0")
+    transposed = qc.compute((16, m), lambda j, i: x[i, j], "T1")
+    k = qc.reduce_axis(16, "k")
+    smallest = qc.compute((m,), lambda i: qc.min(transposed[k, i], axis=k), "T2")
+    sch = qc.Schedule(smallest)
+    sch.pad_storage("T1", 1, 3)
+    fn = qc.build(sch)
+    assert "sizeof(int32_t) * ((16 * M) + (16 * ((2 * M) % 3)))" in fn.source
+    rng = np.random.default_rng(160)
+    for rows in (1, 2, 16):
+        values = rng.integers(-8, 8, (rows, 16)).astype(np.int32)
+        np.testing.assert_array_equal(fn(X0=values), values.min(axis=1))

@@ -101,10 +101,13 @@ def _outputs(result, sch):
 
 class Run:
     """Program `index` of campaign `seed`, carried through every stage; `stage` names the
-    last one started and `report()` is the record the pool collects."""
+    last one started and `report()` is the record the pool collects. `announce`, when
+    given, receives the reproducer before the build: a crash in the build or the call
+    then still leaves it printed."""
 
-    def __init__(self, seed, index, sanitize=False):
+    def __init__(self, seed, index, sanitize=False, announce=None):
         self.seed, self.index, self.sanitize = seed, index, sanitize
+        self.announce = announce
         self.program, self.rng = fuzz_programs.generate(program_seed(seed, index))
         self.stage = "generate"
         self.applied, self.refused = [], []
@@ -133,6 +136,8 @@ class Run:
             _compare(original[name], want, program, f"unscheduled {name} (interpreter) vs numpy")
             _compare(scheduled[name], original[name], program,
                      f"scheduled {name} vs unscheduled (interpreter)")
+        if self.announce is not None:
+            self.announce(self.reproducer())
         self.stage = "build"
         try:
             fn = qc.build(self.sch, sanitize=self.sanitize)
