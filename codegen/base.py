@@ -15,7 +15,8 @@ from ..ir import dtypes
 from ..ir import nodes as ir
 from ..ir.dtypes import identity, storage_type
 from ..ir.errors import QuiltError
-from ..ir.index import print_index
+from ..ir.index import print_index, proves
+from ..ir.verify import value_range
 from . import helpers, prelude
 from .names import CIndexSpelling, as_operand, c_identifiers, strip_parentheses
 
@@ -51,6 +52,8 @@ class CLikeRenderer:
         self.spelling = CIndexSpelling(self.names)
         self.lines = []
         self.helpers_used = {}
+        # The ranges of the loops around the statement being rendered, outermost first.
+        self.loop_ranges = dict(kernel.ranges())
 
     # ------------------------------------------------------------------ the whole kernel
 
@@ -142,7 +145,9 @@ class CLikeRenderer:
         var = self.names[loop.var.name]
         extent = strip_parentheses(self.index(loop.extent))
         self.emit(depth, f"for (int64_t {var} = 0; {var} < {extent}; ++{var}) {{")
+        self.loop_ranges[loop.var] = (sympy.Integer(0), loop.extent - 1)
         self.statement(loop.body, depth + 1)
+        del self.loop_ranges[loop.var]
         self.emit(depth, "}")
 
     def render_gpu_loop(self, loop, depth):
@@ -260,7 +265,7 @@ class CLikeRenderer:
         return name
 
     def scalar_helper(self, operation, dtype):
-        """A helper for max, min, abs or integer division on `dtype`.
+        """A helper for max, min, abs, integer division or shifts on `dtype`.
 
         Float max/min propagate NaN like numpy's maximum/minimum (fmaxf drops NaN, and is
         a library call that keeps gcc from vectorizing); integer abs of the minimum wraps.
@@ -270,6 +275,9 @@ class CLikeRenderer:
             definition = helpers.scalar_abs(name, c, _UNSIGNED.get(dtype))
         elif operation == "div":
             definition = helpers.scalar_divide(name, c, dtype.is_signed, _UNSIGNED.get(dtype))
+        elif operation in ("shl", "shr"):
+            definition = helpers.scalar_shift(name, c, operation, max(dtype.bits, 32),
+                                              dtype.is_signed)
         else:
             pick = ">" if operation == "max" else "<"
             definition = helpers.scalar_extremum(name, c, pick, dtype.is_float)
@@ -349,7 +357,18 @@ class CLikeRenderer:
             # to be neither keeps the plain operator, which gcc strength-reduces.
             function = self.scalar_helper("div", dtype)
             return f"{function}({strip_parentheses(a)}, {strip_parentheses(b)})"
+        if value.op in ("<<", ">>") and not self._count_in_range(value.b, dtype):
+            # C leaves a count outside [0, width) undefined; numpy's result is defined.
+            function = self.scalar_helper("shl" if value.op == "<<" else "shr", dtype)
+            return f"{function}({strip_parentheses(a)}, {strip_parentheses(b)})"
         return self.arithmetic(value.op, value.a.dtype, a, b)
+
+    def _count_in_range(self, count, dtype):
+        """Whether shift `count` provably lies in [0, width) of `dtype` promoted to int."""
+        lo, hi = value_range(count, self.loop_ranges)
+        width = max(dtype.bits, 32)
+        return proves(sympy.Ge(lo, 0), self.loop_ranges) and proves(
+            sympy.Lt(hi, width), self.loop_ranges)
 
     def render_un(self, value):
         """Negation (wrapping on integers) and logical not."""

@@ -78,6 +78,19 @@ def scalar_divide(name, c_type, signed, unsigned_type):
     return f"{c_type} {name}({c_type} a, {c_type} b) {{ return {body}({c_type})(a / b); }}"
 
 
+def scalar_shift(name, c_type, operation, width, signed):
+    """a << b or a >> b for any count b, as numpy defines them: a count outside [0, width)
+    (`width` of the type C promotes to) shifts every bit out, leaving 0, or the sign for
+    a right shift of a negative value. Left shifts run through unsigned, so they wrap."""
+    outside = "b < 0 || b >= " + str(width)
+    if operation == "shl":
+        shifted = f"({c_type})((uint{max(width, 32)}_t)a << b)"
+        return f"{c_type} {name}({c_type} a, {c_type} b) {{ return ({outside}) ? 0 : {shifted}; }}"
+    emptied = "(a < 0 ? -1 : 0)" if signed else "0"
+    return (f"{c_type} {name}({c_type} a, {c_type} b) "
+            f"{{ return ({outside}) ? {emptied} : ({c_type})(a >> b); }}")
+
+
 # CMSIS-NN arm_nn_requantize: arm_nn_doubling_high_mult_no_sat (rounding offset 2^30,
 # no nudge for negative products), then arm_nn_divide_by_power_of_two (ties away from
 # zero). The left shift runs through uint32_t so an overflow wraps instead of being

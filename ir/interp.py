@@ -64,11 +64,13 @@ def _wrap(number, dtype):
 
 
 def _shift(op, a, b):
-    """`a << b` or `a >> b` as C computes them: the count must lie in [0, width) of the
-    promoted type; right shifts of negative values are arithmetic, left shifts wrap."""
+    """`a << b` or `a >> b` as C computes them for a count in [0, width) of the promoted
+    type (right shifts of negative values arithmetic, left shifts wrapping), and as numpy
+    defines them outside it, where every target's code computes the same: every bit is
+    shifted out, leaving 0, or -1 for a right shift of a negative value."""
     width = max(np.iinfo(type(a)).bits, 32)
     if not 0 <= int(b) < width:
-        raise VerifyError(f"shift count {int(b)} is outside [0, {width}): undefined in C")
+        return type(a)(-1 if op == ">>" and a < 0 else 0)
     shifted = int(a) << int(b) if op == "<<" else int(a) >> int(b)
     return _wrap(shifted, type(a))
 
