@@ -43,6 +43,11 @@ def _wrap(values):
     return ((values + 2**31) % 2**32) - 2**31
 
 
+def _in_width(count):
+    """Shift counts C defines on int32; outside them every bit shifts out (numpy's rule)."""
+    return (count >= 0) & (count < 32)
+
+
 def _truncating_divide(a, b):
     """a / b as C truncates it; a zero divisor gives 0 (numpy's, and quiltc's, choice)."""
     with np.errstate(divide="ignore"):
@@ -104,8 +109,9 @@ class _Stage:
             "max": lambda: np.maximum(args[0], args[1]),
             "min": lambda: np.minimum(args[0], args[1]),
             "&": lambda: args[0] & args[1], "|": lambda: args[0] | args[1],
-            "<<": lambda: args[0] << (args[1] & 31),
-            ">>": lambda: args[0] >> (args[1] & 31),
+            "<<": lambda: np.where(_in_width(args[1]), args[0] << np.clip(args[1], 0, 31), 0),
+            ">>": lambda: np.where(_in_width(args[1]), args[0] >> np.clip(args[1], 0, 31),
+                                   np.where(args[0] < 0, -1, 0)),
             "neg": lambda: -args[0], "abs": lambda: np.abs(args[0]),
             "select": lambda: np.where(args[0] > args[1], args[2], args[3]),
         }

@@ -39,7 +39,7 @@ def value(program, expr):
     if op == "%":
         return f"({args[0]} - ({args[0]} / {args[1]}) * {args[1]})"
     if op in ("<<", ">>"):
-        return f"({args[0]} {op} (({args[1]}) & 31))"
+        return f"({args[0]} {op} {args[1]})"
     if op == "neg":
         return f"(-{args[0]})"
     if op == "abs":
