@@ -230,6 +230,9 @@ class CUDARenderer(CLikeRenderer):
     def render_alloc_shared(self, stmt, depth):
         """A `__shared__` array: one per block, seen by all its threads."""
         size = sympy.sympify(stmt.buffer.size())
+        if not size.is_Integer:
+            raise QuiltError(f"shared buffer {stmt.buffer.name} has size {size}; a __shared__ "
+                             "array needs a constant size: cache a tile of constant extent")
         name = self.buffer_names[stmt.buffer.name]
         element = storage_type(stmt.buffer.dtype)
         self.emit(depth, f"__shared__ {element} {name}[{max(int(size), 1)}];")
