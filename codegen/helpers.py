@@ -19,7 +19,10 @@ ALLOC = """static void* quiltc_alloc(size_t bytes)
 # adding and removing 1.5 * 2^23 (floorf would not vectorize without -ffast-math); ln 2
 # is split in two parts (Cody and Waite) so r keeps its precision; exp(r) is the degree-6
 # polynomial of the Cephes library's expf (its published coefficients); 2^n is applied as
-# two exponent-field scalings so results down to the subnormals stay exact.
+# two exponent-field scalings so results down to the subnormals stay exact. The overflow,
+# underflow and NaN cases blend in through bit masks, not selects: gcc keeps selects on
+# float comparisons as branches unless -fno-trapping-math (which gcc 12 miscompiles, see
+# runtime_c/toolchain.py), and a branch keeps the loop from vectorizing on AVX2.
 EXPF = """float quiltc_expf(float x)
 {
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -39,9 +42,15 @@ EXPF = """float quiltc_expf(float x)
     memcpy(&first_scale, &first_bits, sizeof first_scale);
     memcpy(&second_scale, &second_bits, sizeof second_scale);
     y = y * first_scale * second_scale;
-    y = x > 88.7228394f ? INFINITY : y;
-    y = x < -103.972084f ? 0.0f : y;
-    return x != x ? x : y;
+    int32_t y_bits, x_bits;
+    memcpy(&y_bits, &y, sizeof y_bits);
+    memcpy(&x_bits, &x, sizeof x_bits);
+    int32_t overflows = -(int32_t)(x > 88.7228394f), underflows = -(int32_t)(x < -103.972084f);
+    int32_t not_a_number = -(int32_t)(x != x);
+    y_bits = (y_bits & ~overflows) | (0x7f800000 & overflows);
+    y_bits = (y_bits & ~underflows & ~not_a_number) | (x_bits & not_a_number);
+    memcpy(&y, &y_bits, sizeof y);
+    return y;
 }"""
 
 

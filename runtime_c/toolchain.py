@@ -23,8 +23,8 @@ INSTALL_HINT = "apt-get install -y gcc"
 # and the branches stop the vectorizer: -fno-tree-pre keeps those loops SIMD.
 # -fno-trapping-math is left out on purpose: it lets gcc 12's loop if-conversion compute
 # both arms of a select, and at -O3 that miscompiles a select between a value and a
-# NaN-propagating min (`x > c ? t : min(y, t)` gave 0 for 0.137). The price is that exp
-# loops stay scalar for -march=haswell, whose blends lack AVX-512's masks.
+# minimum (`x > c ? t : min(y, t)` gave 0 for 0.137). quiltc_expf blends its special
+# cases through bit masks instead of selects, so exp loops stay SIMD on AVX2 without it.
 # gcc's tuning for Intel's AVX-512 cores prefers 256-bit vectors, which would split every
 # 16-lane vector of a schedule sized for AVX-512 in two: the schedules size their vectors to
 # the ISA's widest registers (runtime_c/host.py), so the compiler must use them too.

@@ -50,9 +50,15 @@ static inline float quiltc_expf(float x)
     memcpy(&first_scale, &first_bits, sizeof first_scale);
     memcpy(&second_scale, &second_bits, sizeof second_scale);
     y = y * first_scale * second_scale;
-    y = x > 88.7228394f ? INFINITY : y;
-    y = x < -103.972084f ? 0.0f : y;
-    return x != x ? x : y;
+    int32_t y_bits, x_bits;
+    memcpy(&y_bits, &y, sizeof y_bits);
+    memcpy(&x_bits, &x, sizeof x_bits);
+    int32_t overflows = -(int32_t)(x > 88.7228394f), underflows = -(int32_t)(x < -103.972084f);
+    int32_t not_a_number = -(int32_t)(x != x);
+    y_bits = (y_bits & ~overflows) | (0x7f800000 & overflows);
+    y_bits = (y_bits & ~underflows & ~not_a_number) | (x_bits & not_a_number);
+    memcpy(&y, &y_bits, sizeof y);
+    return y;
 }
 
 static inline float quiltc_max_float32(float a, float b) { return (a > b || a != a) ? a : b; }
