@@ -138,10 +138,15 @@ def _check_kind_nesting(kernel, order, asked):
 
 def _check_reduction_starts(kernel, chain, order, asked):
     """A reduction that sets its identity on the first iteration of its loops (`init_when`)
-    needs that iteration to stay first for each element it writes: the loops its start
-    condition names keep their relative order."""
+    needs that iteration to stay first for each element it writes. Where the element does
+    not depend on those loops it does (every loop starts at 0, so their first iteration
+    comes first in any order); where it does (a loop fused from an output and a reduction
+    loop), the loops the start condition names keep their relative order."""
     for reduce in find_all(chain.body, lambda node: isinstance(node, ir.Reduce)):
         named = set().union(*(sympy.sympify(e).free_symbols for e in reduce.init_when))
+        element = set().union(*(sympy.sympify(e).free_symbols for e in reduce.indices))
+        if not named & element:
+            continue
         before = [loop.var for loop in chain.loops if loop.var in named]
         after = [loop.var for loop in order if loop.var in named]
         if before != after:

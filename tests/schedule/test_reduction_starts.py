@@ -63,3 +63,13 @@ def test_remap_refuses_a_loop_inside_a_reduction_whose_extent_equals_the_batch()
     with pytest.raises(qc.ScheduleError, match=r"remap: asked to remap loop k_i .* runs a "
                                                r"reduction into T that starts from its identity"):
         sch.remap(inner)
+
+
+def test_the_parts_of_a_split_reduction_loop_reorder_freely():
+    """Each element's iterations form a rectangle from 0, so its first iteration stays
+    first in any order of the reduction's own loops."""
+    sch = qc.Schedule(_row_sums())
+    outer, inner = sch.split("k", 2)
+    sch.reorder(inner, outer)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    check_schedule(sch, {"X": x}, {"T": x.sum(axis=1)})
