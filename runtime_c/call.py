@@ -54,7 +54,6 @@ class CompiledKernel:
                     f"place; pass np.empty({array.shape}, np.{array.dtype}) or leave {name!r} "
                     "out of out= to have it allocated"
                 )
-        self._check_allocations(binding)
         arrays = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
         self._separate_overlaps(arrays, out)
         for name in self.outputs:
@@ -68,6 +67,7 @@ class CompiledKernel:
         missing = [d.name for d in self.kernel.ragged_dims if d.name not in lengths]
         if missing:
             raise ShapeError(f"no argument carries the rows of ragged dims {', '.join(missing)}")
+        self._check_allocations(binding, lengths)
         ffi = self._library.ffi
         pointers = [ffi.cast(pointer_type, arrays[buffer.name].ctypes.data)
                     for buffer, pointer_type in zip(self.kernel.params, self._pointer_types)]

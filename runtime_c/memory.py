@@ -5,17 +5,19 @@ float64 (N, N, N) buffer at N = 2**21 needs 2**66 bytes, a count that wraps to a
 number in C's 64-bit arithmetic (and the kernel then writes past the block), and one
 that the allocator cannot give makes `quiltc_alloc` abort the process. So each call
 first bounds every allocation in exact integers and refuses one larger than the
-machine's memory with an AllocationError that names the buffer and the bytes.
+machine's memory with an AllocationError that names the buffer and the bytes. Ragged
+sizes are bounded by the call's own rows: its longest row and its prefix sums' totals.
 """
 
 import os
 
+import numpy as np
 import sympy
 
 from ..ir import nodes as ir
 from ..ir.dtypes import storage_type
 from ..ir.errors import AllocationError
-from ..ir.index import TABLE_ARGUMENT, bounds, table
+from ..ir.index import bounds, symbol, table
 
 _ITEM_BYTES = {"float": 4, "double": 8, "int8_t": 1, "uint8_t": 1, "int16_t": 2,
                "int32_t": 4, "int64_t": 8, "int": 4}
@@ -40,53 +42,86 @@ def _heap_allocations(stmt, loops=()):
     return found
 
 
+def _longest(dim):
+    """Stands for the longest row of ragged dim `dim` in a call."""
+    return symbol(f"longest_{dim.name}")
+
+
+def _total(entry):
+    """Stands for the last entry of prefix-sum table `entry` in a call: its whole sum."""
+    return symbol(f"total_{entry.table}")
+
+
 def _ranges(kernel, loops):
-    """Ranges that bound a size by the shape variables alone: each loop's, each table's
-    (a prefix sum of lengths ** k over b rows is at most b * max ** k)."""
+    """Ranges that bound a size by the sizes and, per call, each ragged dim's longest row
+    and each prefix sum's total (a prefix sum only grows, so its total bounds it)."""
     ranges = kernel.ranges()
-    longest = {dim.lengths_table: dim.max for dim in kernel.ragged_dims}
+    for dim in kernel.ragged_dims:
+        ranges[table(dim.lengths_table)] = (sympy.Integer(0), _longest(dim))
     for entry in kernel.prelude:
         if isinstance(entry, ir.PrefixSum):
-            row = -(-longest[entry.lengths] // entry.pad) * entry.pad
-            ranges[table(entry.table)] = (sympy.Integer(0), TABLE_ARGUMENT * row ** entry.power)
+            ranges[table(entry.table)] = (sympy.Integer(0), _total(entry))
     for loop in loops:
         ranges[loop.var] = (sympy.Integer(0), loop.extent - 1)
     return ranges
+
+
+def _call_values(kernel, sizes, lengths):
+    """{symbol: value} of the sizes, longest rows and prefix-sum totals of one call."""
+    values = {symbol: sympy.Integer(value) for symbol, value in sizes.items()}
+    longest = {}
+    for dim in kernel.ragged_dims:
+        rows = np.asarray(lengths[dim.name], np.int64)
+        longest[dim.lengths_table] = rows
+        values[_longest(dim)] = sympy.Integer(int(rows.max()) if rows.size else 0)
+    for entry in kernel.prelude:
+        if isinstance(entry, ir.PrefixSum):
+            rows = -(-longest[entry.lengths] // entry.pad) * entry.pad
+            values[_total(entry)] = sympy.Integer(int((rows ** entry.power).sum()))
+    return values
 
 
 class AllocationCheck:
     """Bounds on a kernel's heap allocations, checked per call against memory_limit()."""
 
     def __init__(self, kernel):
+        self.kernel = kernel
         self.limit = memory_limit()
         self.bounds = []
         largest = {v.symbol: sympy.Integer(v.hi) for v in kernel.shape_vars}
+        for dim in kernel.ragged_dims:
+            largest[_longest(dim)] = sympy.Integer(dim.max)
+        for entry in kernel.prelude:
+            if isinstance(entry, ir.PrefixSum):
+                dim = next(d for d in kernel.ragged_dims if d.lengths_table == entry.lengths)
+                row = -(-dim.max // entry.pad) * entry.pad
+                largest[_total(entry)] = entry.count.xreplace(largest) * row ** entry.power
         for alloc, loops in _heap_allocations(kernel.body):
             elements = bounds(sympy.expand(alloc.buffer.size()), _ranges(kernel, loops))[1]
-            item = _ITEM_BYTES[storage_type(alloc.buffer.dtype)]
-            bytes_bound = elements * item
+            bytes_bound = elements * _ITEM_BYTES[storage_type(alloc.buffer.dtype)]
+            at_most = bytes_bound.xreplace(largest)
             # Sizes whose declared ranges keep the buffer small need no check per call.
-            if not (bytes_bound.xreplace(largest).is_number
-                    and bytes_bound.xreplace(largest) <= self.limit):
+            if not (at_most.is_number and at_most <= self.limit):
                 self.bounds.append((alloc.buffer.name, bytes_bound))
         self._checked = set()
 
-    def __call__(self, sizes):
-        """Raise AllocationError when an allocation at `sizes` ({symbol: int}) would
-        exceed the machine's memory."""
+    def __call__(self, sizes, lengths):
+        """Raise AllocationError when an allocation at `sizes` ({symbol: int}) and ragged
+        `lengths` ({dim: lengths}) would exceed the machine's memory."""
         if not self.bounds:
             return
-        key = tuple(sorted((str(symbol), value) for symbol, value in sizes.items()))
+        values = _call_values(self.kernel, sizes, lengths)
+        key = tuple(sorted((str(name), int(value)) for name, value in values.items()))
         if key in self._checked:
             return
-        values = {symbol: sympy.Integer(value) for symbol, value in sizes.items()}
         for name, bytes_bound in self.bounds:
             needed = bytes_bound.xreplace(values)
             if needed.is_number and needed > self.limit:
+                shown = ", ".join(f"{s} = {v}" for s, v in sorted(
+                    (str(s), v) for s, v in sizes.items()))
                 raise AllocationError(
-                    f"buffer {name} would need up to {int(needed):,} bytes at "
-                    f"{', '.join(f'{s} = {v}' for s, v in key)}, more than this machine's "
-                    f"{self.limit:,} bytes of memory; run smaller sizes, or schedule the "
-                    f"producer of {name} inside its consumer's loop (compute_at) so that "
-                    "it holds one tile")
+                    f"buffer {name} would need up to {int(needed):,} bytes at {shown}, more "
+                    f"than this machine's {self.limit:,} bytes of memory; run smaller sizes, "
+                    f"or schedule the producer of {name} inside its consumer's loop "
+                    "(compute_at) so that it holds one tile")
         self._checked.add(key)

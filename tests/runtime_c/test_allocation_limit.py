@@ -53,3 +53,24 @@ def test_ragged_intermediates_are_bounded_by_their_rows():
     rows = [np.ones((n, 3), np.float32) for n in (2, 0, 5)]
     for got, row in zip(fn(X=qc.RaggedArray.from_list(rows)), rows):
         np.testing.assert_array_equal(got, row * np.float32(3.0))
+
+
+def test_ragged_scores_are_bounded_by_the_calls_own_rows():
+    """(B, L, L) scores with rows up to 2**20 long: the declared maximum would need
+    terabytes, so each call is bounded by its own longest row and prefix-sum totals
+    (as attention's scores are); a row of 2**17 needs 64 GiB and is refused."""
+    batch = qc.var("B", 1, 8)
+    length = qc.ragged_dim("L", batch, 1 << 20)
+    x = qc.placeholder((batch, length), "float32", "X")
+    scores = qc.compute((batch, length, length), lambda b, i, j: x[b, i] * x[b, j], "scores")
+    j = qc.reduce_axis(length, "j")
+    row_max = qc.compute((batch, length), lambda b, i: qc.max(scores[b, i, j], axis=j), "M")
+    require_cc()
+    fn = qc.build(qc.Schedule(row_max))
+    assert [name for name, _ in fn._check_allocations.bounds] == ["scores"]
+    rows = [np.arange(n, dtype=np.float32) for n in (3, 0, 5)]
+    for got, row in zip(fn(X=qc.RaggedArray.from_list(rows)), rows):
+        np.testing.assert_array_equal(got, row * row.max() if len(row) else row)
+    with pytest.raises(qc.AllocationError, match=r"buffer scores would need up to "
+                                                 r"68,719,476,736 bytes at B = 1"):
+        fn(X=qc.RaggedArray.from_list([np.ones(1 << 17, np.float32)]))
