@@ -15,12 +15,11 @@ import numpy as np
 import sympy
 
 from ..ir import nodes as ir
-from ..ir.dtypes import storage_type
 from ..ir.errors import AllocationError
 from ..ir.index import bounds, symbol, table
 
-_ITEM_BYTES = {"float": 4, "double": 8, "int8_t": 1, "uint8_t": 1, "int16_t": 2,
-               "int32_t": 4, "int64_t": 8, "int": 4}
+# Calls remembered as checked; a long run of calls at ever new ragged lengths starts over.
+_REMEMBERED_CALLS = 4096
 
 
 def memory_limit():
@@ -98,7 +97,8 @@ class AllocationCheck:
                 largest[_total(entry)] = entry.count.xreplace(largest) * row ** entry.power
         for alloc, loops in _heap_allocations(kernel.body):
             elements = bounds(sympy.expand(alloc.buffer.size()), _ranges(kernel, loops))[1]
-            bytes_bound = elements * _ITEM_BYTES[storage_type(alloc.buffer.dtype)]
+            # Booleans are stored one per byte (dtypes.storage_type).
+            bytes_bound = elements * max(alloc.buffer.dtype.bits // 8, 1)
             at_most = bytes_bound.xreplace(largest)
             # Sizes whose declared ranges keep the buffer small need no check per call.
             if not (at_most.is_number and at_most <= self.limit):
@@ -124,4 +124,6 @@ class AllocationCheck:
                     f"than this machine's {self.limit:,} bytes of memory; run smaller sizes, "
                     f"or schedule the producer of {name} inside its consumer's loop "
                     "(compute_at) so that it holds one tile")
+        if len(self._checked) >= _REMEMBERED_CALLS:
+            self._checked.clear()
         self._checked.add(key)
