@@ -59,6 +59,12 @@ def sigmoid(name, c_type, one, exp):
     return f"{c_type} {name}({c_type} x) {{ return {one} / ({one} + {exp}(-x)); }}"
 
 
+def select(name, c_type):
+    """`condition ? then : otherwise` on values already computed (see render_select)."""
+    return (f"{c_type} {name}(int condition, {c_type} then, {c_type} otherwise) "
+            "{ return condition ? then : otherwise; }")
+
+
 def index_extremum(name, pick, c_type="int64_t"):
     """min or max (`pick` is < or >) of two index values of `c_type`."""
     return f"{c_type} {name}({c_type} a, {c_type} b) {{ return a {pick} b ? a : b; }}"

@@ -170,6 +170,12 @@ class MCURenderer(CLikeRenderer):
             return f"{self.rows[row.key]}[{row.column}]"
         return super().render_load(load)
 
+    def render_select(self, value):
+        """A plain `?:`: Cortex-M has no masked vector loads to miscompile (see the base),
+        and a conditional load skips the read of padding."""
+        parts = (self.value(part) for part in (value.cond, value.then, value.otherwise))
+        return "({} ? {} : {})".format(*parts)
+
     def render_alloc_global(self, stmt, depth):
         """A scratch buffer for the whole call: a static array at file scope (named after
         the kernel, so RAM use shows in the source), never the heap."""

@@ -149,6 +149,20 @@ class ValueRenderer:
             return f"(({dtype.c})(0u - ({_UNSIGNED[dtype]}){a}))"
         return f"(({dtype.c})(-{a}))"
 
+    def render_select(self, value):
+        """`cond ? then : otherwise` through a helper whose arguments C evaluates
+        unconditionally, which is safe (the verifier proves every load in bounds whatever
+        the condition, and integer division is defined everywhere): written as a plain
+        `?:`, a load in an arm is conditional, and gcc 12 vectorizes conditional loads
+        into masked loads that it miscompiles at -O3 (found by the random-program
+        campaign); unconditional loads also vectorize into plain ones."""
+        dtype = value.dtype
+        name = f"quiltc_select_{dtype.name}"
+        self.use_helper(name, self.helper_prefix + helpers.select(name, dtype.c))
+        parts = (strip_parentheses(self.value(part))
+                 for part in (value.cond, value.then, value.otherwise))
+        return f"{name}({', '.join(parts)})"
+
     def render_call(self, value):
         """A math function on floats; integer abs through a helper."""
         dtype = value.dtype
@@ -184,6 +198,5 @@ _VALUE_HANDLERS = {
     ir.Un: lambda renderer, v: renderer.render_un(v),
     ir.Call: lambda renderer, v: renderer.render_call(v),
     ir.Cast: lambda renderer, v: renderer.render_cast(v),
-    ir.Select: lambda renderer, v: "({} ? {} : {})".format(
-        *(renderer.value(part) for part in (v.cond, v.then, v.otherwise))),
+    ir.Select: lambda renderer, v: renderer.render_select(v),
 }

@@ -382,3 +382,21 @@ def test_a_padded_buffer_of_symbolic_size_is_allocated_whole():
     for rows in (1, 2, 16):
         values = rng.integers(-8, 8, (rows, 16)).astype(np.int32)
         np.testing.assert_array_equal(fn(X0=values), values.min(axis=1))
+
+
+def test_a_select_with_a_load_in_one_arm_computes_right():
+    """Found by the random-program campaign: written as a plain `?:`, the load in the
+    arm was conditional, and gcc 12 vectorized it into masked loads that it miscompiled
+    at -O3 (311 of 1950 elements wrong); selects now take both arms as computed values."""
+    x0 = qc.placeholder((13, 3), "float32", "X0")
+    x1 = qc.placeholder((13, 3), "float32", "X1")
+    threshold, constant = np.float32(-0.06721856), np.float32(-1.0407386)
+    chosen = qc.compute((13, 3), lambda p, j: qc.where(x0[p, j] > threshold, constant,
+                                                       x1[p, j]), "T2")
+    sch = qc.Schedule(chosen)
+    sch.fuse(*sch.split(sch.loops("T2")[1], 3))
+    fn = qc.build(sch)
+    rng = np.random.default_rng(1384)
+    for _ in range(50):
+        a, b = (rng.uniform(-1, 1, (13, 3)).astype(np.float32) for _ in range(2))
+        np.testing.assert_array_equal(fn(X0=a, X1=b), np.where(a > threshold, constant, b))

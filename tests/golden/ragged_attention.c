@@ -92,6 +92,8 @@ static inline float quiltc_expf(float x)
 
 static inline float quiltc_max_float32(float a, float b) { return (a > b || a != a) ? a : b; }
 
+static inline float quiltc_select_float32(int condition, float then, float otherwise) { return condition ? then : otherwise; }
+
 void ragged_attention(
     float* restrict QKV,
     float* restrict attention,
@@ -173,7 +175,7 @@ void ragged_attention(
         for (int64_t i_1 = 0; i_1 < L_len[(b_2_h_2 / 4)]; ++i_1) {
             #pragma omp simd
             for (int64_t j_2 = 0; j_2 < L_len[(b_2_h_2 / 4)]; ++j_2) {
-                masked[j_2 + (4 * L_off2[(b_2_h_2 / 4)]) + (i_1 * L_len[(b_2_h_2 / 4)]) + ((L_len[(b_2_h_2 / 4)] * L_len[(b_2_h_2 / 4)]) * (b_2_h_2 % 4))] = (j_2 <= i_1) ? scores[j_2 + (4 * L_off2[(b_2_h_2 / 4)]) + (i_1 * L_len[(b_2_h_2 / 4)]) + ((L_len[(b_2_h_2 / 4)] * L_len[(b_2_h_2 / 4)]) * (b_2_h_2 % 4))] : (-INFINITY);
+                masked[j_2 + (4 * L_off2[(b_2_h_2 / 4)]) + (i_1 * L_len[(b_2_h_2 / 4)]) + ((L_len[(b_2_h_2 / 4)] * L_len[(b_2_h_2 / 4)]) * (b_2_h_2 % 4))] = quiltc_select_float32(j_2 <= i_1, scores[j_2 + (4 * L_off2[(b_2_h_2 / 4)]) + (i_1 * L_len[(b_2_h_2 / 4)]) + ((L_len[(b_2_h_2 / 4)] * L_len[(b_2_h_2 / 4)]) * (b_2_h_2 % 4))], -INFINITY);
             }
         }
     }
