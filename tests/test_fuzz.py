@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from support import fuzz, fuzz_pool, fuzz_programs, fuzz_reference, fuzz_source
-from support.helpers import REQUIRE_TOOLCHAINS, require_cc
+from support.helpers import require_sanitizer_environment
 from support.tiers import profile_name
 
 SEED = 20_240_610
@@ -70,11 +70,7 @@ def test_a_worker_that_dies_costs_one_program_recorded_as_a_crash(monkeypatch, t
 
 @pytest.mark.sanitize
 def test_random_programs_compute_what_the_interpreter_and_numpy_do():
-    require_cc()
-    try:
-        fuzz_pool.sanitizer_environment({})
-    except RuntimeError as missing:
-        pytest.fail(str(missing)) if REQUIRE_TOOLCHAINS else pytest.skip(str(missing))
+    require_sanitizer_environment()
     records = fuzz_pool.campaign(SEED, range(PROGRAMS[profile_name()]), workers=2)
     assert {r["kind"] for r in records} == set(fuzz_programs.KINDS)
     found = fuzz_pool.findings(records)

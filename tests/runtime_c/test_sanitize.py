@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from support.helpers import REQUIRE_TOOLCHAINS, require_cc
+from support.helpers import require_sanitizer_environment
 
 # Each check starts a fresh interpreter and builds its kernels again, sanitized.
 pytestmark = [pytest.mark.sanitize, pytest.mark.slow]
@@ -96,25 +96,15 @@ _OUT_OF_BOUNDS = textwrap.dedent("""
 """)
 
 
-def _sanitizer_environment():
-    require_cc()
-    runtime = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
-                             text=True).stdout.strip()
-    if not os.path.isabs(runtime):
-        message = "libasan is not installed; install it with: apt-get install -y libasan8"
-        pytest.fail(message) if REQUIRE_TOOLCHAINS else pytest.skip(message)
-    return dict(os.environ, LD_PRELOAD=runtime, ASAN_OPTIONS="detect_leaks=0")
-
-
 def _run_sanitized(script):
-    return subprocess.run([sys.executable, "-c", script], env=_sanitizer_environment(),
+    return subprocess.run([sys.executable, "-c", script], env=require_sanitizer_environment(),
                           capture_output=True, text=True, timeout=300)
 
 
 def test_ragged_property_tests_run_clean_under_asan_and_ubsan():
     """The random ragged schedules and ragged fusion tests once more, every kernel they
     compile built with the sanitizers: no kernel reads or writes past a row."""
-    environment = dict(_sanitizer_environment(), QUILTC_TEST_SANITIZE="1")
+    environment = dict(require_sanitizer_environment(), QUILTC_TEST_SANITIZE="1")
     tests = [os.path.join(os.path.dirname(__file__), "..", "schedule", name)
              for name in ("test_ragged_sequences.py", "test_ragged_fuse.py",
                          "test_ragged_guards.py")]

@@ -28,18 +28,14 @@ def value(program, expr):
         return f"qc.{expr.combiner}({value(program, expr.body)}, axis=k)"
     args = [value(program, a) for a in expr.args]
     op = expr.op
-    if op in ("+", "-", "*", "&", "|"):
+    if op in ("+", "-", "*", "/", "&", "|", "<<", ">>"):
         return f"({args[0]} {op} {args[1]})"
     if op in ("max", "min"):
         return f"qc.{op}imum({args[0]}, {args[1]})"
     if op == "div":
         return f"({args[0]} / (qc.abs({args[1]}) + np.float32(1.0)))"
-    if op == "/":
-        return f"({args[0]} / {args[1]})"
     if op == "%":
         return f"({args[0]} - ({args[0]} / {args[1]}) * {args[1]})"
-    if op in ("<<", ">>"):
-        return f"({args[0]} {op} {args[1]})"
     if op == "neg":
         return f"(-{args[0]})"
     if op == "abs":

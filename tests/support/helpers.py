@@ -20,13 +20,30 @@ REQUIRE_TOOLCHAINS = os.environ.get("QUILTC_REQUIRE_TOOLCHAINS") == "1"
 SANITIZE = os.environ.get("QUILTC_TEST_SANITIZE") == "1"
 
 
+def unavailable(message):
+    """Skip the test for a missing tool (`message` says how to install it), or fail it
+    under QUILTC_REQUIRE_TOOLCHAINS=1, where CI must have every tool."""
+    if REQUIRE_TOOLCHAINS:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_tool(tool, install):
     """Skip (or, under QUILTC_REQUIRE_TOOLCHAINS=1, fail) when `tool` is not on PATH."""
     if shutil.which(tool) is None:
-        message = f"{tool} is not installed; install it with: {install}"
-        if REQUIRE_TOOLCHAINS:
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"{tool} is not installed; install it with: {install}")
+
+
+def require_sanitizer_environment():
+    """This process's environment plus libasan preloaded and reports made fatal, for a
+    child process that loads sanitized kernels; skips (or fails) without libasan."""
+    from . import fuzz_pool
+
+    require_cc()
+    try:
+        return fuzz_pool.sanitizer_environment(os.environ)
+    except RuntimeError as missing:
+        unavailable(str(missing))
 
 
 def require_cc():
