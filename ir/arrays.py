@@ -20,6 +20,12 @@ from . import dtypes
 from .errors import QuiltError, ShapeError
 
 
+def is_integer_in(value, lo, hi=None):
+    """Whether an argument is an integer (Python's or numpy's, not a bool) in [lo, hi]."""
+    return (not isinstance(value, bool) and isinstance(value, (int, np.integer))
+            and lo <= value and (hi is None or value <= hi))
+
+
 def to_numpy(name, value):
     """A numpy view of `value` (a numpy array, a `__dlpack__` object, or `__array__`)."""
     if isinstance(value, np.ndarray):

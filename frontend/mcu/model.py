@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..driver.build import load_library, render
+from ..ir.arrays import is_integer_in
 from ..ir.errors import QuiltError
 from ..nn import quantize as q
 from ..nn.bitserial import bitserial_conv2d_int, build_lut, check_act_bits
@@ -232,8 +233,7 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
     if not isinstance(shape, kernels.ConvShape):
         raise QuiltError(f"shape is a {type(shape).__name__}; pass a quiltc.recipes.mcu."
                          "ConvShape(h, w, cin, cout, kh, kw, stride, padding)")
-    if isinstance(pool_size, bool) or not isinstance(pool_size, (int, np.integer)) \
-            or not 1 <= pool_size <= 256:
+    if not is_integer_in(pool_size, 1, 256):
         raise QuiltError(f"pool_size={pool_size!r} is not supported: indices are one byte, so "
                          "pass a pool_size in 1..256")
     bits = check_act_bits(act_bits) if kind == "bitserial" else 8

@@ -13,6 +13,7 @@ pool vector w with the bits of p. That sum is the plain integer convolution with
 
 import numpy as np
 
+from ..ir.arrays import is_integer_in
 from ..ir.errors import QuiltError, ShapeError
 from .im2col import windows
 from .quantize import requantize_to_range
@@ -25,8 +26,7 @@ PATTERN_BITS = ((np.arange(PATTERNS)[:, None] >> np.arange(VECTOR_LEN)) & 1).ast
 
 def check_act_bits(act_bits):
     """Raise QuiltError unless `act_bits` is an integer in 1..8."""
-    if isinstance(act_bits, bool) or not isinstance(act_bits, (int, np.integer)) \
-            or not 1 <= act_bits <= 8:
+    if not is_integer_in(act_bits, 1, 8):
         raise QuiltError(f"act_bits={act_bits!r} is not supported: activations are unsigned "
                          "with 1 to 8 bits; pass act_bits in 1..8")
     return int(act_bits)

@@ -18,7 +18,7 @@ flattens NHWC, so the first Dense after convs expects (h, w, c) order.
 
 import numpy as np
 
-from ..ir.arrays import to_numpy
+from ..ir.arrays import is_integer_in, to_numpy
 from ..ir.errors import QuiltError, ShapeError
 from .im2col import col2im, im2col, output_size, windows
 
@@ -350,7 +350,7 @@ class Sequential:
         and the model ends with the projected weights. Returns the mean loss per epoch."""
         for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                                    ("seed", seed, 0)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            if not is_integer_in(value, least):
                 raise QuiltError(f"fit: {name}={value!r}; pass an integer of {least} or more")
         for name, value in (("lr", lr), ("lr_end", lr_end)):
             if value is not None and not (isinstance(value, (int, float, np.floating))

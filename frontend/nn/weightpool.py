@@ -19,7 +19,7 @@ import copy
 
 import numpy as np
 
-from ..ir.arrays import to_numpy
+from ..ir.arrays import is_integer_in, to_numpy
 from ..ir.errors import QuiltError, ShapeError
 from . import layers as nn
 from .bitserial import VECTOR_LEN, build_lut, check_act_bits
@@ -123,7 +123,7 @@ def kmeans(rows, k, distance="cosine", seed=0):
     from its center. Returns (centers (k, d), assignment (n,))."""
     _check_distance(distance)
     rows = _float_array("rows", rows, 2, "vectors")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_integer_in(k, 1):
         raise QuiltError(f"k={k!r} is not supported: pass a number of centers of 1 or more")
     rng = np.random.default_rng(seed)
     data = _unit(rows) if distance == "cosine" else rows
@@ -271,8 +271,7 @@ def compress(model, calib, pool_size=64, vector_len=VECTOR_LEN, distance="cosine
     (straight-through), so vectors move to other entries as training goes. `model` is
     not changed. `calib` (float NHWC images) calibrates the activation scales. Returns a
     PooledModel."""
-    if isinstance(pool_size, bool) or not isinstance(pool_size, (int, np.integer)) \
-            or not 2 <= pool_size <= 256:
+    if not is_integer_in(pool_size, 2, 256):
         raise QuiltError(f"pool_size={pool_size!r} is not supported: indices are one byte, "
                          "so pass a pool_size in 2..256 (default 64)")
     if vector_len != VECTOR_LEN:

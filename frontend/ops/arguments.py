@@ -9,7 +9,7 @@ is how the message spells it: `dense("a", a, ("tokens", 16))` expects (tokens, 1
 
 import numpy as np
 
-from ..ir.arrays import RaggedArray, to_numpy
+from ..ir.arrays import RaggedArray, is_integer_in, to_numpy
 from ..ir.errors import QuiltError, ShapeError
 from ..ir.shapes import is_ragged_value
 
@@ -85,7 +85,7 @@ def write(out, result):
 
 def positive_int(name, value):
     """`value` as an int >= 1 (bools and floats refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_integer_in(value, 1):
         raise QuiltError(f"argument {name!r} is {value!r}, expected an integer of 1 or more")
     return int(value)
 
