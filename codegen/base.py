@@ -135,11 +135,15 @@ class CLikeRenderer(ValueRenderer):
             return
         for pragma in self.loop_pragmas(loop):
             self.emit(depth, pragma)
+        self.render_loop_body(loop, depth, lambda: self.statement(loop.body, depth + 1))
+
+    def render_loop_body(self, loop, depth, body):
+        """`for (...) {`, then `body()` (which emits the inside) with the loop's range known."""
         var = self.names[loop.var.name]
         extent = strip_parentheses(self.index(loop.extent))
         self.emit(depth, f"for (int64_t {var} = 0; {var} < {extent}; ++{var}) {{")
         self.loop_ranges[loop.var] = (sympy.Integer(0), loop.extent - 1)
-        self.statement(loop.body, depth + 1)
+        body()
         del self.loop_ranges[loop.var]
         self.emit(depth, "}")
 
@@ -162,6 +166,11 @@ class CLikeRenderer(ValueRenderer):
             test = " && ".join(f"{strip_parentheses(self.index(e))} == 0" for e in stmt.init_when)
             start = strip_parentheses(self.constant(identity(stmt.combiner, dtype), dtype))
             self.emit(depth, f"if ({test}) {target} = {start};")
+        self.render_combine(stmt, target, depth)
+
+    def render_combine(self, stmt, target, depth):
+        """`target = combiner(target, value)` for the Reduce `stmt`, into C lvalue `target`."""
+        dtype = stmt.buffer.dtype
         new = self.value(stmt.value)
         if stmt.combiner == "sum" and dtype.is_float:
             self.emit(depth, f"{target} += {strip_parentheses(new)};")

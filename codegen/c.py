@@ -11,6 +11,7 @@
 import sympy
 
 from ..ir import nodes as ir
+from ..ir.dtypes import storage_type
 from ..ir.walk import find_all
 from .base import CLikeRenderer
 
@@ -22,6 +23,24 @@ class CRenderer(CLikeRenderer):
     """C99 for the host CPU, built as a shared object and called through cffi."""
 
     target = "c"
+
+    def render_for(self, loop, depth):
+        """A SIMD reduction (For.is_scalar_reduction) accumulates in a local that
+        OpenMP gives each lane a copy of, combined when the loop ends; other loops as
+        the base renders them."""
+        if loop.kind != "vector" or not loop.is_scalar_reduction():
+            super().render_for(loop, depth)
+            return
+        stmt = loop.body
+        target = self.access(stmt.buffer, stmt.indices)
+        clause = {"sum": "+", "max": "max", "min": "min"}[stmt.combiner]
+        self.emit(depth, "{")
+        self.emit(depth + 1, f"{storage_type(stmt.buffer.dtype)} quiltc_accumulator = {target};")
+        self.emit(depth + 1, f"#pragma omp simd reduction({clause}:quiltc_accumulator)")
+        self.render_loop_body(loop, depth + 1, lambda: self.render_combine(
+            stmt, "quiltc_accumulator", depth + 2))
+        self.emit(depth + 1, f"{target} = quiltc_accumulator;")
+        self.emit(depth, "}")
 
     def loop_pragmas(self, loop):
         """OpenMP for parallel and vector loops, GCC's unroll pragma for constant unrolls."""

@@ -63,6 +63,16 @@ class For(Stmt):
             raise ValueError(f"unknown loop kind {self.kind!r}")
         object.__setattr__(self, "extent", as_expr(self.extent))
 
+    def is_scalar_reduction(self):
+        """Whether the body is one reduction, already initialised, into an element that
+        does not move with the loop (`s[i] sum= x[i, k]` in a k loop): lanes of a SIMD
+        loop may then each keep a partial result (see schedule/primitives/annotate.py)."""
+        body = self.body
+        return (isinstance(body, Reduce) and not body.init_when
+                and body.combiner in ("sum", "max", "min")
+                and all(self.var not in sympy.sympify(index).free_symbols
+                        for index in body.indices))
+
 
 @dataclass(frozen=True, repr=False)
 class Store(Stmt):

@@ -237,14 +237,15 @@ def _as_tuple(shape):
     return tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
 
 
-def compute(shape, fn, name=None):
+def compute(shape, fn, name=None, axis_names=None):
     """A tensor whose element at (i, j, ...) is `fn(i, j, ...)`.
 
-    The lambda's parameter names become the loop names (`sch.loops(C)` gives i, j, ...).
+    The lambda's parameter names become the loop names (`sch.loops(C)` gives i, j, ...),
+    or `axis_names` does, for a function of any rank (`lambda *axes: ...`).
     The body is an element expression, or one reduction (`qc.sum`, `qc.max`, `qc.min`).
     """
     shape = tuple(_as_size(extent) for extent in _as_tuple(shape))
-    params = list(inspect.signature(fn).parameters)
+    params = list(axis_names or inspect.signature(fn).parameters)
     if len(params) != len(shape):
         raise LanguageError(
             f"compute of rank {len(shape)} needs a function of {len(shape)} indices, "

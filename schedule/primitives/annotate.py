@@ -9,6 +9,15 @@ The loop nest does not change shape; the kind tells the renderers what to emit. 
 parallel iterations run at once, so such a loop must not carry a dependence: the elements
 each iteration touches of a buffer written inside the loop must be disjoint from the
 elements every other iteration touches (schedule/dependence.py, shared with bind).
+
+One dependence a SIMD loop may carry: a reduction into one element (`s[i] sum= x[i, k]`
+as the whole body of the k loop). Each lane then keeps a partial result that the lanes
+combine at the end (`#pragma omp simd reduction`), which reassociates the combine: exact
+for max and min and for integers, and for a float sum a change of rounding order of the
+kind every vectorized library makes.
+
+    for k in range(768):  # vector
+        s[i] sum= x[i, k]
 """
 
 import dataclasses
@@ -87,8 +96,10 @@ def _concurrent(kernel, loop, primitive, kind, conflict):
         if found is not None:
             obstacle, hint = found
             raise ScheduleError(primitive, asked, obstacle, hint, render(kernel, mark=other))
-    check_independent_iterations(kernel, path, primitive, asked)
+    if not (kind == "vector" and node.is_scalar_reduction()):
+        check_independent_iterations(kernel, path, primitive, asked)
     return _mark(kernel, path, node, kind), []
+
 
 
 def _vector_conflict(relation, other):
