@@ -144,15 +144,34 @@ def proves(relation, ranges):
     relation = sympy.sympify(relation)
     if relation in (sympy.true, sympy.false):
         return relation is sympy.true
-    difference = sympy.expand(relation.lhs - relation.rhs)
+    difference = _distribute_extremum(sympy.expand(relation.lhs - relation.rhs))
     # Floors as they stand keep `2*(f // 2) + f % 2` tight; spelled through modulos they
     # cancel against the extent they came from (`4*(E // 4) <= E`). Either proof holds.
     return any(_proves_by_bounds(relation, bounds(difference, ranges, floors_as_mods=spelling))
                for spelling in (False, True))
 
 
+def _distribute_extremum(expr):
+    """`Min(a, b) + c` as `Min(a + c, b + c)` (and Max alike), so a clamp `Min(i, T - 1)`
+    compared with `T` cancels inside each argument instead of standing apart."""
+    if not expr.is_Add:
+        return expr
+    extrema = [term for term in expr.args if isinstance(term, (sympy.Min, sympy.Max))]
+    if len(extrema) != 1:
+        return expr
+    rest = expr - extrema[0]
+    return type(extrema[0])(*(sympy.expand(argument + rest) for argument in extrema[0].args),
+                            evaluate=False)
+
+
 def _proves_by_bounds(relation, difference_bounds):
     lo, hi = difference_bounds
+    # A Min is below a bound when any of its arguments is, a Max above one likewise.
+    if isinstance(hi, sympy.Min) and type(relation) in (sympy.StrictLessThan, sympy.LessThan):
+        return any(_proves_by_bounds(relation, (lo, argument)) for argument in hi.args)
+    if isinstance(lo, sympy.Max) and type(relation) in (sympy.StrictGreaterThan,
+                                                        sympy.GreaterThan):
+        return any(_proves_by_bounds(relation, (argument, hi)) for argument in lo.args)
     checks = {
         sympy.StrictLessThan: hi < 0,
         sympy.LessThan: hi <= 0,

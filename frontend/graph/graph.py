@@ -9,9 +9,9 @@ symbolic sizes (`qc.var`), built in Python and printed as one line per op.
     print(g)                      # one line per op: name = op(inputs) : shape dtype
     g.evaluate(x=np.ones((5, 768), np.float32))   # op by op in numpy: the reference
 
-Composite builders (`layer_norm`, `softmax`, `gelu_tanh`, `gelu_erf`) emit primitives, so a
-graph holds nothing the partitioner does not know. Every node checks its inputs' shapes
-and dtypes as it is added: a ShapeError names the node.
+Composite builders (`layer_norm`, `softmax`, `log_softmax`, `gelu_tanh`, `gelu_erf`) emit
+primitives, so a graph holds nothing the partitioner does not know. Every node checks its
+inputs' shapes and dtypes as it is added: a ShapeError names the node.
 """
 
 from dataclasses import dataclass, field
@@ -100,8 +100,10 @@ class Graph:
         """Add primitive `op` on `inputs` (Values); returns its output Value."""
         if op not in PRIMITIVES:
             raise LanguageError(f"{op!r} is not a primitive op; known: {', '.join(PRIMITIVES)}")
-        if len(inputs) != PRIMITIVES[op].arity:
-            raise LanguageError(f"{op} takes {PRIMITIVES[op].arity} inputs, got {len(inputs)}")
+        arity = PRIMITIVES[op].arity
+        if (len(inputs) != arity) if arity is not None else not inputs:
+            wanted = arity if arity is not None else "one or more"
+            raise LanguageError(f"{op} takes {wanted} inputs, got {len(inputs)}")
         name = self._name(name, "t")
         where = f"{op} {name}"
         self._check_dtypes(op, inputs, where)
@@ -119,7 +121,10 @@ class Graph:
         if op == "where" and inputs[0].dtype != np.bool_:
             raise ShapeError(f"{where}: the condition {inputs[0].name} is {inputs[0].dtype}; "
                              "it must be bool (compare with equal, or cast it)")
-        data = inputs[1:] if op == "where" else inputs
+        if op == "gather" and not np.issubdtype(inputs[1].dtype, np.integer):
+            raise ShapeError(f"{where}: the indices {inputs[1].name} are {inputs[1].dtype}; "
+                             "they must be integers (cast them)")
+        data = {"where": inputs[1:], "gather": inputs[:1]}.get(op, inputs)
         if len({value.dtype for value in data}) > 1:
             kinds = ", ".join(f"{value.name} {value.dtype}" for value in data)
             raise ShapeError(f"{where}: inputs of different dtypes ({kinds}); cast one first")
@@ -142,6 +147,14 @@ class Graph:
         shifted = self.sub(x, self.reduce_max(x, axes=(axis,)))
         exps = self.exp(shifted)
         return self.div(exps, self.reduce_sum(exps, axes=(axis,)))
+
+    def log_softmax(self, x, axis=-1):
+        """log(softmax(x)) along `axis`, as x - max - log(sum(exp(x - max))) so that it
+        neither overflows nor takes the log of an underflowed 0."""
+        axis = axis % len(x.shape)
+        shifted = self.sub(x, self.reduce_max(x, axes=(axis,)))
+        total = self.reduce_sum(self.exp(shifted), axes=(axis,))
+        return self.sub(shifted, self.log(total))
 
     def layer_norm(self, x, gamma, beta, epsilon=1e-5, axis=-1):
         """(x - mean) / sqrt(variance + epsilon) * gamma + beta along `axis`."""

@@ -1,0 +1,266 @@
+"""A whole graph as one C module: the partitions' kernels, a memory plan, and one entry
+point that runs them (entry.py).
+
+    module = qc.graph.compile(graph)              # or a path to an .onnx file
+    y = module(hidden=h, mask=m)                  # any value of the symbolic dims
+    module.write("out/")                          # model.c, model.h, model.weights
+
+Feedback: a partition whose fusion the schedule primitives refuse is split at the refused
+stage, the (pattern, reason) pair is added to the persistent override list (rules.py),
+and the graph is partitioned again. A compiled graph's source is kept in the build cache
+under a key of the graph's text, the level and quiltc's own sources, so compiling the
+same graph again skips scheduling and the C compiler.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import sympy
+
+from ..driver.build import load_library, render
+from ..driver.schedule import Schedule
+from ..ir.errors import QuiltError, ShapeError
+from ..ir.printer import render as render_ir
+from ..runtime_c.cache import cache_directory
+from . import entry
+from .lower import PartitionProgram, constant_arrays
+from .memory import ALIGNMENT, plan_memory
+from .partition import partition
+from .rules import pattern, read_overrides, record_override
+from .schedules import FusionRefused, matmul_block, schedule_partition
+
+_MAX_FEEDBACK_ROUNDS = 32
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def compile(graph, level=3, name="model", record=True, cache=True):  # noqa: A001
+    """A FusedModule computing `graph` (a Graph, or an ONNX path or model) fused at `level`
+    (0 unfused, 1 loop fusion, 2 reductions stitched, 3 independent partitions side by
+    side). `record=False` keeps feedback out of the persistent override list; `cache=False`
+    schedules and renders anew even when the cache holds this graph."""
+    if not isinstance(graph, _graph_class()):
+        from .onnx_import import from_onnx
+
+        graph = from_onnx(graph)
+    if not name.isidentifier():
+        raise QuiltError(f"module name {name!r} must be a C identifier")
+    started = time.perf_counter()
+    constants = constant_arrays(graph)
+    key = _cache_key(graph, level, name)
+    cached = _read_cached(key) if cache else None
+    if cached is not None:
+        split_edges = {tuple(edge) for edge in cached["split_edges"]}
+        plan = partition(graph, min(level, 2), split_edges=split_edges)
+        plan.level = level
+        module = FusedModule(graph, plan, constants, name, cached["learned"])
+        module.load(cached["source"], cached["declarations"])
+    else:
+        plan, scheduled, programs, learned, split_edges = _fuse(graph, level, name, constants,
+                                                               record)
+        module = FusedModule(graph, plan, constants, name, learned)
+        source, declarations = module.generate(scheduled, programs)
+        module.load(source, declarations)
+        if cache:
+            _write_cached(key, {"source": source, "declarations": declarations,
+                                "split_edges": sorted(split_edges), "learned": learned})
+    module.compile_seconds = time.perf_counter() - started
+    return module
+
+
+def _fuse(graph, level, name, constants, record):
+    """Partition and schedule `graph`, splitting partitions until every one schedules:
+    (plan, [(kernel, trace)], programs, learned (pattern, reason) pairs, split edges)."""
+    split_edges, learned = set(), []
+    block = matmul_block()[:2]
+    memo = {}
+    for _ in range(_MAX_FEEDBACK_ROUNDS):
+        plan = partition(graph, min(level, 2), split_edges=split_edges)
+        programs = [PartitionProgram(part, constants, block) for part in plan.partitions]
+        try:
+            scheduled = [_scheduled(program, part, min(level, 2), f"{name}_{part.name}", memo)
+                         for program, part in zip(programs, plan.partitions)]
+            plan.level = level
+            return plan, scheduled, programs, learned, split_edges
+        except FusionRefused as refused:
+            edges = _edges_from(plan, refused.value)
+            if not edges:
+                raise
+            for producer, consumer, key in edges:
+                split_edges.add((producer, consumer))
+                learned.append((key, refused.reason))
+                if record:
+                    record_override(key, refused.reason)
+    raise QuiltError(f"fusion of {name} did not settle after {_MAX_FEEDBACK_ROUNDS} splits")
+
+
+def _scheduled(program, part, level, kernel_name, memo):
+    """(kernel, trace text) of `program` scheduled at `level`, named `kernel_name`; a
+    program equal to one scheduled before (memo: naive kernel text -> result) reuses it."""
+    key = render_ir(Schedule(program.outputs).kernel)
+    if key not in memo:
+        try:
+            sch = schedule_partition(program, part, level, "kernel")
+        except FusionRefused as failure:
+            # Stage names are canonical (v3, v3_sum, v3_block): name the graph value.
+            failure.value = program.value_names[failure.stage.split("_")[0]]
+            raise
+        memo[key] = (sch.kernel, str(sch.trace))
+    kernel, trace = memo[key]
+    return dataclasses.replace(kernel, name=kernel_name), trace
+
+
+def _graph_class():
+    from .graph import Graph
+
+    return Graph
+
+
+def _edges_from(plan, value):
+    """(producer, consumer, pattern) of each edge inside a partition from the node computing
+    `value` (a name) to its consumers there."""
+    for part in plan.partitions:
+        producer = next((node for node in part.nodes if node.output.name == value), None)
+        if producer is None:
+            continue
+        return [(value, node.output.name, pattern(producer, node, position))
+                for node in part.nodes for position, read in enumerate(node.inputs)
+                if read.name == value]
+    return []
+
+
+def _source_digest():
+    """A digest of quiltc's own Python sources: a cached module is only as good as the
+    compiler that made it."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _cache_key(graph, level, name):
+    text = "\0".join([str(graph), str(level), name, json.dumps(sorted(read_overrides().items())),
+                      str(matmul_block()), str(_threads()), _source_digest()])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cache_path(key):
+    return cache_directory() / "graphs" / f"{key}.json"
+
+
+def _read_cached(key):
+    """The cached record of `key`, or None when missing or unreadable (then it is rebuilt)."""
+    try:
+        record = json.loads(_cache_path(key).read_text())
+        return record if {"source", "declarations", "split_edges", "learned"} <= set(record) \
+            else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_cached(key, record):
+    path = _cache_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(record))
+    os.replace(temporary, path)
+
+
+class FusedModule:
+    """A compiled graph: call it with the inputs by name. `plan` (the partitions), `regions`
+    (partitions run together), `memory` (the workspace plan), `source`, `header`, `calls`
+    (kernels run per call), `launches` (parallel regions per call) and `compile_seconds`
+    describe it."""
+
+    def __init__(self, graph, plan, constants, name, learned):
+        self.graph, self.plan, self.name = graph, plan, name
+        self.learned = [tuple(pair) for pair in learned]
+        self.regions = entry.regions(plan.partitions, plan.level, _threads())
+        self.memory = plan_memory(self.regions, graph)
+        self.sizes = entry.graph_sizes(graph)
+        self.constant_offsets, self.constants = entry.pack_constants(constants)
+        self.calls = len(plan.partitions)
+        self.launches = len(self.regions)
+        self.header = entry.header(self)
+        self.compile_seconds = 0.0
+        self._workspace = np.empty(0, np.uint8)
+
+    def generate(self, scheduled, programs):
+        """(source, cffi declarations) of the kernels `scheduled` ((kernel, trace) pairs,
+        one per partition) and the entry point."""
+        rendered = render(scheduled, "c", comment=f"quiltc fused graph {self.name}")
+        source = rendered.source + "\n\n" + entry.entry_source(self, rendered.kernels, programs)
+        return source, rendered.declarations + "\n" + entry.entry_declarations(self)
+
+    def load(self, source, declarations):
+        """Build (through the cache) and load `source`."""
+        library = load_library(source, declarations)
+        self.source = source
+        self._ffi = library.ffi
+        self._entry = getattr(library.handle, self.name)
+        self._workspace_bytes = getattr(library.handle, f"{self.name}_workspace_bytes")
+
+    def __call__(self, **arrays):
+        """The graph's outputs for `arrays` (input name -> array): one array, or a tuple."""
+        unknown = sorted(set(arrays) - {value.name for value in self.graph.inputs})
+        if unknown:
+            raise ShapeError(f"unknown inputs {', '.join(unknown)}; the graph takes "
+                             f"{', '.join(value.name for value in self.graph.inputs)}")
+        sizes = self.graph._bind_sizes(arrays)
+        inputs = [np.ascontiguousarray(arrays[value.name], dtype=value.dtype)
+                  for value in self.graph.inputs]
+        outputs = [np.empty(_concrete(value.shape, sizes), value.dtype)
+                   for value in self.graph.outputs]
+        ordered = [sizes[size] for size in self.sizes]
+        needed = int(self._workspace_bytes(*ordered))
+        if self._workspace.size < needed + ALIGNMENT:
+            self._workspace = np.empty(needed + ALIGNMENT, np.uint8)
+        address = self._workspace.ctypes.data
+        ffi = self._ffi
+        pointers = [ffi.cast("void *", array.ctypes.data) for array in inputs + outputs]
+        self._entry(*pointers, ffi.cast("char *", self.constants.ctypes.data),
+                    ffi.cast("char *", address + (-address) % ALIGNMENT), *ordered)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def peak_bytes(self, **sizes):
+        """The workspace bytes (every intermediate, after reuse) at `sizes` (by name)."""
+        return self.memory.bytes_at(self.memory.total, _by_symbol(self.sizes, sizes))
+
+    def intermediate_bytes(self, **sizes):
+        """The bytes of every intermediate tensor at `sizes`, were none to share memory."""
+        return self.memory.bytes_at(self.memory.unshared, _by_symbol(self.sizes, sizes))
+
+    def write(self, folder):
+        """Write NAME.c, NAME.h and NAME.weights into `folder`; returns their paths."""
+        os.makedirs(folder, exist_ok=True)
+        paths = [os.path.join(folder, f"{self.name}{suffix}")
+                 for suffix in (".c", ".h", ".weights")]
+        Path(paths[0]).write_text(self.source)
+        Path(paths[1]).write_text(self.header)
+        self.constants.tofile(paths[2])
+        return paths
+
+    def __repr__(self):
+        return (f"FusedModule({self.name}: {self.calls} kernels in {self.launches} launches, "
+                f"inputs {', '.join(v.name for v in self.graph.inputs)})")
+
+
+def _threads():
+    """The threads OpenMP will run parallel regions on."""
+    configured = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
+    return int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count()
+
+
+def _by_symbol(symbols, sizes):
+    missing = [str(size) for size in symbols if str(size) not in sizes]
+    if missing:
+        raise ShapeError(f"give every size by name: missing {', '.join(missing)}")
+    return {size: sizes[str(size)] for size in symbols}
+
+
+def _concrete(shape, sizes):
+    return tuple(int(sympy.sympify(dim).xreplace(sizes)) for dim in shape)

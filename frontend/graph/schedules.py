@@ -1,0 +1,208 @@
+"""Fusion as schedule primitives: each partition's program becomes one scheduled kernel.
+
+    layer I    compute_inline of every cheap intermediate (it lives in a register); a
+               matmul's epilogue runs on the register block before it is stored
+    layer II   reductions and the values they share computed at the row loop of the
+               partition's last output (compute_at), their storage folded to one row
+               (fold_storage), initialisations hoisted (decompose): one pass over a row
+               held in L1, as in softmax and layer norm
+
+Every kernel then runs its rows on parallel threads and its inner loops in SIMD lanes.
+A fusion step that the primitives refuse raises FusionRefused naming the stage, so the
+caller can split the partition there (feedback to the partitioner).
+"""
+
+import sympy
+
+from ..driver.schedule import Schedule
+from ..ir.errors import QuiltError, ScheduleError
+from ..lang.tensor import ReduceExpr
+from ..runtime_c.host import isa_for
+
+# Calls costly enough that a value read twice is stored once rather than recomputed.
+_COSTLY = ("exp", "log", "erf", "tanh", "sigmoid", "sqrt")
+
+
+class FusionRefused(QuiltError):
+    """A fusion step of a partition was refused: `stage` names the stage that could not
+    join its consumers, `reason` the primitive's first line; the compiler sets `value`,
+    the graph value the stage computes."""
+
+    def __init__(self, stage, reason):
+        super().__init__(f"{stage}: {reason}")
+        self.stage = stage
+        self.reason = reason
+        self.value = None
+
+
+def _is_reduction(tensor):
+    return isinstance(tensor.body, ReduceExpr)
+
+
+def _readers(program):
+    """{stage name: number of stages that read it}."""
+    counts = {}
+    for tensor in program.order:
+        for source in tensor.inputs:
+            counts[source.name] = counts.get(source.name, 0) + 1
+    return counts
+
+
+def _elements_at_most(tensor):
+    """The most elements `tensor` holds, every size at the top of its range."""
+    count = sympy.Mul(*(sympy.sympify(dim) for dim in tensor.shape))
+    return int(count.xreplace({size: size.range[1] for size in count.free_symbols}))
+
+
+def _after_reduction(program):
+    """Names of the stages that read a reduction, directly or through other stages."""
+    found = set()
+    for tensor in program.order:
+        if any(_is_reduction(source) or source.name in found for source in tensor.inputs):
+            found.add(tensor.name)
+    return found
+
+
+def _costly(tensor):
+    text = repr(tensor.body)
+    return any(f"{name}(" in text for name in _COSTLY)
+
+
+def schedule_partition(program, partition, level, name):
+    """The Schedule of `program` (a PartitionProgram of `partition`) at fusion `level`,
+    its kernel called `name`."""
+    sch = Schedule(program.outputs, name=name)
+    if partition.kind == "opaque":
+        return _schedule_matmul(sch, program)
+    if level == 0:
+        for tensor in program.outputs:
+            _annotate_nest(sch, tensor)
+        return sch
+    _schedule_rows(sch, program)
+    return sch
+
+
+def _try(step, *args):
+    """Apply an optional step (an annotation that only makes the kernel faster)."""
+    try:
+        return step(*args)
+    except ScheduleError:
+        return None
+
+
+def _annotate_nest(sch, tensor):
+    """Parallel outer rows and SIMD inner elements for the nest writing `tensor` (a
+    reduction's initialisation hoisted first, so its inner loop is a SIMD reduction)."""
+    if _is_reduction(tensor):
+        _try(sch.decompose, tensor.name, sch.loops(tensor)[-1])
+    loops = sch.loops(tensor)
+    while len(loops) > 2 and _try(sch.fuse, loops[0], loops[1]) is not None:
+        loops = sch.loops(tensor)
+    if len(loops) == 1:
+        loops = _try(sch.split, loops[0], 1024) or loops
+    if len(loops) > 1:
+        _try(sch.vectorize, loops[-1])
+    _try(sch.parallel, loops[0])
+
+
+def _fusion_step(step, stage, *args):
+    try:
+        step(stage.name, *args)
+    except ScheduleError as failure:
+        raise FusionRefused(stage.name, str(failure).splitlines()[0]) from failure
+
+
+def _schedule_rows(sch, program):
+    """Layer I and II for a partition of elementwise ops, reshapes and reductions."""
+    outputs = {tensor.name for tensor in program.outputs}
+    readers = _readers(program)
+    anchor = max(program.outputs, key=_elements_at_most)
+    widest = max(_elements_at_most(tensor) for tensor in program.order)
+    after_reduction = _after_reduction(program)
+    kept = []
+    for tensor in program.order:
+        if tensor.name in outputs:
+            continue
+        # A value of a reduced shape computed from a reduction (a row's mean, its
+        # 1 / sqrt(variance)) is computed once per row, not once per element that reads it.
+        if (_is_reduction(tensor)
+                or (tensor.name in after_reduction and _elements_at_most(tensor) < widest)
+                or (readers.get(tensor.name, 0) > 1 and _costly(tensor))):
+            kept.append(tensor)
+        else:
+            _fusion_step(sch.compute_inline, tensor)
+    if kept:
+        loops = sch.loops(anchor)
+        while len(loops) > 2 and _try(sch.fuse, loops[0], loops[1]) is not None:
+            loops = sch.loops(anchor)
+        row = loops[0]
+        for tensor in reversed(kept):
+            _fusion_step(sch.compute_at, tensor, row)
+        for tensor in kept:
+            if _is_reduction(tensor):
+                _try(sch.decompose, tensor.name, sch.loops(tensor)[-1])
+            _try(sch.fold_storage, tensor.name, row)
+            inner = sch.loops(tensor)
+            if len(inner) > 1:
+                _try(sch.vectorize, inner[-1])
+        if len(loops) > 1:
+            _try(sch.vectorize, sch.loops(anchor)[-1])
+        _try(sch.parallel, row)
+    else:
+        _annotate_nest(sch, anchor)
+    for tensor in program.outputs:
+        if tensor is not anchor:
+            _annotate_nest(sch, tensor)
+
+
+def matmul_block():
+    """(rows, columns, lanes) of the host's register block (recipes.cpu.schedule_matmul)."""
+    isa = isa_for(None)
+    rows, columns = isa.matmul_block()
+    return rows, columns, isa.float32_lanes
+
+
+def _schedule_matmul(sch, program):
+    """The core's register-blocked matmul (a rows x columns block of the product summed
+    in registers over k, lanes in SIMD) computed inside the row-block loop of the
+    partition's output, whose elementwise epilogue then runs on the block in L1."""
+    outputs = {tensor.name for tensor in program.outputs}
+    product = next(tensor for tensor in program.order if _is_reduction(tensor))
+    for tensor in program.order:
+        if tensor.name not in outputs and tensor is not product:
+            _fusion_step(sch.compute_inline, tensor)
+    rows, columns, lanes = matmul_block()
+    final = program.outputs[-1]
+    *batch, i, j = sch.loops(final)
+    i_outer, i_inner = sch.split(i, rows)
+    j_outer, j_inner = sch.split(j, columns)
+    sch.reorder(j_outer, i_outer, i_inner, j_inner)
+    _fusion_step(sch.compute_at, product, i_outer)
+    _try(sch.fold_storage, product.name, i_outer)
+    *_, block_i, block_j, k = sch.loops(product)
+    sch.reorder(k, block_i, block_j)
+    sch.decompose(product.name, k)
+    vectors, vector_lanes = sch.split(block_j, lanes)
+    sch.unroll(block_i)
+    sch.unroll(vectors)
+    sch.vectorize(vector_lanes)
+    _try(sch.vectorize, j_inner)
+    _parallel_batch(sch, batch, j_outer)
+    for tensor in program.outputs[:-1]:
+        _annotate_nest(sch, tensor)
+    return sch
+
+
+def _parallel_batch(sch, batch, fallback):
+    """Parallel over the batch loops when there are some (fused into one), else over
+    `fallback`."""
+    if not batch:
+        _try(sch.parallel, fallback)
+        return
+    outer = batch[0]
+    for loop in batch[1:]:
+        fused = _try(sch.fuse, outer, loop)
+        if fused is None:
+            break
+        outer = fused[0] if isinstance(fused, list) else fused
+    _try(sch.parallel, outer)
