@@ -13,6 +13,7 @@ import sympy
 from ..ir import nodes as ir
 from ..ir.dtypes import storage_type
 from ..ir.walk import find_all
+from . import helpers
 from .base import CLikeRenderer
 
 # GCC refuses larger unroll factors.
@@ -23,6 +24,20 @@ class CRenderer(CLikeRenderer):
     """C99 for the host CPU, built as a shared object and called through cffi."""
 
     target = "c"
+    # libm's tanhf and erff are calls gcc cannot vectorize without -ffast-math; the helpers
+    # are inline code it can. CUDA has its own, and Cortex-M keeps libm's (no float SIMD).
+    MATH_FUNCTIONS = {**CLikeRenderer.MATH_FUNCTIONS,
+                      "tanh": ("quiltc_tanhf", "tanh"), "erf": ("quiltc_erff", "erf")}
+
+    def math_function(self, function, dtype):
+        """As the base spells it, also defining the tanh and erf helpers and the
+        quiltc_expf they call."""
+        name = super().math_function(function, dtype)
+        if name in helpers.EXPF_CALLERS:
+            self.math_function("exp", dtype)
+            self.use_helper(name, self.helper_prefix + helpers.EXPF_DECLARATION + "\n"
+                            + self.helper_prefix + helpers.EXPF_CALLERS[name])
+        return name
 
     def render_for(self, loop, depth):
         """A SIMD reduction (For.is_scalar_reduction) accumulates in a local that

@@ -1,8 +1,9 @@
 """C helper functions that generated kernels call, emitted only when a kernel uses them.
 
-They exist where the C library's own function is slow or differs from numpy: `expf` is
-a library call gcc cannot vectorize without -ffast-math, `fmaxf` drops NaN where
-`np.maximum` keeps it. Each helper is plain C99 that gcc inlines and vectorizes.
+They exist where the C library's own function is slow or differs from numpy: `expf`,
+`tanhf` and `erff` are library calls gcc cannot vectorize without -ffast-math, `fmaxf`
+drops NaN where `np.maximum` keeps it. Each helper is plain C99 that gcc inlines and
+vectorizes.
 """
 
 ALLOC = """static void* quiltc_alloc(size_t bytes)
@@ -52,6 +53,89 @@ EXPF = """float quiltc_expf(float x)
     memcpy(&y, &y_bits, sizeof y);
     return y;
 }"""
+
+# tanh and erf are computed on |x| and take x's sign bit back at the end, so -0 stays -0
+# and NaN stays NaN. Each computes both of its ranges' formulas and keeps one through a
+# bit mask, for the same reason as quiltc_expf; the only call is the inlined quiltc_expf.
+# Helpers are emitted in name order, so quiltc_erff declares the quiltc_expf it calls.
+EXPF_DECLARATION = "float quiltc_expf(float x);"
+
+# Below 0.625, tanh is the odd polynomial of the Cephes library's tanhf (its published
+# coefficients); above, 1 - 2 / (exp(2|x|) + 1), as Cephes computes it. exp overflows to
+# infinity past |x| = 44, which gives exactly 1. Every float32 input gives a result within
+# 1.4e-7 of tanh, relatively (measured against libm's double tanh).
+TANHF = """float quiltc_tanhf(float x)
+{
+    int32_t x_bits, small_bits, large_bits;
+    memcpy(&x_bits, &x, sizeof x_bits);
+    int32_t a_bits = x_bits & INT32_MAX;
+    float a;
+    memcpy(&a, &a_bits, sizeof a);
+    float z = a * a;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * a + a;
+    float large = 1.0f - 2.0f / (quiltc_expf(a + a) + 1.0f);
+    memcpy(&small_bits, &small, sizeof small_bits);
+    memcpy(&large_bits, &large, sizeof large_bits);
+    int32_t is_small = -(int32_t)(a < 0.625f);
+    int32_t y_bits = (small_bits & is_small) | (large_bits & ~is_small) | (x_bits & INT32_MIN);
+    float y;
+    memcpy(&y, &y_bits, sizeof y);
+    return y;
+}"""
+
+# Below 0.75, erf(x) = x * P(x^2) (degree 5); from 0.75 on, erf(x) = 1 - exp(Q(x)) with
+# Q of degree 6 following log(erfc(x)), and x clamped at 4 (0x40800000), where erfc(4) <
+# 2^-25 already rounds the result to 1; the clamp is a bit mask too, as a select there
+# became a branch on AVX2. P and Q are our own near-minimax fits, made with numpy by
+# Lawson's iteratively reweighted least squares on a dense grid against mpmath's erf and
+# erfc, weighted to minimise erf's relative error (by x / erf(x) for P on [0, 0.75], by
+# erfc(x) / erf(x) for Q on [0.75, 4]), then rounded to float32 one coefficient at a time
+# from the lowest, the higher ones refitted after each. In exact arithmetic they are within
+# 5.4e-8 (P, bounded by 2/sqrt(pi) rounded to float32) and 3e-9 (Q) of erf, relatively;
+# in float32, every input with |erf(x)| >= 1e-30 gives a result within 1.7e-7 of erf
+# (measured against libm's double erf); below, results are subnormal and round as such.
+ERFF = """float quiltc_erff(float x)
+{
+    int32_t x_bits, small_bits, large_bits;
+    memcpy(&x_bits, &x, sizeof x_bits);
+    int32_t a_bits = x_bits & INT32_MAX;
+    float a;
+    memcpy(&a, &a_bits, sizeof a);
+    float z = a * a;
+    float p = -1.72479355e-4f;
+    p = p * z + 4.40339465e-3f;
+    p = p * z - 2.64819134e-2f;
+    p = p * z + 1.12762146e-1f;
+    p = p * z - 3.76121074e-1f;
+    p = p * z + 1.12837911e+0f;
+    float small = p * a;
+    int32_t clamped = -(int32_t)(a > 4.0f), t_bits = (a_bits & ~clamped) | (0x40800000 & clamped);
+    float t;
+    memcpy(&t, &t_bits, sizeof t);
+    float q = 2.13192441e-4f;
+    q = q * t - 3.20592057e-3f;
+    q = q * t + 2.28487290e-2f;
+    q = q * t - 1.05165169e-1f;
+    q = q * t - 6.35841370e-1f;
+    q = q * t - 1.12843359e+0f;
+    q = q * t - 2.13975291e-5f;
+    float large = 1.0f - quiltc_expf(q);
+    memcpy(&small_bits, &small, sizeof small_bits);
+    memcpy(&large_bits, &large, sizeof large_bits);
+    int32_t is_small = -(int32_t)(a < 0.75f);
+    int32_t y_bits = (small_bits & is_small) | (large_bits & ~is_small) | (x_bits & INT32_MIN);
+    float y;
+    memcpy(&y, &y_bits, sizeof y);
+    return y;
+}"""
+
+# The float32 helpers that call quiltc_expf, by name.
+EXPF_CALLERS = {"quiltc_tanhf": TANHF, "quiltc_erff": ERFF}
 
 
 def sigmoid(name, c_type, one, exp):

@@ -5,6 +5,8 @@ Loop and shape variables are nonnegative integer symbols, so `//` and `%` only e
 see nonnegative operands and print as C's exact `/` and `%`.
 """
 
+import functools
+
 import sympy
 
 Expr = sympy.Expr
@@ -144,6 +146,31 @@ def proves(relation, ranges):
     relation = sympy.sympify(relation)
     if relation in (sympy.true, sympy.false):
         return relation is sympy.true
+    # Only the ranges of the symbols the relation names matter, in their order; schedules
+    # re-verify the same accesses after every step, so the answers are kept.
+    names = relation.free_symbols | relation.atoms(sympy.core.function.AppliedUndef)
+    relevant = _relevant_ranges(ranges, names)
+    return _proves_cached(relation, relevant)
+
+
+def _relevant_ranges(ranges, names):
+    """The entries of `ranges` that `names` need, with the entries their bounds name."""
+    needed, kept = set(names), {}
+    for key in reversed(list(ranges)):
+        mentioned = key in needed or (not isinstance(key, sympy.Symbol) and any(
+            isinstance(name, sympy.core.function.AppliedUndef) and name.func == key
+            for name in needed))
+        if mentioned:
+            kept[key] = ranges[key]
+            for end in ranges[key]:
+                end = sympy.sympify(end)
+                needed |= end.free_symbols | end.atoms(sympy.core.function.AppliedUndef)
+    return tuple(reversed(kept.items()))
+
+
+@functools.lru_cache(maxsize=65536)
+def _proves_cached(relation, relevant):
+    ranges = dict(relevant)
     difference = _distribute_extremum(sympy.expand(relation.lhs - relation.rhs))
     # Floors as they stand keep `2*(f // 2) + f % 2` tight; spelled through modulos they
     # cancel against the extent they came from (`4*(E // 4) <= E`). Either proof holds.
@@ -241,6 +268,15 @@ RULES = [
 def simplify(expr, ranges):
     """Apply RULES bottom-up until nothing changes: `(io*8 + ii) // 8 -> io` for ii < 8."""
     expr = as_expr(expr)
+    if not expr.has(sympy.floor, sympy.Mod, sympy.Min, sympy.Max):
+        return expr
+    names = expr.free_symbols | expr.atoms(sympy.core.function.AppliedUndef)
+    return _simplify_cached(expr, _relevant_ranges(ranges, names))
+
+
+@functools.lru_cache(maxsize=65536)
+def _simplify_cached(expr, relevant):
+    ranges = dict(relevant)
     for _ in range(8):
         before = expr
         for node_type, rule in RULES:

@@ -1,6 +1,7 @@
 """unroll, vectorize, parallel: property tests against the interpreter, compiled C and
 numpy, the carried-dependence checks, and their errors."""
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -153,3 +154,26 @@ def test_vectorize_of_a_split_fused_loop_is_accepted():
     sch.parallel(outer)
     sch.vectorize(inner)
     helpers.check_schedule(sch, *programs.scale_arrays(5, 5, 3))
+
+
+@settings(max_examples=examples(20))
+@given(rows=EXTENTS, columns=st.sampled_from([1, 3, 16, 37, 100]), symbolic=st.booleans(),
+       combiner=st.sampled_from(["sum", "max", "min"]), dtype=st.sampled_from(["float32",
+                                                                               "int32"]),
+       seed=st.integers(0, 2**16))
+def test_a_decomposed_reduction_loop_vectorizes_as_a_simd_reduction(rows, columns, symbolic,
+                                                                    combiner, dtype, seed):
+    size = qc.var("N", 1, 128) if symbolic else columns
+    x = qc.placeholder((rows, size), dtype, "X")
+    k = qc.reduce_axis(size, "k")
+    reducer = {"sum": qc.sum, "max": qc.max, "min": qc.min}[combiner]
+    total = qc.compute((rows,), lambda i: reducer(x[i, k], axis=k), "S")
+    sch = qc.Schedule(total)
+    sch.decompose("S", "k")
+    sch.vectorize("k")
+    source = qc.build(sch).source
+    clause = {"sum": "+"}.get(combiner, combiner)
+    assert f"#pragma omp simd reduction({clause}:quiltc_accumulator)" in source
+    rng = np.random.default_rng(seed)
+    values = (rng.standard_normal((rows, columns)) * 100).astype(dtype)
+    helpers.check_schedule(sch, {"X": values})
