@@ -41,6 +41,7 @@ bench: $(STAMP) mcu-toolchain
 	$(BIN)/python benchmarks/matmul.py
 	$(BIN)/python benchmarks/ragged_encoder.py
 	$(BIN)/python benchmarks/mcu_weightpool.py
+	$(BIN)/python benchmarks/fusion.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -2,7 +2,10 @@
 
     quiltc emit-mcu OUT [--act-bits B] [--pool-size P] [--board BOARD]
                         [--weights FILE.npz] [--test-inputs N] [--run]
+    quiltc fuse MODEL.onnx -o OUT [--level L] [--name NAME] [--size DIM=LO:HI] [--plot]
 
+fuse partitions and fuses an ONNX model into one C module and writes NAME.c, NAME.h,
+NAME.weights and the built library to OUT, with the plan it followed (plan.txt).
 emit-mcu compresses the digits CNN (trained and cached on first use, or loaded from
 FILE.npz, arrays in get_weights() order) with a weight pool and writes a Cortex-M project
 to OUT that `make -C OUT run` runs under QEMU.
@@ -45,7 +48,55 @@ def _parser():
                       help="also build the project, run it under QEMU and compare its "
                            "predictions with the numpy integer reference")
     emit.set_defaults(handler=emit_mcu)
+    fuse = commands.add_parser(
+        "fuse", help="fuse an ONNX model into one C module",
+        description="Partition an ONNX model's graph, fuse each partition into one loop "
+                    "nest, and write one C module (NAME.c, NAME.h, NAME.weights, the built "
+                    "library and plan.txt) a program can call.",
+        epilog="example: quiltc fuse bert_layer.onnx -o out/ --size seq=1:512")
+    fuse.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    fuse.add_argument("-o", "--out", required=True, metavar="OUT", help="folder to write to")
+    fuse.add_argument("--level", type=int, default=3, choices=range(4),
+                      help="fusion level: 0 none, 1 loops, 2 reductions stitched, 3 also "
+                           "independent partitions side by side (default 3)")
+    fuse.add_argument("--name", default="model", help="the entry point's name (default model)")
+    fuse.add_argument("--size", action="append", default=[], metavar="DIM=LO:HI",
+                      help="the range of a symbolic dim (default 1:4096); repeat for others")
+    fuse.add_argument("--plot", action="store_true", help="also draw the plan to plan.png")
+    fuse.set_defaults(handler=fuse_model)
     return parser
+
+
+def _size_ranges(specs):
+    """{dim: (lo, hi)} from --size DIM=LO:HI arguments."""
+    ranges = {}
+    for spec in specs:
+        name, _, bounds = spec.partition("=")
+        lo, _, hi = bounds.partition(":")
+        if not (name and lo.isdigit() and hi.isdigit()):
+            raise QuiltError(f"--size {spec!r}: write DIM=LO:HI, e.g. --size seq=1:512")
+        ranges[name] = (int(lo), int(hi))
+    return ranges
+
+
+def fuse_model(arguments):
+    """Handle `quiltc fuse`: import, fuse, build, and write the module's files."""
+    import shutil
+
+    from . import graph
+
+    model = graph.from_onnx(arguments.model, sizes=_size_ranges(arguments.size) or None)
+    module = graph.compile(model, level=arguments.level, name=arguments.name)
+    paths = module.write(arguments.out)
+    library = pathlib.Path(arguments.out) / f"lib{arguments.name}.so"
+    shutil.copyfile(module.library_path, library)
+    (pathlib.Path(arguments.out) / "plan.txt").write_text(f"{module.plan}\n\n{module.memory}\n")
+    if arguments.plot:
+        module.plan.draw(pathlib.Path(arguments.out) / "plan.png")
+    print(f"{len(model.nodes)} ops in {module.calls} kernels "
+          f"({module.launches} launches), compiled in {module.compile_seconds:.1f} s")
+    print("wrote " + ", ".join(str(path) for path in [*paths, library]))
+    return 0
 
 
 def _digits_model(weights_path):

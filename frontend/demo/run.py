@@ -1,6 +1,7 @@
 """`python -m quiltc.demo` (or `make demo`): declare, schedule, print, build, run and time
 a matmul and a row softmax, checked against numpy, then run a ragged transformer encoder
-layer on real sequence lengths beside PyTorch padded (numpy where torch is absent)."""
+layer on real sequence lengths beside PyTorch padded (numpy where torch is absent), fuse
+a BERT layer from ONNX into one C module, and compress a CNN for a Cortex-M."""
 
 import os
 import pathlib
@@ -18,6 +19,7 @@ from ..driver.timing import measure
 from ..ir.arrays import RaggedArray
 from ..ops import encoder
 from ..recipes.cpu import matmul_program, schedule_matmul, schedule_softmax, softmax_program
+from .fusion import demo_fusion
 from .mcu import demo_mcu
 
 
@@ -150,7 +152,8 @@ def demo_ragged_encoder(dataset="mrpc", batch=32, hidden=512, heads=8, ffn=2048)
 def main():
     threads = os.environ.get("OMP_NUM_THREADS", "all cores")
     print(f"quiltc demo (OpenMP threads: {threads})")
-    results = [demo_matmul(), demo_softmax(), demo_ragged_encoder(), demo_mcu(_banner)]
+    results = [demo_matmul(), demo_softmax(), demo_ragged_encoder(), demo_fusion(_banner),
+               demo_mcu(_banner)]
     _banner("summary")
     print("all results match numpy" if all(results) else "SOME RESULTS DIFFER FROM NUMPY")
     return 0 if all(results) else 1

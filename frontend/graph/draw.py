@@ -48,7 +48,8 @@ def draw_plan(plan, path):
                   fontsize=7, bbox={"boxstyle": "round", "facecolor": colours[part.kind]})
     axes.set_xlim(-0.7, columns - 0.3)
     axes.set_ylim(-rows + 0.4, 0.6)
-    axes.set_title(f"fusion plan, level {plan.level}: {len(plan.graph.nodes)} ops in "
+    ops = sum(len(part.nodes) for part in plan.partitions)
+    axes.set_title(f"fusion plan, level {plan.level}: {ops} ops in "
                    f"{len(plan.partitions)} partitions ({len(plan.refusals)} cuts with reasons: "
                    "print(plan))", fontsize=9)
     axes.set_axis_off()

@@ -187,12 +187,10 @@ def _pointer(module, value):
 
 
 def pack_constants(constants):
-    """({name: byte offset}, blob): the constants kernels read as arrays, each at a 64-byte
-    aligned offset of one blob that itself starts on a 64-byte boundary."""
+    """({name: byte offset}, blob): every constant (a kernel may read even one element as
+    an array) at a 64-byte aligned offset of one blob that starts on a 64-byte boundary."""
     offsets, pieces, position = {}, [], 0
     for name, array in constants.items():
-        if array.size <= 1:
-            continue
         data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
         offsets[name] = position
         padding = (-data.size) % ALIGNMENT

@@ -18,7 +18,15 @@ from .. import lang as qc
 from ..ir import nodes as ir
 from ..ir.dtypes import as_dtype
 from ..ir.errors import LanguageError
-from .primitives import same_dim, slice_range
+from .primitives import PRIMITIVES, same_dim, slice_range
+
+
+def _literal_readers(partition, value):
+    """Whether every op of `partition` reading `value` takes a number there: elementwise
+    ops, and a gather's index."""
+    return all(PRIMITIVES[node.op].kind == "elementwise"
+               or (node.op == "gather" and node.inputs[0] is not value)
+               for node in partition.nodes if value in node.inputs)
 
 
 def _broadcast_read(tensor, axes):
@@ -88,7 +96,7 @@ class PartitionProgram:
                 if value.name in self.canonical or value.name in self.placeholders:
                     continue
                 array = constants.get(value.name)
-                if array is not None and array.size == 1:
+                if array is not None and array.size == 1 and _literal_readers(partition, value):
                     self.literals[value.name] = array.reshape(()).item()
                 else:
                     self.canonical[value.name] = f"in{len(self.placeholders)}"
@@ -315,9 +323,11 @@ def _gather(program, node, axes):
         return table[(*axes[:axis], position + extent if position < 0 else position,
                       *axes[axis + rank:])]
     picked = ir.Cast(as_dtype("int64"), index[tuple(axes[axis:axis + rank])])
-    # numpy's take counts a negative index from the end.
+    # numpy's take counts a negative index from the end; one past either end (where numpy
+    # raises) reads the nearest row rather than leave the table.
     wrapped = qc.where(picked < 0, picked + ir.Index(extent), picked)
-    return table[(*axes[:axis], wrapped, *axes[axis + rank:])]
+    inside = qc.minimum(qc.maximum(wrapped, 0), ir.Index(extent - 1))
+    return table[(*axes[:axis], inside, *axes[axis + rank:])]
 
 
 INJECTIVE = {

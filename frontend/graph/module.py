@@ -200,6 +200,7 @@ class FusedModule:
         """Build (through the cache) and load `source`."""
         library = load_library(source, declarations)
         self.source = source
+        self.library_path = str(library.path)
         self._ffi = library.ffi
         self._entry = getattr(library.handle, self.name)
         self._workspace_bytes = getattr(library.handle, f"{self.name}_workspace_bytes")

@@ -355,6 +355,7 @@ ELEMENTWISE = {
     "Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Equal": "equal",
     "Where": "where", "Sqrt": "sqrt", "Reciprocal": "reciprocal", "Exp": "exp", "Log": "log",
     "Erf": "erf", "Tanh": "tanh", "Sigmoid": "sigmoid", "Relu": "relu", "Neg": "neg",
+    "Max": "maximum", "Min": "minimum",
 }
 _REDUCE_AXES = {"axes", "keepdims", "noop_with_empty_axes"}
 

@@ -72,7 +72,8 @@ class Plan:
     level: int = 2
 
     def __str__(self):
-        lines = [f"fusion plan (level {self.level}): {len(self.graph.nodes)} ops in "
+        ops = sum(len(partition.nodes) for partition in self.partitions)
+        lines = [f"fusion plan (level {self.level}): {ops} ops in "
                  f"{len(self.partitions)} partitions"]
         lines += [f"  {partition}" for partition in self.partitions]
         if self.refusals:
@@ -112,7 +113,7 @@ def partition(graph, level=2, overrides=None, split_edges=()):
     side at build time). `overrides` ({pattern: reason}, default the persistent list) and
     `split_edges` ((producer, consumer) value names) name edges feedback refused."""
     overrides = read_overrides() if overrides is None else overrides
-    nodes = graph.nodes
+    nodes = _live(graph)
     index_of = {node.output.name: index for index, node in enumerate(nodes)}
     consumers = {index: [] for index in range(len(nodes))}
     for index, node in enumerate(nodes):
@@ -141,10 +142,22 @@ def partition(graph, level=2, overrides=None, split_edges=()):
                     if reason:
                         refusals[key] = Refusal(*key, pattern(nodes[producer], node, position),
                                                 reason)
-    partitions = _partitions(graph, groups, index_of)
+    partitions = _partitions(graph, nodes, groups, index_of)
     kept = [refusal for key, refusal in refusals.items()
             if groups.find(index_of[key[0]]) != groups.find(index_of[key[1]])]
     return Plan(graph, partitions, kept, level)
+
+
+def _live(graph):
+    """The nodes some output depends on, in graph order (the others need no kernel)."""
+    producer = {node.output.name: node for node in graph.nodes}
+    live, pending = set(), [value.name for value in graph.outputs]
+    while pending:
+        name = pending.pop()
+        if name in producer and name not in live:
+            live.add(name)
+            pending.extend(value.name for value in producer[name].inputs)
+    return [node for node in graph.nodes if node.output.name in live]
 
 
 def _refusal(nodes, producer, node, position, rule, level, overrides, split_edges, key):
@@ -198,10 +211,8 @@ def _leaves_and_returns(groups, consumers, members):
     return False
 
 
-def _partitions(graph, groups, index_of):
-    """Partitions of the groups, ordered by their first node (a topological order,
-    since the condensed graph is acyclic and nodes are listed producers first)."""
-    nodes = graph.nodes
+def _partitions(graph, nodes, groups, index_of):
+    """Partitions of the groups of `nodes`, each after the partitions it reads."""
     graph_outputs = {value.name for value in graph.outputs}
     roots = sorted({groups.find(index) for index in range(len(nodes))},
                    key=lambda root: min(groups.members[root]))

@@ -54,6 +54,17 @@ def _elements_at_most(tensor):
     return int(count.xreplace({size: size.range[1] for size in count.free_symbols}))
 
 
+def _ancestors(tensor):
+    """Names of every stage `tensor` reads, directly or through other stages."""
+    found, pending = set(), list(tensor.inputs)
+    while pending:
+        source = pending.pop()
+        if source.name not in found:
+            found.add(source.name)
+            pending.extend(source.inputs)
+    return found
+
+
 def _after_reduction(program):
     """Names of the stages that read a reduction, directly or through other stages."""
     found = set()
@@ -131,6 +142,9 @@ def _schedule_rows(sch, program):
             kept.append(tensor)
         else:
             _fusion_step(sch.compute_inline, tensor)
+    # Stages only other outputs read stay in nests of their own, before them.
+    feeding = _ancestors(anchor)
+    kept = [tensor for tensor in kept if tensor.name in feeding]
     if kept:
         loops = sch.loops(anchor)
         while len(loops) > 2 and _try(sch.fuse, loops[0], loops[1]) is not None:

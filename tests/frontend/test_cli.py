@@ -2,9 +2,11 @@
 to keep the test fast), writes a Cortex-M project, and with --run builds it and checks
 the emulated predictions against numpy; bad arguments end with status 2 and a message."""
 
+import pathlib
 import subprocess
 import sys
 
+import cffi
 import numpy as np
 import pytest
 
@@ -79,3 +81,30 @@ def test_python_dash_m_runs_the_same_command():
     assert result.returncode == 0
     for option in ("--act-bits", "--pool-size", "--board", "--weights", "--test-inputs"):
         assert option in result.stdout
+
+
+def test_fuse_writes_a_module_a_program_can_load(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("onnx", reason="install it with: pip install onnx")
+    monkeypatch.setenv("QUILTC_FUSION_OVERRIDES", str(tmp_path / "overrides.json"))
+    model = pathlib.Path(__file__).resolve().parents[1] / "data" / "bert_layer_small.onnx"
+    out = tmp_path / "out"
+    status = main(["fuse", str(model), "-o", str(out), "--name", "bert", "--size", "seq=1:64"])
+    assert status == 0, capsys.readouterr().err
+    assert "60 ops in 13 kernels" in capsys.readouterr().out
+    assert {path.name for path in out.iterdir()} == {"bert.c", "bert.h", "bert.weights",
+                                                     "libbert.so", "plan.txt"}
+    assert "fusion plan (level 3)" in (out / "plan.txt").read_text()
+    ffi = cffi.FFI()
+    ffi.cdef("int64_t bert_workspace_bytes(int64_t batch, int64_t seq);")
+    library = ffi.dlopen(str(out / "libbert.so"))
+    assert library.bert_workspace_bytes(2, 16) > 0
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["fuse", "missing.onnx", "-o", "out"], "cannot read an ONNX model from missing.onnx"),
+    (["fuse", "model.onnx", "-o", "out", "--size", "seq"], "write DIM=LO:HI"),
+])
+def test_fuse_refuses_with_one_line_and_status_2(arguments, message, capsys):
+    assert main(arguments) == 2
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1

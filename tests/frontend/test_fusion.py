@@ -1,0 +1,346 @@
+"""Graph fusion: the partitioner's rules and cuts, feedback into the override list, fused
+modules against the op-by-op numpy evaluation and onnx's reference evaluator (random
+graphs, both BERT layers, several sizes through one module), the memory plan, the
+module's files built into a C program of the user's, and bad calls."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import quiltc as qc
+from quiltc.graph import Graph, compile, partition  # noqa: A004 (the API's name)
+
+from support.helpers import require_tool
+from support.tiers import examples
+
+onnx = pytest.importorskip("onnx", reason="install it with: pip install onnx")
+from onnx.reference import ReferenceEvaluator  # noqa: E402
+
+from support.onnx_graphs import onnx_models  # noqa: E402
+
+F32 = np.float32
+DATA = Path(__file__).resolve().parents[1] / "data"
+BERT_BASE = Path(__file__).resolve().parents[3] / "shared" / "data" / "models" / \
+    "bert_base_layer.onnx"
+
+
+@pytest.fixture(autouse=True)
+def _own_overrides(tmp_path, monkeypatch):
+    """Each test reads and writes its own override list."""
+    monkeypatch.setenv("QUILTC_FUSION_OVERRIDES", str(tmp_path / "overrides.json"))
+
+
+def _layer_norm_graph(columns=768):
+    tokens = qc.var("T", 1, 4096)
+    g = Graph()
+    x, residual = g.input("x", (tokens, columns)), g.input("r", (tokens, columns))
+    gamma = g.constant("gamma", np.linspace(0.5, 1.5, columns, dtype=F32))
+    beta = g.constant("beta", np.linspace(-1, 1, columns, dtype=F32))
+    g.output(g.layer_norm(g.add(x, residual), gamma, beta))
+    return g
+
+
+def _matmul_gelu_graph():
+    tokens = qc.var("T", 1, 256)
+    g = Graph()
+    x = g.input("x", (tokens, 48))
+    weights = g.constant("w", np.linspace(-1, 1, 48 * 40, dtype=F32).reshape(48, 40) / 8)
+    bias = g.constant("b", np.linspace(-1, 1, 40, dtype=F32))
+    g.output(g.gelu_erf(g.add(g.matmul(x, weights), bias)))
+    return g
+
+
+# ------------------------------------------------------------------------ the partitioner
+
+@pytest.mark.parametrize("level, partitions", [(0, 10), (1, 3), (2, 1)])
+def test_residual_layer_norm_partitions_by_level(level, partitions):
+    plan = partition(_layer_norm_graph(), level)
+    assert len(plan.partitions) == partitions
+    assert f"level {level}" in str(plan)
+    if level == 1:
+        reasons = {refusal.reason for refusal in plan.refusals}
+        assert "reduction stitching is fusion level 2 (this plan is level 1)" in reasons
+        assert any("cycle" in reason for reason in reasons)
+
+
+def test_matmul_takes_its_epilogue_and_not_its_operands():
+    g = _matmul_gelu_graph()
+    plan = partition(g, 1)
+    assert [part.kind for part in plan.partitions] == ["opaque"]
+    tokens = qc.var("T", 1, 64)
+    g = Graph()
+    x = g.input("x", (tokens, 8))
+    weights = g.constant("w", np.eye(8, dtype=F32))
+    g.output(g.matmul(g.exp(x), weights))
+    plan = partition(g, 2)
+    assert len(plan.partitions) == 2
+    assert [refusal.reason for refusal in plan.refusals] == [
+        "a matmul reads its operands whole from memory"]
+
+
+def test_matmul_epilogue_stops_at_a_reduction():
+    tokens = qc.var("T", 1, 64)
+    g = Graph()
+    x = g.input("x", (tokens, 8))
+    product = g.matmul(x, g.constant("w", np.eye(8, dtype=F32)))
+    g.output(g.softmax(g.add(product, x)))
+    plan = partition(g, 2)
+    assert len(plan.partitions) == 2
+    assert any("stops at a reduction" in refusal.reason for refusal in plan.refusals)
+
+
+def test_a_gather_reads_its_table_from_memory():
+    g = Graph()
+    table = g.input("table", (10, 4))
+    picked = g.gather(g.exp(table), g.constant("rows", np.array([3, -1, 0])), axis=0)
+    g.output(g.add(picked, picked))
+    plan = partition(g, 2)
+    assert len(plan.partitions) == 2
+    module = compile(g, record=False)
+    values = np.linspace(-1, 1, 40, dtype=F32).reshape(10, 4)
+    np.testing.assert_allclose(module(table=values), g.evaluate(table=values), rtol=1e-6)
+
+
+def test_an_override_cuts_its_pattern_and_says_why(tmp_path):
+    path = tmp_path / "overrides.json"
+    path.write_text(json.dumps([{"pattern": "reduce_max -[broadcast]-> sub",
+                                 "reason": "measured slower fused"}]))
+    tokens = qc.var("T", 1, 64)
+    g = Graph()
+    g.output(g.softmax(g.input("x", (tokens, 16))))
+    plan = partition(g, 2)
+    assert len(plan.partitions) == 2
+    assert "override: measured slower fused" in str(plan)
+
+
+# ------------------------------------------------------------------------------ feedback
+
+def test_feedback_splits_a_refused_partition_and_the_next_compile_reads_it(tmp_path):
+    # The row sum is read by two outputs; the one that is not the partition's widest
+    # cannot be computed inside the other's row loop, so compute_at refuses it.
+    tokens = qc.var("T", 1, 64)
+    g = Graph()
+    x = g.input("x", (tokens, 16))
+    total = g.reduce_sum(x, axes=(1,))
+    g.output(g.sub(x, total), g.mul(total, g.scalar(2.0, total)))
+    module = compile(g, level=2)
+    assert module.learned and module.learned[0][0] == "reduce_sum -[broadcast]-> sub"
+    values = np.linspace(-1, 1, 5 * 16, dtype=F32).reshape(5, 16)
+    for got, want in zip(module(x=values), g.evaluate(x=values)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    recorded = json.loads((tmp_path / "overrides.json").read_text())
+    assert {entry["pattern"] for entry in recorded} >= {module.learned[0][0]}
+    plan = partition(g, 2)
+    assert any(refusal.reason.startswith("override: compute_at") for refusal in plan.refusals)
+
+
+# ------------------------------------------------------------------ fused modules, checked
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3])
+def test_residual_layer_norm_matches_numpy_at_every_level(level):
+    g = _layer_norm_graph(columns=40)
+    module = compile(g, level=level, record=False)
+    for rows in (1, 7, 33):
+        rng = np.random.default_rng(rows)
+        x, residual = (rng.standard_normal((rows, 40), dtype=F32) for _ in range(2))
+        np.testing.assert_allclose(module(x=x, r=residual), g.evaluate(x=x, r=residual),
+                                   rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("level", [0, 1])
+def test_matmul_with_gelu_epilogue_at_every_row_count(level):
+    g = _matmul_gelu_graph()
+    module = compile(g, level=level, record=False)
+    assert module.calls == (7 if level == 0 else 1)  # matmul add mul erf mul add mul
+    for rows in (1, 5, 8, 17, 64):
+        x = np.linspace(-2, 2, rows * 48, dtype=F32).reshape(rows, 48)
+        np.testing.assert_allclose(module(x=x), g.evaluate(x=x), rtol=1e-4, atol=1e-5)
+
+
+@settings(max_examples=examples(12), suppress_health_check=[HealthCheck.too_slow])
+@given(model=onnx_models(), level=st.integers(0, 3), rows=st.lists(st.integers(1, 40),
+                                                                     min_size=1, max_size=2))
+def test_random_graphs_match_numpy_and_the_onnx_reference(model, level, rows):
+    g = qc.graph.from_onnx(model)
+    module = compile(g, level=level, record=False)
+    reference = ReferenceEvaluator(model)
+    columns = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
+    bias = np.linspace(-1, 1, columns, dtype=F32)
+    for count in rows:
+        x = np.random.default_rng(count).uniform(-2, 2, (count, columns)).astype(F32)
+        got = module(x=x, bias=bias)
+        got = got if isinstance(got, tuple) else (got,)
+        for fused, by_op, onnx_value in zip(got, _as_tuple(g.evaluate(x=x, bias=bias)),
+                                            reference.run(None, {"x": x, "bias": bias})):
+            np.testing.assert_allclose(fused, by_op, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(fused, onnx_value, rtol=1e-4, atol=1e-5)
+
+
+def _as_tuple(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
+def _bert_inputs(batch, seq, hidden):
+    rng = np.random.default_rng(batch * 100 + seq)
+    mask = np.ones((batch, seq), np.int64)
+    mask[-1, seq // 2 + 1:] = 0
+    return rng.standard_normal((batch, seq, hidden), dtype=F32), mask
+
+
+@pytest.mark.parametrize("level", [0, 3])
+def test_small_bert_layer_matches_the_reference_for_several_sizes(level):
+    path = DATA / "bert_layer_small.onnx"
+    module = compile(path, level=level, record=False)
+    reference = ReferenceEvaluator(str(path))
+    for batch, seq in ((1, 7), (2, 16), (3, 33), (1, 1)):
+        hidden, mask = _bert_inputs(batch, seq, 256)
+        want = reference.run(None, {"hidden": hidden, "mask": mask})[0]
+        np.testing.assert_allclose(module(hidden=hidden, mask=mask), want, rtol=1e-4, atol=1e-5)
+    assert module.peak_bytes(batch=2, seq=16) < module.intermediate_bytes(batch=2, seq=16)
+
+
+@pytest.mark.slow
+def test_bert_base_layer_matches_the_reference():
+    if not BERT_BASE.exists():
+        pytest.skip(f"{BERT_BASE} is not on this machine")
+    module = compile(BERT_BASE, record=False)
+    reference = ReferenceEvaluator(str(BERT_BASE))
+    for batch, seq in ((1, 5), (2, 19)):
+        hidden, mask = _bert_inputs(batch, seq, 768)
+        want = reference.run(None, {"hidden": hidden, "mask": mask})[0]
+        np.testing.assert_allclose(module(hidden=hidden, mask=mask), want, rtol=1e-4, atol=1e-5)
+
+
+def test_a_second_compile_comes_from_the_cache(c_compiles):
+    g = _layer_norm_graph(columns=24)
+    first = compile(g, record=False)
+    compiled = len(c_compiles)
+    second = compile(g, record=False)
+    assert len(c_compiles) == compiled
+    assert second.source == first.source
+    x = np.ones((3, 24), F32)
+    np.testing.assert_allclose(second(x=x, r=x), g.evaluate(x=x, r=x), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- the memory plan
+
+def test_intermediates_share_the_workspace_when_their_lifetimes_do_not_overlap():
+    module = compile(_layer_norm_graph(columns=32), level=0, record=False)
+    slots = module.memory.slots
+    assert sum(len(tenants) for tenants in slots) == 9
+    assert len(slots) < 9
+    assert module.peak_bytes(T=100) < module.intermediate_bytes(T=100)
+
+
+# ------------------------------------------------------------ the files a user builds
+
+def test_written_files_build_into_a_program_that_computes_the_graph(tmp_path):
+    require_tool("cc", "apt-get install -y gcc")
+    g = _matmul_gelu_graph()
+    module = compile(g, name="gelu_layer", record=False)
+    source, header, weights = module.write(tmp_path)
+    x = np.linspace(-2, 2, 9 * 48, dtype=F32).reshape(9, 48)
+    x.tofile(tmp_path / "x.bin")
+    (tmp_path / "main.c").write_text(_MAIN)
+    program = tmp_path / "program"
+    subprocess.run(["cc", "-O2", "-fopenmp", "-std=c99", str(tmp_path / "main.c"), source,
+                    "-o", str(program), "-lm"], check=True, capture_output=True)
+    subprocess.run([str(program), weights, str(tmp_path / "x.bin"), str(tmp_path / "y.bin")],
+                   check=True, cwd=tmp_path)
+    got = np.fromfile(tmp_path / "y.bin", F32).reshape(9, 40)
+    np.testing.assert_allclose(got, g.evaluate(x=x), rtol=1e-4, atol=1e-5)
+    assert "gelu_layer_workspace_bytes" in Path(header).read_text()
+
+
+_MAIN = r"""
+#define _POSIX_C_SOURCE 200112L
+#include <stdio.h>
+#include <stdlib.h>
+#include "gelu_layer.h"
+
+static void *read_all(const char *path, long *size)
+{
+    FILE *file = fopen(path, "rb");
+    fseek(file, 0, SEEK_END);
+    *size = ftell(file);
+    fseek(file, 0, SEEK_SET);
+    void *data;
+    if (posix_memalign(&data, 64, *size + 64) != 0) exit(1);
+    if (fread(data, 1, *size, file) != (size_t)*size) exit(1);
+    fclose(file);
+    return data;
+}
+
+int main(int argc, char **argv)
+{
+    long weights_size, input_size;
+    char *weights = read_all(argv[1], &weights_size);
+    float *x = read_all(argv[2], &input_size);
+    int64_t rows = input_size / (48 * sizeof(float));
+    float *y = malloc(rows * 40 * sizeof(float));
+    void *workspace;
+    if (posix_memalign(&workspace, 64, gelu_layer_workspace_bytes(rows) + 64) != 0) return 1;
+    gelu_layer(x, y, weights, workspace, rows);
+    FILE *out = fopen(argv[3], "wb");
+    fwrite(y, sizeof(float), rows * 40, out);
+    fclose(out);
+    return 0;
+}
+"""
+
+
+# --------------------------------------------------------------------------- bad calls
+
+def test_bad_calls_are_shape_errors_naming_the_input():
+    module = compile(_layer_norm_graph(columns=16), record=False)
+    x = np.ones((4, 16), F32)
+    with pytest.raises(qc.ShapeError, match="missing input 'r'"):
+        module(x=x)
+    with pytest.raises(qc.ShapeError, match="unknown inputs y"):
+        module(x=x, r=x, y=x)
+    with pytest.raises(qc.ShapeError, match="input 'r' has shape"):
+        module(x=x, r=np.ones((5, 16), F32))
+    with pytest.raises(qc.ShapeError, match="outside its range"):
+        module(x=np.ones((5000, 16), F32), r=np.ones((5000, 16), F32))
+
+
+def test_the_plan_draws(tmp_path):
+    pytest.importorskip("matplotlib", reason="install it with: pip install matplotlib")
+    plan = partition(qc.graph.from_onnx(DATA / "bert_layer_small.onnx"), 2)
+    plan.draw(tmp_path / "plan.png")
+    assert (tmp_path / "plan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert os.path.getsize(tmp_path / "plan.png") > 10_000
+
+
+# ------------------------------------------------------------------------- layer III
+
+def test_side_by_side_pays_for_small_kernels_and_not_for_large_equal_ones():
+    from quiltc.graph.entry import REGION_COST, side_by_side_pays
+
+    assert side_by_side_pays([REGION_COST // 10] * 3, threads=2)
+    assert not side_by_side_pays([100 * REGION_COST] * 3, threads=2)
+    assert side_by_side_pays([100 * REGION_COST] * 2, threads=2)
+
+
+def test_independent_partitions_share_one_parallel_region_at_level_3():
+    tokens = qc.var("T", 1, 64)
+    g = Graph()
+    x = g.input("x", (tokens, 8))
+    branches = [g.matmul(x, g.constant(f"w{n}", np.full((8, 8), n + 1, F32) / 8))
+                for n in range(3)]
+    g.output(g.add(g.add(branches[0], branches[1]), branches[2]))
+    two = compile(g, level=2, record=False)
+    three = compile(g, level=3, record=False)
+    assert two.calls == three.calls == two.launches == 3   # two matmuls, one with the adds
+    assert three.launches == 2
+    assert "#pragma omp parallel sections" in three.source
+    values = np.linspace(-1, 1, 13 * 8, dtype=F32).reshape(13, 8)
+    np.testing.assert_allclose(three(x=values), g.evaluate(x=values), rtol=1e-5, atol=1e-6)
+    # Running side by side, the two branches' outputs are live at once: no shared slot.
+    assert len(three.memory.slots) == 2
