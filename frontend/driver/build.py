@@ -107,10 +107,11 @@ def render(schedules, target="c", comment=None, shared_memory_limit=None, **opti
                         "\n".join(renderer.declaration() for renderer in renderers))
 
 
-def load_library(source, declarations, target="c"):
+def load_library(source, declarations, target="c", sanitize=False):
     """`source` (a unit `render` made, with code of the caller's around it) built by
-    `target`'s toolchain through the cache; the loaded library (`handle`, `ffi`)."""
-    return DEFAULT_CACHE.load(source, declarations, find_target(target).toolchain())
+    `target`'s toolchain through the cache (with the sanitizers when asked); the loaded
+    library (`handle`, `ffi`)."""
+    return DEFAULT_CACHE.load(source, declarations, find_target(target).toolchain(sanitize))
 
 
 def _compile(rendered, sanitize):

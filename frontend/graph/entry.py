@@ -118,15 +118,9 @@ def regions(partitions, level, threads):
 def entry_source(module, kernels, programs):
     """The entry point and workspace-size function of `module` (a FusedModule) calling
     `kernels` (one per partition, with the PartitionPrograms that name their buffers)."""
-    graph = module.graph
-    values = {value.name: value for value in graph.inputs + graph.outputs}
-    for part in module.plan.partitions:
-        values.update({value.name: value for value in part.inputs + part.outputs})
-    for name, (value, _) in graph.constants.items():
-        values[name] = value
     calls = {}
     for kernel, program, part in zip(kernels, programs, module.plan.partitions):
-        arguments = [_pointer(module, values[program.value_names[buffer.name]])
+        arguments = [_pointer(module, program.value_names[buffer.name], buffer.dtype)
                      for buffer in kernel.params]
         arguments += [var.symbol.name for var in kernel.shape_vars]
         calls[part.number] = f"{kernel.name}({', '.join(arguments)});"
@@ -176,30 +170,29 @@ def header(module):
         entry_declarations(module), "", f"#endif /* {guard} */", ""])
 
 
-def _pointer(module, value):
-    """The C expression of the pointer holding `value` in the entry point."""
-    ctype = storage_type(as_dtype(value.dtype))
-    if value.name in module.constant_offsets:
-        return f"({ctype}*)(constants + {module.constant_offsets[value.name]})"
-    if value.name in module.memory.offsets:
-        return f"({ctype}*)(workspace + {c_expression(module.memory.offsets[value.name])})"
-    return f"({ctype}*){value.name}"
+def _pointer(module, name, dtype):
+    """The C expression of the pointer to value `name` (of IR `dtype`) in the entry point:
+    into the constants blob, into the workspace, or an argument of the entry point."""
+    ctype = storage_type(dtype)
+    if name in module.constant_offsets:
+        return f"({ctype}*)(constants + {module.constant_offsets[name]})"
+    if name in module.memory.offsets:
+        return f"({ctype}*)(workspace + {c_expression(module.memory.offsets[name])})"
+    return f"({ctype}*){name}"
 
 
 def pack_constants(constants):
     """({name: byte offset}, blob): every constant (a kernel may read even one element as
     an array) at a 64-byte aligned offset of one blob that starts on a 64-byte boundary."""
-    offsets, pieces, position = {}, [], 0
+    offsets, position = {}, 0
     for name, array in constants.items():
-        data = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
         offsets[name] = position
-        padding = (-data.size) % ALIGNMENT
-        pieces += [data, np.zeros(padding, np.uint8)]
-        position += data.size + padding
+        position += array.nbytes + (-array.nbytes) % ALIGNMENT
     size = max(position, 1)
     storage = np.zeros(size + ALIGNMENT, np.uint8)
     start = (-storage.ctypes.data) % ALIGNMENT
     blob = storage[start:start + size]
-    if pieces:
-        blob[:] = np.concatenate(pieces)
+    for name, array in constants.items():
+        blob[offsets[name]:offsets[name] + array.nbytes] = \
+            np.ascontiguousarray(array).view(np.uint8).reshape(-1)
     return offsets, blob

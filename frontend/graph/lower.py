@@ -87,6 +87,8 @@ class PartitionProgram:
 
     def __init__(self, partition, constants, matmul_block=(1, 1)):
         self.matmul_block = matmul_block
+        self.constant_names = set(constants)
+        self.packed = {}
         self.placeholders, self.stages, self.literals = {}, {}, {}
         self.order = []  # every stage, producers first (a mean's sum included)
         self.canonical = {node.output.name: f"v{position}"
@@ -187,18 +189,49 @@ class PartitionProgram:
         block_rows, block_columns = self.matmul_block
         padded = (*batch_shape, _padded(rows, block_rows), _padded(columns, block_columns))
 
+        packed = self._packed_weights(node.inputs[1], block_columns)
+
         def product(axes):
             *batch, row, column = axes
             row = row if same_dim(padded[-2], rows) else sympy.Min(row, sympy.sympify(rows) - 1)
             column = column if same_dim(padded[-1], columns) else sympy.Min(
                 column, sympy.sympify(columns) - 1)
             a = _batch_read(left, batch, len(axes), (row, depth))
-            b = _batch_read(right, batch, len(axes), (depth, column))
+            if packed is not None:
+                b = packed[column // block_columns, depth, column % block_columns]
+            else:
+                b = _batch_read(right, batch, len(axes), (depth, column))
             return qc.sum(a * b, axis=depth)
 
         name = self.canonical[node.output.name]
         block = self._compute(padded, product, f"{name}_block")
         return self._compute(node.output.shape, lambda axes: block[axes], name)
+
+
+    def _packed_weights(self, value, columns):
+        """A placeholder for constant matrix `value` packed in panels of `columns` columns,
+        (N / columns, K, columns), so the register block reads each row of its panel from
+        consecutive addresses (weights packed once, when the module is made, as inference
+        libraries do); None when `value` is not such a constant. `packed` records
+        {packed name: (constant name, columns)} for the module to fill in."""
+        shape = value.shape
+        if (value.name not in self.constant_names or len(shape) != 2
+                or not all(isinstance(dim, int) for dim in shape) or shape[1] % columns):
+            return None
+        name = f"{value.name}__panels{columns}"
+        if name not in self.placeholders:
+            canonical = f"in{len(self.placeholders)}"
+            self.placeholders[name] = qc.placeholder(
+                (shape[1] // columns, shape[0], columns), as_dtype(value.dtype), canonical)
+            self.value_names[canonical] = name
+            self.packed[name] = (value.name, columns)
+        return self.placeholders[name]
+
+
+def pack_panels(array, columns):
+    """`array` (K, N) as (N / columns, K, columns) panels; see _packed_weights."""
+    depth, width = array.shape
+    return np.ascontiguousarray(array.reshape(depth, width // columns, columns).transpose(1, 0, 2))
 
 
 def _padded(extent, block):

@@ -13,6 +13,7 @@ same graph again skips scheduling and the C compiler.
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -28,7 +29,7 @@ from ..ir.errors import QuiltError, ShapeError
 from ..ir.printer import render as render_ir
 from ..runtime_c.cache import cache_directory
 from . import entry
-from .lower import PartitionProgram, constant_arrays
+from .lower import PartitionProgram, constant_arrays, pack_panels
 from .memory import ALIGNMENT, plan_memory
 from .partition import partition
 from .rules import pattern, read_overrides, record_override
@@ -38,11 +39,13 @@ _MAX_FEEDBACK_ROUNDS = 32
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
-def compile(graph, level=3, name="model", record=True, cache=True):  # noqa: A001
+def compile(graph, level=3, name="model", record=True, cache=True,  # noqa: A001
+            sanitize=False):
     """A FusedModule computing `graph` (a Graph, or an ONNX path or model) fused at `level`
     (0 unfused, 1 loop fusion, 2 reductions stitched, 3 independent partitions side by
     side). `record=False` keeps feedback out of the persistent override list; `cache=False`
-    schedules and renders anew even when the cache holds this graph."""
+    schedules and renders anew even when the cache holds this graph; `sanitize=True`
+    builds with AddressSanitizer and UndefinedBehaviorSanitizer (libasan preloaded)."""
     if not isinstance(graph, _graph_class()):
         from .onnx_import import from_onnx
 
@@ -55,21 +58,30 @@ def compile(graph, level=3, name="model", record=True, cache=True):  # noqa: A00
     cached = _read_cached(key) if cache else None
     if cached is not None:
         split_edges = {tuple(edge) for edge in cached["split_edges"]}
-        plan = partition(graph, min(level, 2), split_edges=split_edges)
-        plan.level = level
-        module = FusedModule(graph, plan, constants, name, cached["learned"])
-        module.load(cached["source"], cached["declarations"])
+        _add_packed(constants, cached["packed"])
+        module = FusedModule(graph, level, split_edges, constants, name, cached["learned"])
+        module.load(cached["source"], cached["declarations"], sanitize)
     else:
         plan, scheduled, programs, learned, split_edges = _fuse(graph, level, name, constants,
                                                                record)
-        module = FusedModule(graph, plan, constants, name, learned)
+        packed = {name: list(entry) for program in programs
+                  for name, entry in program.packed.items()}
+        _add_packed(constants, packed)
+        module = FusedModule(graph, level, split_edges, constants, name, learned, plan)
         source, declarations = module.generate(scheduled, programs)
-        module.load(source, declarations)
+        module.load(source, declarations, sanitize)
         if cache:
             _write_cached(key, {"source": source, "declarations": declarations,
-                                "split_edges": sorted(split_edges), "learned": learned})
+                                "split_edges": sorted(split_edges), "learned": learned,
+                                "packed": packed})
     module.compile_seconds = time.perf_counter() - started
     return module
+
+
+def _add_packed(constants, packed):
+    """Add each weight matrix's panels ({packed name: (constant, columns)}) to `constants`."""
+    for packed_name, (source, columns) in packed.items():
+        constants[packed_name] = pack_panels(constants[source], columns)
 
 
 def _fuse(graph, level, name, constants, record):
@@ -87,7 +99,8 @@ def _fuse(graph, level, name, constants, record):
             plan.level = level
             return plan, scheduled, programs, learned, split_edges
         except FusionRefused as refused:
-            edges = _edges_from(plan, refused.value)
+            edges = [edge for edge in _edges_around(plan, refused.value)
+                     if edge[:2] not in split_edges]
             if not edges:
                 raise
             for producer, consumer, key in edges:
@@ -120,16 +133,20 @@ def _graph_class():
     return Graph
 
 
-def _edges_from(plan, value):
-    """(producer, consumer, pattern) of each edge inside a partition from the node computing
-    `value` (a name) to its consumers there."""
+def _edges_around(plan, value):
+    """(producer, consumer, pattern) of the edges inside a partition from the node computing
+    `value` (a name) to its consumers there, then those into it: the consumers' first, since
+    a stage is refused where its readers are."""
     for part in plan.partitions:
-        producer = next((node for node in part.nodes if node.output.name == value), None)
-        if producer is None:
+        computing = {node.output.name: node for node in part.nodes}
+        if value not in computing:
             continue
-        return [(value, node.output.name, pattern(producer, node, position))
-                for node in part.nodes for position, read in enumerate(node.inputs)
-                if read.name == value]
+        out = [(value, node.output.name, pattern(computing[value], node, position))
+               for node in part.nodes for position, read in enumerate(node.inputs)
+               if read.name == value]
+        into = [(read.name, value, pattern(computing[read.name], computing[value], position))
+                for position, read in enumerate(computing[value].inputs) if read.name in computing]
+        return out + into
     return []
 
 
@@ -156,7 +173,8 @@ def _read_cached(key):
     """The cached record of `key`, or None when missing or unreadable (then it is rebuilt)."""
     try:
         record = json.loads(_cache_path(key).read_text())
-        return record if {"source", "declarations", "split_edges", "learned"} <= set(record) \
+        return record if {"source", "declarations", "split_edges", "learned",
+                          "packed"} <= set(record) \
             else None
     except (OSError, ValueError):
         return None
@@ -176,18 +194,45 @@ class FusedModule:
     (kernels run per call), `launches` (parallel regions per call) and `compile_seconds`
     describe it."""
 
-    def __init__(self, graph, plan, constants, name, learned):
-        self.graph, self.plan, self.name = graph, plan, name
+    def __init__(self, graph, level, split_edges, constants, name, learned, plan=None):
+        self.graph, self.level, self.name = graph, level, name
+        self.split_edges = split_edges
         self.learned = [tuple(pair) for pair in learned]
-        self.regions = entry.regions(plan.partitions, plan.level, _threads())
-        self.memory = plan_memory(self.regions, graph)
+        if plan is not None:
+            self.plan = plan
         self.sizes = entry.graph_sizes(graph)
         self.constant_offsets, self.constants = entry.pack_constants(constants)
-        self.calls = len(plan.partitions)
-        self.launches = len(self.regions)
-        self.header = entry.header(self)
         self.compile_seconds = 0.0
         self._workspace = np.empty(0, np.uint8)
+
+    # A module loaded from the cache needs none of these to run, so each is made on first
+    # use (the cached compile of a BERT layer then takes a tenth of a second).
+
+    @functools.cached_property
+    def plan(self):
+        plan = partition(self.graph, min(self.level, 2), split_edges=self.split_edges)
+        plan.level = self.level
+        return plan
+
+    @functools.cached_property
+    def regions(self):
+        return entry.regions(self.plan.partitions, self.level, _threads())
+
+    @functools.cached_property
+    def memory(self):
+        return plan_memory(self.regions, self.graph)
+
+    @property
+    def calls(self):
+        return len(self.plan.partitions)
+
+    @property
+    def launches(self):
+        return len(self.regions)
+
+    @property
+    def header(self):
+        return entry.header(self)
 
     def generate(self, scheduled, programs):
         """(source, cffi declarations) of the kernels `scheduled` ((kernel, trace) pairs,
@@ -196,9 +241,9 @@ class FusedModule:
         source = rendered.source + "\n\n" + entry.entry_source(self, rendered.kernels, programs)
         return source, rendered.declarations + "\n" + entry.entry_declarations(self)
 
-    def load(self, source, declarations):
+    def load(self, source, declarations, sanitize=False):
         """Build (through the cache) and load `source`."""
-        library = load_library(source, declarations)
+        library = load_library(source, declarations, sanitize=sanitize)
         self.source = source
         self.library_path = str(library.path)
         self._ffi = library.ffi

@@ -19,6 +19,10 @@ from ..ir.errors import QuiltError, ScheduleError
 from ..lang.tensor import ReduceExpr
 from ..runtime_c.host import isa_for
 
+# Columns of the right operand a row block passes over before moving on: 768 x 256 floats
+# (a BERT-base weight panel) is 768 KiB, inside a Xeon core's L2.
+PANEL_COLUMNS = 256
+
 # Calls costly enough that a value read twice is stored once rather than recomputed.
 _COSTLY = ("exp", "log", "erf", "tanh", "sigmoid", "sqrt")
 
@@ -190,9 +194,20 @@ def _schedule_matmul(sch, program):
     *batch, i, j = sch.loops(final)
     i_outer, i_inner = sch.split(i, rows)
     j_outer, j_inner = sch.split(j, columns)
-    sch.reorder(j_outer, i_outer, i_inner, j_inner)
-    _fusion_step(sch.compute_at, product, i_outer)
-    _try(sch.fold_storage, product.name, i_outer)
+    # Column panels of PANEL_COLUMNS: the panel of the right operand stays in L2 while every
+    # row block passes over it, and each row block's rows stay in L1 across the panel.
+    panels = PANEL_COLUMNS // columns
+    extent = sympy.sympify(final.shape[-1])
+    if extent.is_Integer and int(extent) >= 2 * panels * columns:
+        j_group, j_outer = sch.split(j_outer, panels)
+        sch.reorder(j_group, i_outer, j_outer, i_inner, j_inner)
+        parallel = i_outer
+    else:
+        sch.reorder(j_outer, i_outer, i_inner, j_inner)
+        parallel = j_outer
+    block_loop = j_outer if parallel is i_outer else i_outer
+    _fusion_step(sch.compute_at, product, block_loop)
+    _try(sch.fold_storage, product.name, block_loop)
     *_, block_i, block_j, k = sch.loops(product)
     sch.reorder(k, block_i, block_j)
     sch.decompose(product.name, k)
@@ -201,7 +216,7 @@ def _schedule_matmul(sch, program):
     sch.unroll(vectors)
     sch.vectorize(vector_lanes)
     _try(sch.vectorize, j_inner)
-    _parallel_batch(sch, batch, j_outer)
+    _parallel_batch(sch, batch, parallel)
     for tensor in program.outputs[:-1]:
         _annotate_nest(sch, tensor)
     return sch

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from quiltc.graph import Graph, compile, partition  # noqa: A004 (the API's name)
+from quiltc.graph import Graph, partition
 
-from support.helpers import require_tool
+from support.helpers import SANITIZE, require_tool
 from support.tiers import examples
 
 onnx = pytest.importorskip("onnx", reason="install it with: pip install onnx")
@@ -28,6 +28,11 @@ F32 = np.float32
 DATA = Path(__file__).resolve().parents[1] / "data"
 BERT_BASE = Path(__file__).resolve().parents[3] / "shared" / "data" / "models" / \
     "bert_base_layer.onnx"
+
+
+def fuse(graph, **options):
+    """qc.graph.compile, built with ASan and UBSan under test_sanitize.py."""
+    return qc.graph.compile(graph, sanitize=SANITIZE, **options)
 
 
 @pytest.fixture(autouse=True)
@@ -102,7 +107,7 @@ def test_a_gather_reads_its_table_from_memory():
     g.output(g.add(picked, picked))
     plan = partition(g, 2)
     assert len(plan.partitions) == 2
-    module = compile(g, record=False)
+    module = fuse(g, record=False)
     values = np.linspace(-1, 1, 40, dtype=F32).reshape(10, 4)
     np.testing.assert_allclose(module(table=values), g.evaluate(table=values), rtol=1e-6)
 
@@ -129,7 +134,7 @@ def test_feedback_splits_a_refused_partition_and_the_next_compile_reads_it(tmp_p
     x = g.input("x", (tokens, 16))
     total = g.reduce_sum(x, axes=(1,))
     g.output(g.sub(x, total), g.mul(total, g.scalar(2.0, total)))
-    module = compile(g, level=2)
+    module = fuse(g, level=2)
     assert module.learned and module.learned[0][0] == "reduce_sum -[broadcast]-> sub"
     values = np.linspace(-1, 1, 5 * 16, dtype=F32).reshape(5, 16)
     for got, want in zip(module(x=values), g.evaluate(x=values)):
@@ -145,7 +150,7 @@ def test_feedback_splits_a_refused_partition_and_the_next_compile_reads_it(tmp_p
 @pytest.mark.parametrize("level", [0, 1, 2, 3])
 def test_residual_layer_norm_matches_numpy_at_every_level(level):
     g = _layer_norm_graph(columns=40)
-    module = compile(g, level=level, record=False)
+    module = fuse(g, level=level, record=False)
     for rows in (1, 7, 33):
         rng = np.random.default_rng(rows)
         x, residual = (rng.standard_normal((rows, 40), dtype=F32) for _ in range(2))
@@ -156,7 +161,7 @@ def test_residual_layer_norm_matches_numpy_at_every_level(level):
 @pytest.mark.parametrize("level", [0, 1])
 def test_matmul_with_gelu_epilogue_at_every_row_count(level):
     g = _matmul_gelu_graph()
-    module = compile(g, level=level, record=False)
+    module = fuse(g, level=level, record=False)
     assert module.calls == (7 if level == 0 else 1)  # matmul add mul erf mul add mul
     for rows in (1, 5, 8, 17, 64):
         x = np.linspace(-2, 2, rows * 48, dtype=F32).reshape(rows, 48)
@@ -168,7 +173,7 @@ def test_matmul_with_gelu_epilogue_at_every_row_count(level):
                                                                      min_size=1, max_size=2))
 def test_random_graphs_match_numpy_and_the_onnx_reference(model, level, rows):
     g = qc.graph.from_onnx(model)
-    module = compile(g, level=level, record=False)
+    module = fuse(g, level=level, record=False)
     reference = ReferenceEvaluator(model)
     columns = model.graph.input[0].type.tensor_type.shape.dim[1].dim_value
     bias = np.linspace(-1, 1, columns, dtype=F32)
@@ -196,7 +201,7 @@ def _bert_inputs(batch, seq, hidden):
 @pytest.mark.parametrize("level", [0, 3])
 def test_small_bert_layer_matches_the_reference_for_several_sizes(level):
     path = DATA / "bert_layer_small.onnx"
-    module = compile(path, level=level, record=False)
+    module = fuse(path, level=level, record=False)
     reference = ReferenceEvaluator(str(path))
     for batch, seq in ((1, 7), (2, 16), (3, 33), (1, 1)):
         hidden, mask = _bert_inputs(batch, seq, 256)
@@ -209,7 +214,7 @@ def test_small_bert_layer_matches_the_reference_for_several_sizes(level):
 def test_bert_base_layer_matches_the_reference():
     if not BERT_BASE.exists():
         pytest.skip(f"{BERT_BASE} is not on this machine")
-    module = compile(BERT_BASE, record=False)
+    module = fuse(BERT_BASE, record=False)
     reference = ReferenceEvaluator(str(BERT_BASE))
     for batch, seq in ((1, 5), (2, 19)):
         hidden, mask = _bert_inputs(batch, seq, 768)
@@ -219,9 +224,9 @@ def test_bert_base_layer_matches_the_reference():
 
 def test_a_second_compile_comes_from_the_cache(c_compiles):
     g = _layer_norm_graph(columns=24)
-    first = compile(g, record=False)
+    first = fuse(g, record=False)
     compiled = len(c_compiles)
-    second = compile(g, record=False)
+    second = fuse(g, record=False)
     assert len(c_compiles) == compiled
     assert second.source == first.source
     x = np.ones((3, 24), F32)
@@ -231,7 +236,7 @@ def test_a_second_compile_comes_from_the_cache(c_compiles):
 # ---------------------------------------------------------------------- the memory plan
 
 def test_intermediates_share_the_workspace_when_their_lifetimes_do_not_overlap():
-    module = compile(_layer_norm_graph(columns=32), level=0, record=False)
+    module = fuse(_layer_norm_graph(columns=32), level=0, record=False)
     slots = module.memory.slots
     assert sum(len(tenants) for tenants in slots) == 9
     assert len(slots) < 9
@@ -243,7 +248,7 @@ def test_intermediates_share_the_workspace_when_their_lifetimes_do_not_overlap()
 def test_written_files_build_into_a_program_that_computes_the_graph(tmp_path):
     require_tool("cc", "apt-get install -y gcc")
     g = _matmul_gelu_graph()
-    module = compile(g, name="gelu_layer", record=False)
+    module = fuse(g, name="gelu_layer", record=False)
     source, header, weights = module.write(tmp_path)
     x = np.linspace(-2, 2, 9 * 48, dtype=F32).reshape(9, 48)
     x.tofile(tmp_path / "x.bin")
@@ -298,7 +303,7 @@ int main(int argc, char **argv)
 # --------------------------------------------------------------------------- bad calls
 
 def test_bad_calls_are_shape_errors_naming_the_input():
-    module = compile(_layer_norm_graph(columns=16), record=False)
+    module = fuse(_layer_norm_graph(columns=16), record=False)
     x = np.ones((4, 16), F32)
     with pytest.raises(qc.ShapeError, match="missing input 'r'"):
         module(x=x)
@@ -335,8 +340,8 @@ def test_independent_partitions_share_one_parallel_region_at_level_3():
     branches = [g.matmul(x, g.constant(f"w{n}", np.full((8, 8), n + 1, F32) / 8))
                 for n in range(3)]
     g.output(g.add(g.add(branches[0], branches[1]), branches[2]))
-    two = compile(g, level=2, record=False)
-    three = compile(g, level=3, record=False)
+    two = fuse(g, level=2, record=False)
+    three = fuse(g, level=3, record=False)
     assert two.calls == three.calls == two.launches == 3   # two matmuls, one with the adds
     assert three.launches == 2
     assert "#pragma omp parallel sections" in three.source

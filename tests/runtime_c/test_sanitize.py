@@ -115,6 +115,20 @@ def test_ragged_property_tests_run_clean_under_asan_and_ubsan():
     assert " passed" in result.stdout
 
 
+def test_fused_graphs_run_clean_under_asan_and_ubsan():
+    """The fusion tests once more (random graphs, the small BERT layer at several sizes,
+    every level), each module built with the sanitizers: no partition kernel reads or
+    writes outside its buffers or the workspace plan."""
+    environment = dict(require_sanitizer_environment(), QUILTC_TEST_SANITIZE="1")
+    test = os.path.join(os.path.dirname(__file__), "..", "frontend", "test_fusion.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", test, "-k",
+         "random_graphs or small_bert or every_level or every_row_count or level_3"],
+        env=environment, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert " passed" in result.stdout
+
+
 def test_ragged_attention_runs_clean_under_asan_and_ubsan():
     result = _run_sanitized(_RAGGED_ATTENTION)
     assert result.returncode == 0, result.stderr[-4000:]
