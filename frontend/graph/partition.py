@@ -190,6 +190,11 @@ def _merge_problem(groups, nodes, consumers, producer, consumer):
         return "a partition holds one matmul"
     if "opaque" in kinds and "reduce" in kinds:
         return "a matmul's epilogue stops at a reduction (the row spans several blocks)"
+    if "opaque" in kinds and any(nodes[index].op == "transpose"
+                                 and nodes[index].attrs["perm"][-1] != len(
+                                     nodes[index].attrs["perm"]) - 1 for index in members):
+        return ("a matmul's epilogue keeps its columns last: this transpose would tile the "
+                "register block across them")
     if _leaves_and_returns(groups, consumers, members):
         return "fusing would make a cycle: a path leaves the pair and comes back"
     return None
