@@ -90,7 +90,7 @@ def test_fuse_writes_a_module_a_program_can_load(tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
     status = main(["fuse", str(model), "-o", str(out), "--name", "bert", "--size", "seq=1:64"])
     assert status == 0, capsys.readouterr().err
-    assert "60 ops in 13 kernels" in capsys.readouterr().out
+    assert "60 ops in 14 kernels" in capsys.readouterr().out
     assert {path.name for path in out.iterdir()} == {"bert.c", "bert.h", "bert.weights",
                                                      "libbert.so", "plan.txt"}
     assert "fusion plan (level 3)" in (out / "plan.txt").read_text()
