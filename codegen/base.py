@@ -9,6 +9,8 @@ barriers (`render_barrier`) and math spellings (`MATH_FUNCTIONS`). How values ar
 spelled (arithmetic, helpers, casts) lives in values.py, which it inherits.
 """
 
+import dataclasses
+
 import sympy
 
 from ..ir import nodes as ir
@@ -132,6 +134,15 @@ class CLikeRenderer(ValueRenderer):
         """`for (int64_t var = 0; var < extent; ++var)`, after the target's pragmas."""
         if loop.kind in ir.GPU_AXES:
             self.render_gpu_loop(loop, depth)
+            return
+        guard = loop.body
+        if (isinstance(guard, ir.If) and guard.otherwise is None
+                and loop.var not in sympy.sympify(guard.cond).free_symbols):
+            # A guard the loop does not move (a tile's row test around its column loop)
+            # is tested once, outside: inside, it is control flow that stops SIMD.
+            self.emit(depth, f"if ({strip_parentheses(self.index(guard.cond))}) {{")
+            self.render_for(dataclasses.replace(loop, body=guard.then), depth + 1)
+            self.emit(depth, "}")
             return
         for pragma in self.loop_pragmas(loop):
             self.emit(depth, pragma)

@@ -89,6 +89,7 @@ class PartitionProgram:
         self.matmul_block = matmul_block
         self.constant_names = set(constants)
         self.packed = {}
+        self.staged = set()  # stages kept in memory whatever the schedule's policy
         self.placeholders, self.stages, self.literals = {}, {}, {}
         self.order = []  # every stage, producers first (a mean's sum included)
         self.canonical = {node.output.name: f"v{position}"
@@ -131,6 +132,8 @@ class PartitionProgram:
 
     def _stage(self, node):
         name, shape, op = self.canonical[node.output.name], node.output.shape, node.op
+        if op == "div" and node.output.dtype.kind == "f":
+            return self._division(node, name)
         if op in ELEMENTWISE:
             return self._compute(shape, _elementwise(self, node), name)
         if op == "cast":
@@ -151,6 +154,23 @@ class PartitionProgram:
         if op == "matmul":
             return self._matmul(node)
         return self._compute(shape, (lambda axes: INJECTIVE[op](self, node, axes)), name)
+
+    def _division(self, node, name):
+        """a / b, as a * (1 / b) where b is one number or broadcasts (a row's sum or norm):
+        the reciprocal is then computed once per number instead of a division per element
+        (a vector division costs as much as ten multiplications), within an ulp of a / b."""
+        numerator, divisor = node.inputs
+        source = self.tensor(divisor)
+        if not isinstance(source, qc.Tensor):
+            scale = ir.Const(1.0 / source, as_dtype(divisor.dtype))
+            return self._compute(node.output.shape, lambda axes: self._read(numerator, axes)
+                                 * scale, name)
+        if _count(divisor.shape) == _count(node.output.shape):
+            return self._compute(node.output.shape, _elementwise(self, node), name)
+        reciprocal = self._compute(divisor.shape, lambda axes: 1 / source[axes],
+                                   f"{name}_reciprocal")
+        return self._compute(node.output.shape, lambda axes: self._read(numerator, axes)
+                             * _broadcast_read(reciprocal, axes), name)
 
     def _reduction(self, node):
         source = self.tensor(node.inputs[0])
@@ -190,12 +210,20 @@ class PartitionProgram:
         padded = (*batch_shape, _padded(rows, block_rows), _padded(columns, block_columns))
 
         packed = self._packed_weights(node.inputs[1], block_columns)
+        name = self.canonical[node.output.name]
+        if packed is None and not same_dim(padded[-1], columns):
+            # The right operand copied once with its columns padded (the last column
+            # repeated): the register block then loads whole vectors of it, where a clamp
+            # of each lane's column would gather them one by one.
+            last = sympy.sympify(columns) - 1
+            source = right
+            right = self._compute((*source.shape[:-1], padded[-1]), lambda axes: source[
+                (*axes[:-1], sympy.Min(axes[-1], last))], f"{name}_columns")
+            self.staged.add(right.name)
 
         def product(axes):
             *batch, row, column = axes
             row = row if same_dim(padded[-2], rows) else sympy.Min(row, sympy.sympify(rows) - 1)
-            column = column if same_dim(padded[-1], columns) else sympy.Min(
-                column, sympy.sympify(columns) - 1)
             a = _batch_read(left, batch, len(axes), (row, depth))
             if packed is not None:
                 b = packed[column // block_columns, depth, column % block_columns]
@@ -203,7 +231,6 @@ class PartitionProgram:
                 b = _batch_read(right, batch, len(axes), (depth, column))
             return qc.sum(a * b, axis=depth)
 
-        name = self.canonical[node.output.name]
         block = self._compute(padded, product, f"{name}_block")
         return self._compute(node.output.shape, lambda axes: block[axes], name)
 
@@ -232,6 +259,10 @@ def pack_panels(array, columns):
     """`array` (K, N) as (N / columns, K, columns) panels; see _packed_weights."""
     depth, width = array.shape
     return np.ascontiguousarray(array.reshape(depth, width // columns, columns).transpose(1, 0, 2))
+
+
+def _count(shape):
+    return sympy.simplify(sympy.Mul(*(sympy.sympify(dim) for dim in shape)))
 
 
 def _padded(extent, block):

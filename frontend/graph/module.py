@@ -150,12 +150,18 @@ def _edges_around(plan, value):
     return []
 
 
+@functools.lru_cache(maxsize=1)
 def _source_digest():
-    """A digest of quiltc's own Python sources: a cached module is only as good as the
-    compiler that made it."""
+    """A digest of quiltc's own sources (every package the layout maps, wherever each
+    lives): a cached module is only as good as the compiler that made it."""
+    from .. import codegen, ir, runtime_c, schedule
+
+    folders = sorted({Path(package.__file__).parent for package in (ir, schedule, codegen,
+                                                                      runtime_c)} | {_PACKAGE})
     digest = hashlib.sha256()
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        digest.update(path.read_bytes())
+    for folder in folders:
+        for path in sorted(folder.rglob("*.py")) + sorted(folder.rglob("*.h")):
+            digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

@@ -187,7 +187,9 @@ def _schedule_matmul(sch, program):
     outputs = {tensor.name for tensor in program.outputs}
     product = next(tensor for tensor in program.order if _is_reduction(tensor))
     for tensor in program.order:
-        if tensor.name not in outputs and tensor is not product:
+        if tensor.name in program.staged:
+            _annotate_nest(sch, tensor)
+        elif tensor.name not in outputs and tensor is not product:
             _fusion_step(sch.compute_inline, tensor)
     rows, columns, lanes = matmul_block()
     final = program.outputs[-1]

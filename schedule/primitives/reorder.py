@@ -142,8 +142,10 @@ def _check_reduction_starts(kernel, chain, order, asked):
     not depend on those loops it does (every loop starts at 0, so their first iteration
     comes first in any order); where it does (a loop fused from an output and a reduction
     loop), the loops the start condition names keep their relative order."""
+    # A loop of one iteration is first whatever its place.
+    single = {loop.var for loop in chain.loops if sympy.sympify(loop.extent) == 1}
     for reduce in find_all(chain.body, lambda node: isinstance(node, ir.Reduce)):
-        named = set().union(*(sympy.sympify(e).free_symbols for e in reduce.init_when))
+        named = set().union(*(sympy.sympify(e).free_symbols for e in reduce.init_when)) - single
         element = set().union(*(sympy.sympify(e).free_symbols for e in reduce.indices))
         if not named & element:
             continue

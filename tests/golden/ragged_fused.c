@@ -46,8 +46,8 @@ void ragged_scale(float* restrict X, float* restrict Y, int64_t B, const int32_t
     }
     for (int64_t b_l_o = 0; b_l_o < (7 + L_off1[B]) / 8; ++b_l_o) {
         for (int64_t b_l_i = 0; b_l_i < 8; ++b_l_i) {
-            for (int64_t f = 0; f < 3; ++f) {
-                if ((b_l_i + (8 * b_l_o)) < L_off1[B]) {
+            if ((b_l_i + (8 * b_l_o)) < L_off1[B]) {
+                for (int64_t f = 0; f < 3; ++f) {
                     Y[f + (3 * b_l_i) + (24 * b_l_o)] = (X[f + (3 * b_l_i) + (24 * b_l_o)] * 2.0f) + 1.0f;
                 }
             }

@@ -108,7 +108,11 @@ def use_reorder(draw, sch):
         kinds = [loop.kind for loop in after]
         vector_first = kinds.index("vector") if "vector" in kinds else len(kinds)
         if "parallel" not in kinds[vector_first:]:
-            sch.reorder(*(loop.var for loop in order))
+            try:
+                sch.reorder(*(loop.var for loop in order))
+            except qc.ScheduleError as refusal:
+                # Loops fused from an output and a reduction keep the reduction's start first.
+                assert "starts from its identity" in str(refusal), str(refusal)
 
 
 def use_tile(draw, sch):
