@@ -15,7 +15,9 @@ caller can split the partition there (feedback to the partitioner).
 import sympy
 
 from ..driver.schedule import Schedule
+from ..ir import nodes as ir
 from ..ir.errors import QuiltError, ScheduleError
+from ..ir.walk import find_all
 from ..lang.tensor import ReduceExpr
 from ..runtime_c.host import isa_for
 
@@ -23,7 +25,8 @@ from ..runtime_c.host import isa_for
 # (a BERT-base weight panel) is 768 KiB, inside a Xeon core's L2.
 PANEL_COLUMNS = 256
 
-# Calls costly enough that a value read twice is stored once rather than recomputed.
+# Calls costly enough that a value read twice, or read by a wider stage (a row's norm read
+# by every element of the row), is stored once rather than recomputed.
 _COSTLY = ("exp", "log", "erf", "tanh", "sigmoid", "sqrt")
 
 
@@ -79,8 +82,10 @@ def _after_reduction(program):
 
 
 def _costly(tensor):
-    text = repr(tensor.body)
-    return any(f"{name}(" in text for name in _COSTLY)
+    """Whether `tensor`'s element calls a function of _COSTLY or divides."""
+    body = tensor.body.value if isinstance(tensor.body, ReduceExpr) else tensor.body
+    return bool(find_all(body, lambda node: (isinstance(node, ir.Call) and node.fn in _COSTLY)
+                         or (isinstance(node, ir.Bin) and node.op == "/")))
 
 
 def schedule_partition(program, partition, level, name):
@@ -140,14 +145,17 @@ def _schedule_rows(sch, program):
             continue
         # A value of a reduced shape computed from a reduction (a row's mean, its
         # 1 / sqrt(variance)) is computed once per row, not once per element that reads it.
-        if (_is_reduction(tensor)
-                or (tensor.name in after_reduction and _elements_at_most(tensor) < widest)
-                or (readers.get(tensor.name, 0) > 1 and _costly(tensor))):
+        smaller = _elements_at_most(tensor) < widest
+        if (_is_reduction(tensor) or (smaller and tensor.name in after_reduction)
+                or (_costly(tensor) and (smaller or readers.get(tensor.name, 0) > 1))):
             kept.append(tensor)
         else:
             _fusion_step(sch.compute_inline, tensor)
     # Stages only other outputs read stay in nests of their own, before them.
     feeding = _ancestors(anchor)
+    for tensor in kept:
+        if tensor.name not in feeding:
+            _annotate_nest(sch, tensor)
     kept = [tensor for tensor in kept if tensor.name in feeding]
     if kept:
         loops = sch.loops(anchor)
