@@ -3,7 +3,7 @@
     layer I    compute_inline of every cheap intermediate (it lives in a register); a
                matmul's epilogue runs on the register block before it is stored
     layer II   reductions and the values they share computed at the row loop of the
-               partition's last output (compute_at), their storage folded to one row
+               partition's widest output (compute_at), their storage folded to one row
                (fold_storage), initialisations hoisted (decompose): one pass over a row
                held in L1, as in softmax and layer norm
 
