@@ -108,11 +108,7 @@ def use_reorder(draw, sch):
         kinds = [loop.kind for loop in after]
         vector_first = kinds.index("vector") if "vector" in kinds else len(kinds)
         if "parallel" not in kinds[vector_first:]:
-            try:
-                sch.reorder(*(loop.var for loop in order))
-            except qc.ScheduleError as refusal:
-                # Loops fused from an output and a reduction keep the reduction's start first.
-                assert "starts from its identity" in str(refusal), str(refusal)
+            sch.reorder(*(loop.var for loop in order))
 
 
 def use_tile(draw, sch):
@@ -214,5 +210,10 @@ def test_random_legal_sequences_compute_what_the_program_does(case, data):
     sch = qc.Schedule(output)
     steps = data.draw(st.lists(st.sampled_from(PRIMITIVES), min_size=1, max_size=6), label="steps")
     for primitive in steps:
-        USES[primitive](data.draw, sch)
+        try:
+            USES[primitive](data.draw, sch)
+        except qc.ScheduleError as refusal:
+            # The one refusal a drawn step may meet: loops fused from an output and a
+            # reduction keep the reduction's start first (reorder, and tile, which reorders).
+            assert "starts from its identity" in str(refusal), str(refusal)
     helpers.check_schedule(sch, arrays, reference)
