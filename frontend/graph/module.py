@@ -29,6 +29,7 @@ from ..ir.errors import QuiltError, ShapeError
 from ..ir.printer import render as render_ir
 from ..runtime_c.cache import cache_directory
 from . import entry
+from .graph import Graph
 from .lower import PartitionProgram, constant_arrays, pack_panels
 from .memory import ALIGNMENT, plan_memory
 from .partition import partition
@@ -46,7 +47,7 @@ def compile(graph, level=3, name="model", record=True, cache=True,  # noqa: A001
     side). `record=False` keeps feedback out of the persistent override list; `cache=False`
     schedules and renders anew even when the cache holds this graph; `sanitize=True`
     builds with AddressSanitizer and UndefinedBehaviorSanitizer (libasan preloaded)."""
-    if not isinstance(graph, _graph_class()):
+    if not isinstance(graph, Graph):
         from .onnx_import import from_onnx
 
         graph = from_onnx(graph)
@@ -64,8 +65,8 @@ def compile(graph, level=3, name="model", record=True, cache=True,  # noqa: A001
     else:
         plan, scheduled, programs, learned, split_edges = _fuse(graph, level, name, constants,
                                                                record)
-        packed = {name: list(entry) for program in programs
-                  for name, entry in program.packed.items()}
+        packed = {packed_name: list(entry) for program in programs
+                  for packed_name, entry in program.packed.items()}
         _add_packed(constants, packed)
         module = FusedModule(graph, level, split_edges, constants, name, learned, plan)
         source, declarations = module.generate(scheduled, programs)
@@ -125,12 +126,6 @@ def _scheduled(program, part, level, kernel_name, memo):
         memo[key] = (sch.kernel, str(sch.trace))
     kernel, trace = memo[key]
     return dataclasses.replace(kernel, name=kernel_name), trace
-
-
-def _graph_class():
-    from .graph import Graph
-
-    return Graph
 
 
 def _edges_around(plan, value):
