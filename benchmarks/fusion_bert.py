@@ -107,7 +107,8 @@ class OnnxFileCase:
         if op == "Gather":
             index = folded[node.input[1]]
             if index.ndim != 0:
-                raise NotImplementedError(f"{node.name}: Gather of a tensor of indices")
+                raise ValueError(f"{node.name}: a Gather of a tensor of indices; this interpreter "
+                                 "runs what exported BERT layers hold (a constant index)")
             axis = attributes.get("axis", 0)
             return Step(lambda ops, x, axis, i: x[(slice(None),) * axis + (i,)],
                         (node.input[0], axis, int(index)), output)
@@ -119,7 +120,9 @@ class OnnxFileCase:
                 # a Python number: every library keeps the tensor's float32 for it
                 arguments.append(float(folded[name]))
             else:
-                raise NotImplementedError(f"{node.name}: a folded tensor operand of {op}")
+                raise ValueError(f"{node.name}: {op} of a constant tensor folded at planning; "
+                                 "this interpreter runs what exported BERT layers hold "
+                                 "(constant numbers and weights as inputs)")
         function = CALL_TIME[op]
         return Step(lambda ops, *args: function(ops, *args, **attributes), tuple(arguments),
                     output)

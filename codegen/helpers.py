@@ -60,17 +60,32 @@ EXPF = """float quiltc_expf(float x)
 # Helpers are emitted in name order, so quiltc_erff declares the quiltc_expf it calls.
 EXPF_DECLARATION = "float quiltc_expf(float x);"
 
-# Below 0.625, tanh is the odd polynomial of the Cephes library's tanhf (its published
-# coefficients); above, 1 - 2 / (exp(2|x|) + 1), as Cephes computes it. exp overflows to
-# infinity past |x| = 44, which gives exactly 1. Every float32 input gives a result within
-# 1.4e-7 of tanh, relatively (measured against libm's double tanh).
-TANHF = """float quiltc_tanhf(float x)
-{
+
+def _odd_function(name, small_limit, body):
+    """A float32 helper for an odd function: `body` computes `small` and `large` from
+    a = |x|; the result is `small` below `small_limit`, else `large`, with x's sign bit."""
+    return f"""float {name}(float x)
+{{
     int32_t x_bits, small_bits, large_bits;
     memcpy(&x_bits, &x, sizeof x_bits);
     int32_t a_bits = x_bits & INT32_MAX;
     float a;
     memcpy(&a, &a_bits, sizeof a);
+{body}    memcpy(&small_bits, &small, sizeof small_bits);
+    memcpy(&large_bits, &large, sizeof large_bits);
+    int32_t is_small = -(int32_t)(a < {small_limit});
+    int32_t y_bits = (small_bits & is_small) | (large_bits & ~is_small) | (x_bits & INT32_MIN);
+    float y;
+    memcpy(&y, &y_bits, sizeof y);
+    return y;
+}}"""
+
+
+# Below 0.625, tanh is the odd polynomial of the Cephes library's tanhf (its published
+# coefficients); above, 1 - 2 / (exp(2|x|) + 1), as Cephes computes it. exp overflows to
+# infinity past |x| = 44, which gives exactly 1. Every float32 input gives a result within
+# 1.4e-7 of tanh, relatively (measured against libm's double tanh).
+TANHF = _odd_function("quiltc_tanhf", "0.625f", """\
     float z = a * a;
     float p = -5.70498872745e-3f;
     p = p * z + 2.06390887954e-2f;
@@ -79,14 +94,7 @@ TANHF = """float quiltc_tanhf(float x)
     p = p * z - 3.33332819422e-1f;
     float small = p * z * a + a;
     float large = 1.0f - 2.0f / (quiltc_expf(a + a) + 1.0f);
-    memcpy(&small_bits, &small, sizeof small_bits);
-    memcpy(&large_bits, &large, sizeof large_bits);
-    int32_t is_small = -(int32_t)(a < 0.625f);
-    int32_t y_bits = (small_bits & is_small) | (large_bits & ~is_small) | (x_bits & INT32_MIN);
-    float y;
-    memcpy(&y, &y_bits, sizeof y);
-    return y;
-}"""
+""")
 
 # Below 0.75, erf(x) = x * P(x^2) (degree 5); from 0.75 on, erf(x) = 1 - exp(Q(x)) with
 # Q of degree 6 following log(erfc(x)), and x clamped at 4 (0x40800000), where erfc(4) <
@@ -99,13 +107,7 @@ TANHF = """float quiltc_tanhf(float x)
 # 5.4e-8 (P, bounded by 2/sqrt(pi) rounded to float32) and 3e-9 (Q) of erf, relatively;
 # in float32, every input with |erf(x)| >= 1e-30 gives a result within 1.7e-7 of erf
 # (measured against libm's double erf); below, results are subnormal and round as such.
-ERFF = """float quiltc_erff(float x)
-{
-    int32_t x_bits, small_bits, large_bits;
-    memcpy(&x_bits, &x, sizeof x_bits);
-    int32_t a_bits = x_bits & INT32_MAX;
-    float a;
-    memcpy(&a, &a_bits, sizeof a);
+ERFF = _odd_function("quiltc_erff", "0.75f", """\
     float z = a * a;
     float p = -1.72479355e-4f;
     p = p * z + 4.40339465e-3f;
@@ -125,14 +127,7 @@ ERFF = """float quiltc_erff(float x)
     q = q * t - 1.12843359e+0f;
     q = q * t - 2.13975291e-5f;
     float large = 1.0f - quiltc_expf(q);
-    memcpy(&small_bits, &small, sizeof small_bits);
-    memcpy(&large_bits, &large, sizeof large_bits);
-    int32_t is_small = -(int32_t)(a < 0.75f);
-    int32_t y_bits = (small_bits & is_small) | (large_bits & ~is_small) | (x_bits & INT32_MIN);
-    float y;
-    memcpy(&y, &y_bits, sizeof y);
-    return y;
-}"""
+""")
 
 # The float32 helpers that call quiltc_expf, by name.
 EXPF_CALLERS = {"quiltc_tanhf": TANHF, "quiltc_erff": ERFF}

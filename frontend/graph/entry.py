@@ -36,6 +36,7 @@ from ..codegen.names import CIndexSpelling, as_operand
 from ..ir.dtypes import as_dtype, storage_type
 from ..ir.index import print_index
 from .memory import ALIGNMENT
+from .primitives import at_largest, element_count
 from .rules import op_kind
 
 # What starting and joining one parallel region costs, in element operations (about
@@ -72,13 +73,12 @@ def partition_cost(part):
     multiply-adds)."""
     total = 0
     for node in part.nodes:
-        count = sympy.Mul(*(sympy.sympify(dim) for dim in node.output.shape))
+        count = element_count(node.output.shape)
         if op_kind(node.op) == "opaque":
             count *= sympy.sympify(node.inputs[0].shape[-1])
         elif op_kind(node.op) == "reduce":
-            count = sympy.Mul(*(sympy.sympify(dim) for dim in node.inputs[0].shape))
-        total += int(count.xreplace({size: getattr(size, "range", (1, 1))[1]
-                                     for size in count.free_symbols}))
+            count = element_count(node.inputs[0].shape)
+        total += at_largest(count)
     return total
 
 

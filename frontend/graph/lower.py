@@ -18,7 +18,7 @@ from .. import lang as qc
 from ..ir import nodes as ir
 from ..ir.dtypes import as_dtype
 from ..ir.errors import LanguageError
-from .primitives import PRIMITIVES, same_dim, slice_range
+from .primitives import PRIMITIVES, element_count, same_dim, slice_range
 
 
 def _literal_readers(partition, value):
@@ -165,7 +165,7 @@ class PartitionProgram:
             scale = ir.Const(1.0 / source, as_dtype(divisor.dtype))
             return self._compute(node.output.shape, lambda axes: self._read(numerator, axes)
                                  * scale, name)
-        if _count(divisor.shape) == _count(node.output.shape):
+        if same_dim(element_count(divisor.shape), element_count(node.output.shape)):
             return self._compute(node.output.shape, _elementwise(self, node), name)
         reciprocal = self._compute(divisor.shape, lambda axes: 1 / source[axes],
                                    f"{name}_reciprocal")
@@ -259,10 +259,6 @@ def pack_panels(array, columns):
     """`array` (K, N) as (N / columns, K, columns) panels; see _packed_weights."""
     depth, width = array.shape
     return np.ascontiguousarray(array.reshape(depth, width // columns, columns).transpose(1, 0, 2))
-
-
-def _count(shape):
-    return sympy.simplify(sympy.Mul(*(sympy.sympify(dim) for dim in shape)))
 
 
 def _padded(extent, block):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sympy
 
 from ..ir.dtypes import as_dtype, storage_type
+from .primitives import at_largest, element_count
 
 ALIGNMENT = 64
 _BYTES = {"float": 4, "double": 8, "int8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8,
@@ -25,18 +26,11 @@ _BYTES = {"float": 4, "double": 8, "int8_t": 1, "int16_t": 2, "int32_t": 4, "int
 def value_bytes(value):
     """The bytes of `value` (a graph Value) as an expression over the sizes."""
     itemsize = _BYTES[storage_type(as_dtype(value.dtype))]
-    return sympy.Mul(*(sympy.sympify(dim) for dim in value.shape)) * itemsize
+    return element_count(value.shape) * itemsize
 
 
 def _aligned(expr):
     return sympy.floor((sympy.sympify(expr) + ALIGNMENT - 1) / ALIGNMENT) * ALIGNMENT
-
-
-def _largest(expr):
-    """`expr` with every size at the top of its range (sizes without one count as 1)."""
-    expr = sympy.sympify(expr)
-    return int(expr.xreplace({size: getattr(size, "range", (1, 1))[1]
-                              for size in expr.free_symbols}))
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ def plan_memory(regions, graph):
         size = _aligned(value_bytes(values[name]))
         free = [slot for slot in slots if slot[1] < defined[name]]
         if free:
-            chosen = min(free, key=lambda slot: max(_largest(size) - _largest(slot[0]), 0))
+            chosen = min(free, key=lambda slot: max(at_largest(size) - at_largest(slot[0]), 0))
             chosen[0] = sympy.Max(chosen[0], size) if chosen[0] != size else size
         else:
             chosen = [size, 0, []]

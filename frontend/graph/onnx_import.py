@@ -26,7 +26,6 @@ from .onnx_shapes import (
     Unfoldable,
     axes_argument,
     dims_of,
-    element_count,
     fold_table,
     folded,
     reshaped,
@@ -34,6 +33,7 @@ from .onnx_shapes import (
     split_arguments,
     transpose_perm,
 )
+from .primitives import element_count
 
 DEFAULT_RANGE = (1, 4096)
 DTYPES = tuple(np.dtype(name) for name in ("float32", "float64", "int64", "int32", "bool"))

@@ -18,7 +18,7 @@ import numpy as np
 import sympy
 
 from ..ir.errors import LanguageError, ShapeError
-from .primitives import PRIMITIVES, same_dim, slice_range
+from .primitives import PRIMITIVES, element_count, same_dim, slice_range
 
 # ONNX writes "to the end" and "to the front" of a slice as the int64 extremes (or as
 # INT32 ones); a bound past this is one of those.
@@ -398,9 +398,3 @@ def fold_table(elementwise):
             node.inputs[0].dtype)],
     })
     return folds
-
-
-def element_count(shape):
-    """The number of elements of `shape`, an int or an expression over sizes."""
-    count = sympy.Mul(*shape)
-    return int(count) if count.is_Integer else count

@@ -125,6 +125,20 @@ PRIMITIVES = {
 }
 
 
+def element_count(shape):
+    """The number of elements of `shape`, an int or an expression over sizes."""
+    count = sympy.Mul(*(sympy.sympify(dim) for dim in shape))
+    return int(count) if count.is_Integer else count
+
+
+def at_largest(expr):
+    """`expr` (an expression over sizes) with every size at the top of its range, as an
+    int: the worst case a plan made once for every size must serve."""
+    expr = sympy.sympify(expr)
+    return int(expr.xreplace({size: getattr(size, "range", (1, 1))[1]
+                              for size in expr.free_symbols}))
+
+
 def size_bounds(dim):
     """(lo, hi): the least and greatest values of `dim` (an int, or an expression over
     sizes each carrying its range) over every binding of its sizes; hi may be infinite."""

@@ -20,6 +20,7 @@ from ..ir.errors import QuiltError, ScheduleError
 from ..ir.walk import find_all
 from ..lang.tensor import ReduceExpr
 from ..runtime_c.host import isa_for
+from .primitives import at_largest, element_count
 
 # Columns of the right operand a row block passes over before moving on: 768 x 256 floats
 # (a BERT-base weight panel) is 768 KiB, inside a Xeon core's L2.
@@ -57,8 +58,7 @@ def _readers(program):
 
 def _elements_at_most(tensor):
     """The most elements `tensor` holds, every size at the top of its range."""
-    count = sympy.Mul(*(sympy.sympify(dim) for dim in tensor.shape))
-    return int(count.xreplace({size: size.range[1] for size in count.free_symbols}))
+    return at_largest(element_count(tensor.shape))
 
 
 def _ancestors(tensor):
