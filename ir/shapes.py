@@ -113,8 +113,7 @@ def bind_shape_vars(kernel, arrays, lengths=None):
                 f"expected rank {len(declared)} ({_shape_text(buffer.shape)})"
             )
         for extent, actual in zip(declared, array.shape):
-            if isinstance(extent, sympy.Symbol) and extent not in binding:
-                binding[extent] = int(actual)
+            _bind_extent(extent, int(actual), buffer.name, binding)
     for symbol, value in binding.items():
         lo, hi = ranges.get(symbol, (None, None))
         if lo is not None and not lo <= value <= hi:
@@ -140,6 +139,24 @@ def bind_shape_vars(kernel, arrays, lengths=None):
             "outputs that carry them through out={...}"
         )
     return binding
+
+
+def _bind_extent(extent, actual, argument, binding):
+    """Bind the size an extent names alone (`T`) or times a constant (`16*T`, so a
+    program over token counts can take 16 rows per token) from the array's `actual` size."""
+    if extent is None:
+        return
+    coefficient, size = sympy.sympify(extent).as_coeff_Mul()
+    if not (isinstance(size, sympy.Symbol) and coefficient.is_Integer and coefficient > 0):
+        return
+    if size in binding:
+        return
+    if actual % int(coefficient):
+        raise ShapeError(
+            f"argument {argument!r} has {actual} along a dimension of {extent}, which is not "
+            f"a multiple of {coefficient}; pass {int(coefficient)} * {size} of them"
+        )
+    binding[size] = actual // int(coefficient)
 
 
 def concrete_shape(shape, binding):

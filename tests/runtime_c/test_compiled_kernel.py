@@ -166,3 +166,15 @@ def test_multiple_outputs_come_back_as_a_dict():
     assert set(got) == {"double", "positive"} and got["double"] is given_double
     np.testing.assert_array_equal(got["double"], x_value * 2)
     np.testing.assert_array_equal(got["positive"], np.array([0, 0, 1], np.int32))
+
+
+def test_a_size_times_a_constant_is_read_from_the_array():
+    tokens = qc.var("T", 1, 32)
+    x = qc.placeholder((4 * tokens, 3), "float32", "X")
+    doubled = qc.compute((4 * tokens, 3), lambda i, j: x[i, j] + x[i, j], "Y")
+    fn = qc.build(qc.lower(doubled, name="doubled"))
+    values = np.arange(24, dtype=np.float32).reshape(8, 3)
+    np.testing.assert_array_equal(fn(X=values), values + values)
+    with pytest.raises(ShapeError, match=r"argument 'X' has 6 along a dimension of 4\*T, "
+                                         r"which is not a multiple of 4"):
+        fn(X=np.zeros((6, 3), np.float32))
