@@ -36,6 +36,7 @@ from .primitives import (
     fold_storage,
     fuse,
     hfuse,
+    pad_local,
     pad_loop,
     pad_storage,
     remap,
@@ -265,6 +266,10 @@ PRIMITIVES = _entries(
     Primitive("pad_loop", pad_loop.pad_loop,
               "Round `loop`'s extent up to a multiple, guarding what would run past it.",
               (loop("loop"), integer("multiple", decision=True)), returns=("loop",)),
+    Primitive("pad_local", pad_local.pad_local,
+              "Compute local tile `tensor` in full at the edge: drop the guards on its "
+              "stores, clamping their reads; its copy-out keeps its guard.",
+              (tensor("tensor"),)),
     Primitive("pad_storage", pad_storage.pad_storage,
               "Pad the rows of intermediate `tensor` along `dim` to a multiple of `multiple`.",
               (tensor("tensor"), integer("dim"), integer("multiple", decision=True))),

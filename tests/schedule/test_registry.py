@@ -28,6 +28,7 @@ SIGNATURES = {
     "cache_write": "(self, tensor, scope, at)",
     "decompose": "(self, tensor, loop)",
     "pad_loop": "(self, loop, multiple)",
+    "pad_local": "(self, tensor)",
     "pad_storage": "(self, tensor, dim, multiple)",
     "fold_storage": "(self, tensor, loop)",
     "remap": "(self, loop, order='length-desc')",

@@ -96,8 +96,15 @@ def _side_by_side():
     return [doubled, shifted], sch
 
 
+def _locally_padded():
+    _, _, c = recipes.matmul_program(qc.var("M", 1, 64), 32, 16)
+    sch = recipes.schedule_matmul(c, rows=4, cols=16, vector=8)
+    sch.pad_local("C_local")
+    return c, sch
+
+
 SCHEDULES = [_register_blocked, _tiled_and_fused, _softmax_cpu, _inlined, _gpu, _softmax_gpu,
-             _ragged, _folded, _side_by_side]
+             _ragged, _folded, _side_by_side, _locally_padded]
 
 
 @pytest.mark.parametrize("scheduled", SCHEDULES, ids=lambda f: f.__name__.strip("_"))
