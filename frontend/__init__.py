@@ -11,7 +11,7 @@ toolchain drivers in `quiltc.runtime_c`.
 
 import sys
 
-from . import graph, mcu, nn, ops, recipes
+from . import autotune, graph, mcu, nn, ops, recipes
 from .driver import Schedule, build
 from .ir import dtypes
 from .ir.arrays import RaggedArray
@@ -68,7 +68,8 @@ __all__ = [
     "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
     "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis",
     "sqrt", "sum",
-    "tanh", "uint8", "var", "where", "requantize", "smlad", "graph", "nn", "quantize", "qmodel",
+    "tanh", "uint8", "var", "where", "requantize", "smlad", "autotune", "graph", "nn",
+    "quantize", "qmodel",
     "bitserial", "weightpool", "digits", "mcu", "ops", "attention", "encoder", "recipes",
     "recipes_cuda",
 ]

@@ -3,12 +3,17 @@
     quiltc emit-mcu OUT [--act-bits B] [--pool-size P] [--board BOARD]
                         [--weights FILE.npz] [--test-inputs N] [--run]
     quiltc fuse MODEL.onnx -o OUT [--level L] [--name NAME] [--size DIM=LO:HI] [--plot]
+    quiltc tune PROGRAM.py:OUTPUT --shape T=5,24,128 --db FILE [--trials N] [--resume]
+                [--per-shape] [--scheduler tcp://HOST:PORT | --workers N] [-o OUT]
 
 fuse partitions and fuses an ONNX model into one C module and writes NAME.c, NAME.h,
 NAME.weights and the built library to OUT, with the plan it followed (plan.txt).
 emit-mcu compresses the digits CNN (trained and cached on first use, or loaded from
 FILE.npz, arrays in get_weights() order) with a weight pool and writes a Cortex-M project
 to OUT that `make -C OUT run` runs under QEMU.
+tune searches the micro-kernel space for the program's output tensor over the given shapes,
+records every measurement in FILE (SQLite), prints the dispatcher's decision tree and
+writes its C to OUT; `--resume` continues a tuning that was stopped.
 """
 
 import argparse
@@ -64,6 +69,32 @@ def _parser():
                       help="the range of a symbolic dim (default 1:4096); repeat for others")
     fuse.add_argument("--plot", action="store_true", help="also draw the plan to plan.png")
     fuse.set_defaults(handler=fuse_model)
+    tune = commands.add_parser(
+        "tune", help="auto-schedule a program for a range of dynamic sizes",
+        description="Tune the output tensor OUTPUT that PROGRAM.py defines (a dense "
+                    "contraction over qc.var sizes) jointly over the --shape values, record "
+                    "every measurement in --db, and build one dispatcher for the whole range.",
+        epilog="example: quiltc tune dense.py:Y --shape T=5,24,43,62,81,100,119,128 "
+               "--db dense.db -o out/")
+    tune.add_argument("program", metavar="PROGRAM.py:OUTPUT",
+                      help="a Python file and the name of the tensor it defines to tune")
+    tune.add_argument("--shape", action="append", required=True, metavar="SIZE=V1,V2,...",
+                      help="the values of a dynamic size to tune for; repeat for others")
+    tune.add_argument("--db", required=True, metavar="FILE", help="the SQLite records file")
+    tune.add_argument("--trials", type=int, default=40, metavar="N",
+                      help="measurements the search may spend (default 40)")
+    tune.add_argument("--resume", action="store_true",
+                      help="continue a tuning this database holds records of")
+    tune.add_argument("--per-shape", action="store_true",
+                      help="tune each shape on its own (the baseline) instead of jointly")
+    tune.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                      help="a Dask scheduler to build and measure on (default: local processes)")
+    tune.add_argument("--workers", type=int, metavar="N",
+                      help="local build processes (default one per core; 0: build and "
+                           "measure in this process)")
+    tune.add_argument("-o", "--out", metavar="OUT", help="folder to write NAME.c and NAME.h to")
+    tune.add_argument("--quiet", action="store_true", help="no progress bar")
+    tune.set_defaults(handler=tune_program)
     return parser
 
 
@@ -96,6 +127,57 @@ def fuse_model(arguments):
     print(f"{len(model.nodes)} ops in {module.calls} kernels "
           f"({module.launches} launches), compiled in {module.compile_seconds:.1f} s")
     print("wrote " + ", ".join(str(path) for path in [*paths, library]))
+    return 0
+
+
+def _program_output(spec):
+    """The tensor named OUTPUT in the Python file of PROGRAM.py:OUTPUT."""
+    import runpy
+
+    path, _, name = spec.rpartition(":")
+    if not (path and name):
+        raise QuiltError(f"{spec!r}: write PROGRAM.py:OUTPUT, e.g. dense.py:Y")
+    if not pathlib.Path(path).is_file():
+        raise QuiltError(f"{path}: no such program file")
+    namespace = runpy.run_path(path)
+    if name not in namespace:
+        raise QuiltError(f"{path} defines no {name!r}; it defines "
+                         f"{', '.join(sorted(k for k in namespace if not k.startswith('_')))}")
+    return namespace[name]
+
+
+def tune_program(arguments):
+    """Handle `quiltc tune`: tune (or resume), print the tree, write the dispatcher."""
+    from . import autotune
+    from .autotune.executor import executor_for
+
+    shapes = {}
+    for spec in arguments.shape:
+        name, _, values = spec.partition("=")
+        if not (name and values and all(v.isdigit() for v in values.split(","))):
+            raise QuiltError(f"--shape {spec!r}: write SIZE=V1,V2,..., e.g. --shape T=5,24,128")
+        shapes[name] = [int(v) for v in values.split(",")]
+    workload = autotune.Workload(_program_output(arguments.program), shapes)
+    executor = (executor_for(arguments.scheduler) if arguments.workers is None
+                else autotune.LocalExecutor(arguments.workers))
+    with autotune.Database(arguments.db) as database, executor:
+        earlier = database.count(workload.hash)
+        if earlier and not arguments.resume:
+            raise QuiltError(f"{arguments.db} already holds {earlier} measurements of this "
+                             "program; pass --resume to continue that tuning, or another --db")
+        dispatcher = autotune.tune(workload, database, trials=arguments.trials,
+                                   per_shape=arguments.per_shape, executor=executor,
+                                   progress=False if arguments.quiet else None)
+    tuning = dispatcher.tuning
+    print(f"{tuning.measurements} measurements in {tuning.seconds:.1f} s "
+          f"({earlier} recorded before)")
+    print(dispatcher)
+    if arguments.out:
+        out = pathlib.Path(arguments.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{workload.name}.c").write_text(dispatcher.source)
+        (out / f"{workload.name}.h").write_text(dispatcher.declarations + "\n")
+        print(f"wrote {out / (workload.name + '.c')}, {out / (workload.name + '.h')}")
     return 0
 
 

@@ -1,6 +1,23 @@
-"""quiltc.autotune: auto-scheduling for dynamic shapes (DietCode, MLSys 2022), to come. A
-shape-generic space of micro-kernels as schedule traces with sampled decisions, one cost
-model for every shape, joint search, records in SQLite, and a generated dispatcher over
-the dynamic sizes. Search is policy: `schedule/` stays mechanism. May import driver and
-what lies below it, ops and recipes.
+"""quiltc.autotune: auto-scheduling for dynamic shapes (DietCode, MLSys 2022).
+
+    workload = qc.autotune.Workload(Y, shapes={"T": [5, 24, 43, 62, 81, 100, 119, 128]})
+    dispatcher = qc.autotune.tune(workload, "dense.db", trials=40)
+    print(dispatcher)                    # the decision tree over T
+    Y = dispatcher(X=x, W=w)             # any T in the range
+
+A shape-generic space of register-blocked micro-kernels as schedule traces with sampled
+decisions (space.py), one cost model for every shape (cost.py), a joint search over all
+tuning shapes beside a per-shape baseline (search.py), records in SQLite (database.py),
+builds and measurements through local processes or Dask (executor.py), and a generated
+dispatcher over the dynamic sizes (dispatch.py). Search is policy: `schedule/` stays
+mechanism. May import driver and what lies below it, ops and recipes.
 """
+
+from .database import Database
+from .dispatch import Dispatcher
+from .executor import DaskExecutor, LocalExecutor
+from .tune import load, tune
+from .workload import Workload
+
+__all__ = ["DaskExecutor", "Database", "Dispatcher", "LocalExecutor", "Workload", "load",
+           "tune"]

@@ -1,0 +1,103 @@
+"""The front door: `tune` a workload into a dispatcher, `load` one from the records.
+
+    with qc.autotune.Database("dense.db") as db:
+        dispatcher = qc.autotune.tune(workload, db, trials=40)
+        Y = dispatcher(X=x, W=w)                 # any T in the range, tuned or not
+    dispatcher = qc.autotune.load("dense.db", workload)   # no measuring
+
+A tuning killed part way and run again with the same seed and database redraws the same
+candidates and finds the finished ones recorded (`quiltc tune --resume`).
+"""
+
+import sys
+
+from ..ir.errors import QuiltError
+from .database import Database
+from .dispatch import Dispatcher
+from .executor import executor_for
+from .measure import shape_key
+from .search import TARGET, Measurer, joint_search, per_shape_search
+
+
+def tune(workload, database, trials=40, verify=2, executor=None, seed=0, per_shape=False,
+         progress=None):
+    """Tune `workload` (jointly over its shapes, or each shape alone with `per_shape`) with
+    `trials` measurements recorded in `database` (a Database or a path) through
+    `executor` (an executor, None for local processes, "serial", or a Dask scheduler
+    address), and return the Dispatcher with the `tuning` (times, measurements, seconds)
+    attached. `progress` shows a bar on a terminal (default) or not."""
+    owned_database = not isinstance(database, Database)
+    database = Database(database) if owned_database else database
+    owned_executor = executor is None or isinstance(executor, str)
+    executor = executor_for(executor) if owned_executor else executor
+    bar = _progress_bar(workload, trials, verify, per_shape, progress)
+    try:
+        measurer = Measurer(workload, database, executor, bar.update_with if bar else None)
+        if per_shape:
+            tuning = per_shape_search(workload, measurer, trials, seed=seed)
+        else:
+            tuning = joint_search(workload, measurer, trials, verify, seed=seed)
+    finally:
+        if bar:
+            bar.close()
+        if owned_executor:
+            executor.close()
+        if owned_database:
+            database.close()
+    dispatcher = Dispatcher(workload, tuning.times)
+    dispatcher.tuning = tuning
+    return dispatcher
+
+
+def load(database, workload):
+    """The dispatcher the records of `workload` in `database` (a Database or a path) make,
+    built without measuring anything."""
+    owned = not isinstance(database, Database)
+    database = Database(database) if owned else database
+    try:
+        records = database.records(workload.hash, TARGET)
+    finally:
+        if owned:
+            database.close()
+    times = {}
+    for record in records:
+        if record.seconds is not None:
+            times.setdefault(shape_key(record.shape), {})[record.trace] = record.seconds
+    if not times:
+        raise QuiltError(f"the database holds no successful measurement of {workload!r}; "
+                         "tune it first (qc.autotune.tune or quiltc tune)")
+    return Dispatcher(workload, times)
+
+
+class _Bar:
+    """A tqdm bar over measurements showing the best time per shape so far."""
+
+    def __init__(self, bar, shapes):
+        self.bar, self.best = bar, dict.fromkeys(shapes)
+
+    def update_with(self, shape, description, seconds, tuning):
+        if seconds is not None and (self.best.get(shape) is None or seconds < self.best[shape]):
+            self.best[shape] = seconds
+        shown = " ".join(f"{_short(shape)}:{seconds * 1e3:.2f}ms"
+                         for shape, seconds in self.best.items() if seconds is not None)
+        self.bar.set_postfix_str(f"{description} | best {shown}", refresh=False)
+        self.bar.update(1)
+
+    def close(self):
+        self.bar.close()
+
+
+def _short(shape):
+    return shape.strip("{}").replace('"', "").replace(":", "=")
+
+
+def _progress_bar(workload, trials, verify, per_shape, progress):
+    """A bar when output is a terminal (or `progress` is True), else None."""
+    if progress is False or (progress is None and not sys.stderr.isatty()):
+        return None
+    from tqdm import tqdm
+
+    shapes = workload.shape_keys()
+    total = trials * len(shapes) if per_shape else trials + verify * len(shapes)
+    return _Bar(tqdm(total=total, desc=f"tuning {workload.name}", unit="trial",
+                     file=sys.stderr), shapes)
