@@ -5,7 +5,7 @@ The adaptation term is analytic (DietCode's): the padding efficiency of the row 
 (useful rows over the rows the row blocks cover) times the balance of the parallel
 blocks over the threads (blocks over whole rounds of blocks). The throughput is learned:
 a ridge regression of log(GFLOP/s) on features of the candidate's decisions (block
-shape, accumulators, panel, order, parallel loop, tail). Least squares, not a boosted
+shape, accumulators, panel, order, parallel loop, packing, tail). Least squares, not a boosted
 tree: tuning measures a few dozen candidates, too few for trees to beat a linear model in
 a handful of well-chosen features, and numpy solves it in microseconds, so every
 measurement, on whichever shape, refits the one model all shapes share.
@@ -26,7 +26,7 @@ RIDGE = 1e-2
 
 def threads():
     """The threads the kernels run on (OMP_NUM_THREADS, else the cores)."""
-    return int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or os.cpu_count() or 1
+    return int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or len(os.sched_getaffinity(0))
 
 
 def adaptation(workload, decisions, point, thread_count=None):
@@ -53,6 +53,7 @@ def features(decisions, lanes):
     row += [float(decisions["order"] == order) for order in ORDERS[1:]]
     row += [float(decisions["parallel"] == choice) for choice in PARALLEL[1:]]
     row += [float(decisions["tail"] == tail) for tail in TAILS[1:]]
+    row += [float(decisions["pack"]), float(decisions["pack"] and decisions["parallel"] == "rows")]
     row += [float(decisions["panel"] == panel) for panel in PANELS[1:]]
     return row
 

@@ -163,6 +163,13 @@ class Dispatcher:
         kernel = dataclasses.replace(rendered.kernels[0], name=workload.name)
         self._kernel = CompiledKernel(kernel, self.source, library)
 
+    def kernel_for(self, point):
+        """The name of the kernel the tree runs at `point` (size name -> value)."""
+        node = self.tree
+        while isinstance(node, Split):
+            node = node.below if point[node.size] <= node.threshold else node.above
+        return self.names[node.kernel]
+
     def __call__(self, **arrays):
         """Run the kernel the tree picks for these arrays' sizes."""
         return self._kernel(**arrays)

@@ -79,12 +79,13 @@ class Executor:
 
 
 class LocalExecutor(Executor):
-    """Builds in `workers` processes (default os.cpu_count()), then measures one task at
-    a time in one more process; `workers=0` does both serially in this process."""
+    """Builds in `workers` processes (default: one per core this process may run on), then
+    measures one task at a time in one more process; `workers=0` does both serially in
+    this process."""
 
     def __init__(self, workers=None):
         """`workers`: build processes; None for one per CPU, 0 for no processes at all."""
-        self.workers = os.cpu_count() if workers is None else workers
+        self.workers = len(os.sched_getaffinity(0)) if workers is None else workers
         if self.workers < 0:
             raise QuiltError(f"workers={workers} is negative; pass 0 to run in this "
                              "process, or a positive number of build processes")

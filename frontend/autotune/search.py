@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..driver.build import render
+from ..ir.errors import QuiltError
 from .cost import CostModel
 from .measure import MeasureTask, shape_key
 from .space import describe, host_limits, mutate, sample, seeded, try_sketch
@@ -31,6 +32,9 @@ class Tuning:
     def best(self, shape):
         """(trace JSON, seconds) of the fastest candidate measured at `shape` (a key)."""
         measured = {trace: s for trace, s in self.times.get(shape, {}).items() if s is not None}
+        if not measured:
+            raise QuiltError(f"no candidate was measured successfully at {shape}; the "
+                             "records' errors say why (Database.records)")
         trace = min(measured, key=measured.get)
         return trace, measured[trace]
 

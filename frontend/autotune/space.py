@@ -11,6 +11,9 @@ contraction, and so into a trace whose JSON any worker replays:
     order              "rows-outer" (row blocks outside the column panels) or
                        "panels-outer"
     parallel           the loop OpenMP splits: "rows" (row blocks) or "panels"
+    pack               whether the right operand's panel is first copied into a local
+                       buffer (rows of the panel's width instead of the whole matrix's:
+                       fewer pages per k step; pays when many row blocks share the panel)
     tail               how an edge tile that sticks out of a dynamic size is computed:
                        "guard" (a predicate on every multiply-add) or "local" (local
                        padding: the whole tile in registers on clamped rows, a guarded
@@ -35,6 +38,7 @@ from ..runtime_c.host import isa_for
 ORDERS = ("panels-outer", "rows-outer")
 PARALLEL = ("rows", "panels")
 TAILS = ("guard", "local")
+PACKS = (False, True)
 PANELS = (1, 2, 4, 8, 16)
 
 
@@ -90,16 +94,19 @@ def space(workload, limits=None):
     limits = limits or host_limits()
     depth, width = workload.reduction_extent, workload.column_extent
     found = []
-    for (rows, cols), panel, order, parallel, tail in itertools.product(
-            blocks(limits), PANELS, ORDERS, PARALLEL, TAILS):
+    for (rows, cols), panel, order, parallel, pack, tail in itertools.product(
+            blocks(limits), PANELS, ORDERS, PARALLEL, PACKS, TAILS):
         # Without a partial row block there is no guard for local padding to remove.
         if width % (cols * panel) or (tail == "local" and not _has_row_tail(workload, rows)):
+            continue
+        # Inside the row loop the panel would be copied again for every row block.
+        if pack and order == "rows-outer":
             continue
         # The right operand's panel must leave half the L2 to the rows passing over it.
         if depth * cols * panel * 4 > limits.l2_bytes // 2 and panel > 1:
             continue
         found.append({"rows": rows, "cols": cols, "panel": panel, "order": order,
-                      "parallel": parallel, "tail": tail})
+                      "parallel": parallel, "pack": pack, "tail": tail})
     return found
 
 
@@ -111,10 +118,10 @@ def sample(workload, count, rng, limits=None):
 
 def mutate(decisions, workload, rng, limits=None):
     """A neighbour of `decisions`: one of its choices (the block, the panel, the order,
-    the parallel loop or the tail) redrawn among the values the space allows with the
+    the parallel loop, packing or the tail) redrawn among the values the space allows with the
     others kept."""
     keys = {"block": ("rows", "cols"), "panel": ("panel",), "order": ("order",),
-            "parallel": ("parallel",), "tail": ("tail",)}
+            "parallel": ("parallel",), "pack": ("pack",), "tail": ("tail",)}
     candidates = space(workload, limits)
     for choice in rng.sample(sorted(keys), len(keys)):
         kept = [key for key in decisions if key not in keys[choice]]
@@ -150,6 +157,8 @@ def sketch(workload, decisions, lanes=None):
     sch.unroll(i_inner)
     sch.unroll(vectors)
     sch.vectorize(vector_lanes)
+    if decisions["pack"]:
+        sch.cache_read(workload.right, "local", at=j_panel)
     if decisions["tail"] == "local":
         sch.pad_local(local)
     sch.parallel(i_outer if decisions["parallel"] == "rows" else j_panel)
@@ -164,9 +173,10 @@ def _has_row_tail(workload, rows):
 
 
 def describe(decisions):
-    """One line naming a candidate: `8x32 p4 panels-outer par=rows tail=local`."""
+    """One line naming a candidate: `8x32 p4 panels-outer par=rows packed tail=local`."""
     return (f"{decisions['rows']}x{decisions['cols']} p{decisions['panel']} "
-            f"{decisions['order']} par={decisions['parallel']} tail={decisions['tail']}")
+            f"{decisions['order']} par={decisions['parallel']}"
+            f"{' packed' if decisions['pack'] else ''} tail={decisions['tail']}")
 
 
 def try_sketch(workload, decisions):

@@ -24,7 +24,7 @@ from ..ir.errors import QuiltError
 from ..ir.printer import render
 from ..ir.walk import find_all
 from ..lang.lower import lower
-from ..schedule.nest import loops_on_path, writer_paths
+from ..schedule.nest import get_at, loops_on_path, writer_paths
 from .measure import shape_key
 
 
@@ -44,7 +44,7 @@ class Workload:
             raise QuiltError(f"weights= takes one positive weight per tuning shape "
                              f"({len(self.points)}), got {weights!r}")
         self.weights = [float(weight) for weight in weights]
-        self.output, self.inlined, extents = _contraction(self.kernel)
+        self.output, self.inlined, self.right, extents = _contraction(self.kernel)
         self.row_extent, self.column_extent, self.reduction_extent = extents
         self.hash = hashlib.sha256(render(self.kernel).encode()).hexdigest()[:16]
 
@@ -107,8 +107,8 @@ def _symbols(kernel, point):
 
 
 def _contraction(kernel):
-    """(output name, stages to inline, (rows, columns, depth)) of a dense contraction, or
-    a QuiltError saying what the space schedules."""
+    """(output name, stages to inline, right operand's name, (rows, columns, depth)) of a
+    dense contraction, or a QuiltError saying what the space schedules."""
     shape_text = "a dense contraction C[i, j] = sum over k (rows, columns, one reduction)"
     output = kernel.outputs[-1] if len(kernel.outputs) == 1 else None
     paths = writer_paths(kernel, output) if output else []
@@ -117,12 +117,20 @@ def _contraction(kernel):
         raise QuiltError(f"the tuning space schedules {shape_text}; this program writes "
                          f"{', '.join(kernel.outputs)} over {len(loops)} loops")
     rows, columns, depth = (loop.extent for loop in loops)
+    column, reduction = loops[1].var, loops[2].var
+    writer = get_at(kernel.body, paths[-1])
+    right = [load.buffer.name for load in find_all(writer, lambda n: isinstance(n, ir.Load))
+             if {column, reduction} <= set().union(*(sympy.sympify(i).free_symbols
+                                                     for i in load.indices))]
     if not (sympy.sympify(columns).is_Integer and sympy.sympify(depth).is_Integer):
         raise QuiltError(f"the tuning space schedules {shape_text} whose columns and depth "
                          f"are fixed; this one has {columns} columns and depth {depth}")
     inlined = [alloc.buffer.name for alloc in find_all(kernel.body,
                                                          lambda n: isinstance(n, ir.Alloc))]
-    return output, inlined, (rows, int(columns), int(depth))
+    if not right:
+        raise QuiltError(f"the tuning space schedules {shape_text}; no input of this one is "
+                         "read along both the columns and the reduction")
+    return output, inlined, right[0], (rows, int(columns), int(depth))
 
 
 def geometric_mean(values):

@@ -100,7 +100,7 @@ def test_mutation_changes_one_choice():
 
 def test_adaptation_is_padding_times_balance():
     workload = qc.autotune.Workload(dense(rows_per_size=1), shapes={"T": [5]})
-    decisions = {"rows": 4, "cols": 16, "panel": 1, "order": "panels-outer",
+    decisions = {"rows": 4, "cols": 16, "panel": 1, "order": "panels-outer", "pack": False,
                  "parallel": "rows", "tail": "guard"}
     # 5 rows in 2 blocks of 4: padding 5/8; 2 blocks on 2 threads: balance 1.
     assert cost.adaptation(workload, decisions, {"T": 5}, thread_count=2) == pytest.approx(5 / 8)
@@ -115,7 +115,7 @@ def test_the_model_learns_which_block_is_faster():
     workload = qc.autotune.Workload(dense(rows_per_size=8, width=64), shapes={"T": [4]})
     model = cost.CostModel(workload, lanes=16)
     fast = {"rows": 8, "cols": 32, "panel": 1, "order": "panels-outer", "parallel": "rows",
-            "tail": "guard"}
+            "pack": False, "tail": "guard"}
     slow = dict(fast, rows=2, cols=16)
     for size in (2, 4, 8, 16):
         point = {"T": size}
@@ -197,3 +197,9 @@ def test_joint_search_measures_fewer_than_per_shape(tmp_path):
     for shape in workload.shape_keys():
         trace, seconds = joint.best(shape)
         assert seconds > 0 and json.loads(trace)["format"] == "quiltc.trace"
+
+
+def test_the_dispatcher_names_the_kernel_it_runs(tuned):
+    workload, _, dispatcher = tuned
+    names = {dispatcher.kernel_for(point) for point in workload.every_point()}
+    assert names == set(dispatcher.names)
