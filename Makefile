@@ -42,6 +42,7 @@ bench: $(STAMP) mcu-toolchain
 	$(BIN)/python benchmarks/ragged_encoder.py
 	$(BIN)/python benchmarks/mcu_weightpool.py
 	$(BIN)/python benchmarks/fusion.py
+	$(BIN)/python benchmarks/dynamic_gemm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -16,8 +16,9 @@ mechanism. May import driver and what lies below it, ops and recipes.
 from .database import Database
 from .dispatch import Dispatcher
 from .executor import DaskExecutor, LocalExecutor
+from .layers import dense_workload, tune_encoder
 from .tune import load, tune
 from .workload import Workload
 
-__all__ = ["DaskExecutor", "Database", "Dispatcher", "LocalExecutor", "Workload", "load",
-           "tune"]
+__all__ = ["DaskExecutor", "Database", "Dispatcher", "LocalExecutor", "Workload",
+           "dense_workload", "load", "tune", "tune_encoder"]

@@ -111,6 +111,30 @@ class EncoderLayer:
         self.feed_forward_in = np.ascontiguousarray(w["linear1.weight"].T)
         self.feed_forward_out = np.ascontiguousarray(w["linear2.weight"].T)
         self.weights = w
+        self.tuned = {}
+
+    def dense_shapes(self):
+        """(in_features, out_features) of each of the layer's four linear layers."""
+        return [projection.shape for projection in (self.in_projection, self.out_projection,
+                                                    self.feed_forward_in, self.feed_forward_out)]
+
+    def use_tuned(self, kernels):
+        """Run the linear layers of shape (in, out) with `kernels[(in, out)]`, a kernel that
+        takes X (rows, in) and W and writes out={"Y": (rows, out)} for any row count (a
+        qc.autotune Dispatcher: qc.autotune.tune_encoder makes them)."""
+        unknown = sorted(set(kernels) - set(self.dense_shapes()))
+        if unknown:
+            raise QuiltError(f"the layer has no linear layer of shape {unknown[0]}; its "
+                             f"shapes are {', '.join(map(str, self.dense_shapes()))}")
+        self.tuned = dict(kernels)
+
+    def _linear(self, a, weight):
+        kernel = self.tuned.get(weight.shape)
+        if kernel is None:
+            return ops.linear(a, weight)
+        result = np.empty((a.shape[0], weight.shape[1]), np.float32)
+        kernel(X=a, W=weight, out={"Y": result})
+        return result
 
     def __call__(self, x):
         """The layer applied to each sequence of the RaggedArray `x`; returns a RaggedArray."""
@@ -122,21 +146,21 @@ class EncoderLayer:
         tokens = np.zeros((rows, self.hidden), np.float32)
         tokens[:total] = x.values
         ragged = RaggedArray(tokens[:total], x.lengths)
-        qkv = ops.linear(tokens, self.in_projection)
+        qkv = self._linear(tokens, self.in_projection)
         qkv_ragged = ops.add_bias(RaggedArray(qkv[:total], x.lengths), w["self_attn.in_proj_bias"],
                                   out=qkv[:total])
         attended = np.zeros((rows, self.hidden), np.float32)
         attention.attention(qkv_ragged, self.heads, self.head_size, self.max_length, self.causal,
                       out=attended[:total])
-        projected = ops.linear(attended, self.out_projection)
+        projected = self._linear(attended, self.out_projection)
         normed = np.zeros((rows, self.hidden), np.float32)
         first = ops.add_layer_norm(RaggedArray(projected[:total], x.lengths), ragged,
                                    w["norm1.weight"], w["norm1.bias"], w["self_attn.out_proj.bias"],
                                    self.eps, out=normed[:total])
-        expanded = ops.linear(normed, self.feed_forward_in)
+        expanded = self._linear(normed, self.feed_forward_in)
         ops.bias_gelu(RaggedArray(expanded[:total], x.lengths), w["linear1.bias"],
                       out=expanded[:total])
-        contracted = ops.linear(expanded, self.feed_forward_out)
+        contracted = self._linear(expanded, self.feed_forward_out)
         return ops.add_layer_norm(RaggedArray(contracted[:total], x.lengths), first,
                                   w["norm2.weight"], w["norm2.bias"], w["linear2.bias"], self.eps)
 
