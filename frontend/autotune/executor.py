@@ -11,15 +11,14 @@ timed side by side, or beside a running gcc, would share cores and memory bandwi
 report each other's load as their own time.
 """
 
-import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from ..driver.build import load_library
 from ..ir.errors import QuiltError
 from .measure import MeasureResult, run_task
+from .worker import MeasuringProcess
 
 
 def _first_line(failure):
@@ -79,34 +78,18 @@ class Executor:
 
 
 class LocalExecutor(Executor):
-    """Builds in `workers` processes (default: one per core this process may run on), then
-    measures one task at a time in one more process; `workers=0` does both serially in
-    this process."""
+    """Builds in `workers` threads (default: one per core this process may run on; each
+    waits on its own gcc), then measures one task at a time in a measuring subprocess;
+    `workers=0` does both serially in this process."""
 
     def __init__(self, workers=None):
-        """`workers`: build processes; None for one per CPU, 0 for no processes at all."""
+        """`workers`: parallel builds; None for one per core, 0 for no threads at all."""
         self.workers = len(os.sched_getaffinity(0)) if workers is None else workers
         if self.workers < 0:
             raise QuiltError(f"workers={workers} is negative; pass 0 to run in this "
-                             "process, or a positive number of build processes")
+                             "process, or a positive number of parallel builds")
         self._builders = None
-        self._measurer = None
-
-    def _pool(self, attribute, size):
-        if getattr(self, attribute) is None:
-            # spawn: a forked child of a tuner that ran kernels inherits a dead OpenMP
-            # thread pool (runtime_c/forks.py) and would time kernels on one thread.
-            context = multiprocessing.get_context("spawn")
-            setattr(self, attribute, ProcessPoolExecutor(size, mp_context=context))
-        return getattr(self, attribute)
-
-    def _drop(self, attribute, failure=None, wait=False):
-        """Shut a pool down (one whose process died, when `failure` is BrokenProcessPool),
-        so the next task gets a fresh one."""
-        pool = getattr(self, attribute)
-        if pool is not None and (failure is None or isinstance(failure, BrokenProcessPool)):
-            setattr(self, attribute, None)
-            pool.shutdown(wait=wait, cancel_futures=True)
+        self._measurer = MeasuringProcess()
 
     def map(self, tasks):
         """Build and measure every task of `tasks`; yields (task, MeasureResult)."""
@@ -118,41 +101,30 @@ class LocalExecutor(Executor):
                     yield task, (MeasureResult(None, build_seconds, error) if error
                                  else measure_task(task, build_seconds))
             return
+        if self._builders is None:
+            self._builders = ThreadPoolExecutor(self.workers)
+        futures = {self._builders.submit(build_task, group[0]): group
+                   for group in groups.values()}
         built = []
-        builders = self._pool("_builders", self.workers)
-        futures = {builders.submit(build_task, group[0]): group for group in groups.values()}
-        try:
-            for future in as_completed(futures):
-                try:
-                    build_seconds, error = future.result()
-                except Exception as failure:  # its process died, or the task won't pickle
-                    build_seconds, error = 0.0, f"the build could not run: {failure!r}"
-                    self._drop("_builders", failure)
-                if error:
-                    for task in futures[future]:
-                        yield task, MeasureResult(None, build_seconds, error)
-                else:
-                    built.extend((task, build_seconds) for task in futures[future])
-        finally:
-            for future in futures:
-                future.cancel()
-        # Measured in one process of its own, neither this one nor a builder: a candidate
+        for future in as_completed(futures):
+            build_seconds, error = future.result()
+            if error:
+                for task in futures[future]:
+                    yield task, MeasureResult(None, build_seconds, error)
+            else:
+                built.extend((task, build_seconds) for task in futures[future])
+        # Measured in a process of its own, neither this one nor a builder: a candidate
         # that crashes (SIGSEGV) takes down only that process, and only its OpenMP thread
-        # pool exists (a builder's, once it ran kernels, would spin beside the next one).
+        # pool exists.
         for task, build_seconds in built:
-            measurer = self._pool("_measurer", 1)
-            try:
-                result = measurer.submit(measure_task, task, build_seconds).result()
-            except Exception as failure:  # the kernel killed its process
-                result = MeasureResult(None, build_seconds,
-                                       f"the measuring process died: {failure!r}")
-                self._drop("_measurer", failure)
-            yield task, result
+            yield task, self._measurer.measure(task, build_seconds)
 
     def close(self):
-        """Shut the build and measurement processes down."""
-        self._drop("_builders", wait=True)
-        self._drop("_measurer", wait=True)
+        """Stop the build threads and the measuring process."""
+        if self._builders is not None:
+            self._builders.shutdown(wait=True)
+            self._builders = None
+        self._measurer.close()
 
 
 def _distributed():

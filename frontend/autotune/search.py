@@ -100,7 +100,8 @@ def joint_search(workload, measurer, trials=40, verify=2, batch=8, seed=0):
     the `verify` best predicted candidates of each shape measured there."""
     start = time.perf_counter()
     tuning = Tuning()
-    model, measured = _search(workload, measurer, tuning, workload.points, trials, batch, seed)
+    model, measured = _search(workload, measurer, tuning, workload.points, trials, batch, seed,
+                              workload.weights)
     candidates = [json.loads(key) for key, value in measured.items() if value != float("inf")]
     final = [(decisions, point) for point in workload.points
              for decisions in sorted(candidates, key=lambda c: model.predict(c, point))[:verify]]
@@ -120,10 +121,10 @@ def per_shape_search(workload, measurer, trials=40, batch=8, seed=0):
     return tuning
 
 
-def _search(workload, measurer, tuning, points, trials, batch, seed):
+def _search(workload, measurer, tuning, points, trials, batch, seed, weights=None):
     """Rounds of: draw a pool (random candidates and neighbours of the best so far), let
     the model pick the most promising unmeasured ones, measure them, refit. Returns the
-    model and {candidate JSON: its time relative to the model's prediction}."""
+    model and {candidate JSON: its seconds per micro-kernel GFLOP}."""
     rng, limits = seeded(seed), host_limits()
     model, measured = CostModel(workload, limits.lanes), {}
     while len(measured) < trials:
@@ -131,7 +132,7 @@ def _search(workload, measurer, tuning, points, trials, batch, seed):
         best = sorted(measured, key=measured.get)[:4]
         pool += [mutate(json.loads(key), workload, rng, limits) for key in best for _ in range(8)]
         chosen = _most_promising(model, pool, points, measured,
-                                 min(batch, trials - len(measured)))
+                                 min(batch, trials - len(measured)), weights)
         if not chosen:
             break
         seconds = measurer.measure(chosen, tuning)
@@ -144,30 +145,28 @@ def _search(workload, measurer, tuning, points, trials, batch, seed):
 
 
 def _relative(model, seconds, decisions, point):
-    """A measurement as a fraction of the model's best prediction at its shape, so
-    candidates measured on different shapes rank against each other."""
+    """A measurement as seconds per micro-kernel GFLOP (its adaptation to the shape taken
+    out), so candidates measured on different shapes rank against each other."""
     if seconds is None:
         return float("inf")
-    return seconds / model.predict(decisions, point)
+    return 1.0 / model.throughput_of(decisions, point, seconds)
 
 
-def _most_promising(model, pool, points, measured, count):
-    """Up to `count` unmeasured (candidate, shape) pairs: the candidates whose predicted
-    time is nearest the best predicted at some shape, each on that shape. Before the
-    model has data the pool's order (random) decides."""
+def _most_promising(model, pool, points, measured, count, weights=None):
+    """Up to `count` unmeasured (candidate, shape) pairs. The shapes take turns (heavier
+    ones more often): each nominates the candidate the model predicts fastest there among
+    those not yet taken, to be measured on it, so every shape's best guesses get measured
+    and each measurement is on the shape its candidate is meant for. Before the model has
+    data the pool's order (random) decides."""
     unique = {json.dumps(c, sort_keys=True): c for c in pool}
-    fresh = [c for key, c in unique.items() if key not in measured]
-    if not fresh:
-        return []
+    fresh = {key: c for key, c in unique.items() if key not in measured}
     if model.weights is None:
-        return [(c, points[n % len(points)]) for n, c in enumerate(fresh[:count])]
-    predictions = {json.dumps(c, sort_keys=True): [model.predict(c, p) for p in points]
-                   for c in fresh}
-    best_at = [min(times[n] for times in predictions.values()) for n in range(len(points))]
-    scored = []
-    for c in fresh:
-        ratios = [t / b for t, b in zip(predictions[json.dumps(c, sort_keys=True)], best_at)]
-        where = min(range(len(points)), key=ratios.__getitem__)
-        scored.append((ratios[where], c, points[where]))
-    scored.sort(key=lambda item: item[0])
-    return [(c, point) for _, c, point in scored[:count]]
+        return [(c, points[n % len(points)]) for n, c in enumerate(list(fresh.values())[:count])]
+    weights = weights or [1.0] * len(points)
+    turns = sorted(range(len(points)), key=lambda n: -weights[n])
+    chosen = []
+    while fresh and len(chosen) < count:
+        point = points[turns[len(chosen) % len(turns)]]
+        key = min(fresh, key=lambda k: model.predict(fresh[k], point))
+        chosen.append((fresh.pop(key), point))
+    return chosen

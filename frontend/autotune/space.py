@@ -8,12 +8,15 @@ contraction, and so into a trace whose JSON any worker replays:
                        many accumulators as the ISA leaves free for them)
     panel              column blocks per panel: the panel of the right operand (K x
                        panel*cols floats) stays in L2 while every row block passes over it
-    order              "rows-outer" (row blocks outside the column panels) or
-                       "panels-outer"
+    order              "panels-outer" (each panel's row blocks, then its column blocks),
+                       "rows-outer" (row blocks outside the column panels) or
+                       "blocks-outer" (each column block's row blocks: the block's
+                       K x cols slice of the right operand is what stays in cache)
     parallel           the loop OpenMP splits: "rows" (row blocks) or "panels"
-    pack               whether the right operand's panel is first copied into a local
-                       buffer (rows of the panel's width instead of the whole matrix's:
-                       fewer pages per k step; pays when many row blocks share the panel)
+    pack               whether the right operand's panel (its column block's slice, for
+                       "blocks-outer") is first copied into a local buffer: rows of the
+                       panel's width instead of the whole matrix's, fewer pages per k
+                       step; pays when many row blocks share the copy
     tail               how an edge tile that sticks out of a dynamic size is computed:
                        "guard" (a predicate on every multiply-add) or "local" (local
                        padding: the whole tile in registers on clamped rows, a guarded
@@ -35,7 +38,7 @@ from ..driver.schedule import Schedule
 from ..ir.errors import ScheduleError
 from ..runtime_c.host import isa_for
 
-ORDERS = ("panels-outer", "rows-outer")
+ORDERS = ("panels-outer", "rows-outer", "blocks-outer")
 PARALLEL = ("rows", "panels")
 TAILS = ("guard", "local")
 PACKS = (False, True)
@@ -91,13 +94,21 @@ def blocks(limits):
 
 def space(workload, limits=None):
     """Every candidate (a decisions dict) of `workload`'s space on this host."""
-    limits = limits or host_limits()
-    depth, width = workload.reduction_extent, workload.column_extent
+    return [dict(candidate) for candidate in _space(workload.row_extent, workload.column_extent,
+                                                    workload.reduction_extent,
+                                                    limits or host_limits())]
+
+
+@functools.cache
+def _space(row_extent, width, depth, limits):
+    """The space as tuples of (decision, value) pairs; searches draw from it hundreds of
+    times, so it is enumerated once per workload shape and host."""
+    tails = {rows: _has_row_tail(row_extent, rows) for rows, _ in blocks(limits)}
     found = []
     for (rows, cols), panel, order, parallel, pack, tail in itertools.product(
             blocks(limits), PANELS, ORDERS, PARALLEL, PACKS, TAILS):
         # Without a partial row block there is no guard for local padding to remove.
-        if width % (cols * panel) or (tail == "local" and not _has_row_tail(workload, rows)):
+        if width % (cols * panel) or (tail == "local" and not tails[rows]):
             continue
         # Inside the row loop the panel would be copied again for every row block.
         if pack and order == "rows-outer":
@@ -105,9 +116,9 @@ def space(workload, limits=None):
         # The right operand's panel must leave half the L2 to the rows passing over it.
         if depth * cols * panel * 4 > limits.l2_bytes // 2 and panel > 1:
             continue
-        found.append({"rows": rows, "cols": cols, "panel": panel, "order": order,
-                      "parallel": parallel, "pack": pack, "tail": tail})
-    return found
+        found.append((("rows", rows), ("cols", cols), ("panel", panel), ("order", order),
+                      ("parallel", parallel), ("pack", pack), ("tail", tail)))
+    return tuple(found)
 
 
 def sample(workload, count, rng, limits=None):
@@ -145,31 +156,32 @@ def sketch(workload, decisions, lanes=None):
     i_outer, i_inner = sch.split(i, rows)
     j_outer, j_inner = sch.split(j, cols)
     j_panel, j_block = sch.split(j_outer, panel)
-    if decisions["order"] == "panels-outer":
+    order = decisions["order"]
+    if order == "panels-outer":
         sch.reorder(j_panel, i_outer, j_block, k, i_inner, j_inner)
-        block_loop = j_block
-    else:
+    elif order == "rows-outer":
         sch.reorder(i_outer, j_panel, j_block, k, i_inner, j_inner)
-        block_loop = j_block
-    local = sch.cache_write(output, "local", at=block_loop)
+    else:
+        sch.reorder(j_panel, j_block, i_outer, k, i_inner, j_inner)
+    local = sch.cache_write(output, "local", at=i_outer if order == "blocks-outer" else j_block)
     sch.decompose(local, k)
     vectors, vector_lanes = sch.split(j_inner, lanes)
     sch.unroll(i_inner)
     sch.unroll(vectors)
     sch.vectorize(vector_lanes)
     if decisions["pack"]:
-        sch.cache_read(workload.right, "local", at=j_panel)
+        sch.cache_read(workload.right, "local",
+                       at=j_block if order == "blocks-outer" else j_panel)
     if decisions["tail"] == "local":
         sch.pad_local(local)
     sch.parallel(i_outer if decisions["parallel"] == "rows" else j_panel)
     return sch
 
 
-def _has_row_tail(workload, rows):
+def _has_row_tail(row_extent, rows):
     """Whether some size in the range leaves a partial row block (else there is no guard
     for local padding to remove)."""
-    extent = sympy.sympify(workload.row_extent)
-    return not sympy.simplify(extent % rows) == 0
+    return not sympy.simplify(sympy.sympify(row_extent) % rows) == 0
 
 
 def describe(decisions):

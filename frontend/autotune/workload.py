@@ -47,6 +47,8 @@ class Workload:
         self.output, self.inlined, self.right, extents = _contraction(self.kernel)
         self.row_extent, self.column_extent, self.reduction_extent = extents
         self.hash = hashlib.sha256(render(self.kernel).encode()).hexdigest()[:16]
+        # The cost model asks for row counts thousands of times per search round.
+        self._rows = {}
 
     @property
     def ranges(self):
@@ -59,7 +61,11 @@ class Workload:
 
     def rows_at(self, point):
         """The output's row count at `point` (size name -> value)."""
-        return int(sympy.sympify(self.row_extent).subs(_symbols(self.kernel, point)))
+        key = tuple(sorted(point.items()))
+        if key not in self._rows:
+            self._rows[key] = int(sympy.sympify(self.row_extent).subs(_symbols(self.kernel,
+                                                                               point)))
+        return self._rows[key]
 
     def flops(self, point):
         """Multiply-adds times two at `point`."""

@@ -6,8 +6,9 @@ import statistics
 import time
 
 
-def measure(fn, warmup=2, repeats=7, min_seconds=0.05):
-    """Median seconds of one call of `fn()`; each repeat loops until `min_seconds` pass."""
+def measure(fn, warmup=2, repeats=7, min_seconds=0.05, statistic=statistics.median):
+    """Seconds of one call of `fn()`: the `statistic` (median) of `repeats` repeats, each
+    looping until `min_seconds` pass."""
     for _ in range(warmup):
         fn()
     calls = 1
@@ -22,4 +23,4 @@ def measure(fn, warmup=2, repeats=7, min_seconds=0.05):
         for _ in range(calls):
             fn()
         samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
+    return statistic(samples)

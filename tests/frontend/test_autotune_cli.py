@@ -87,3 +87,21 @@ def _safe_records(database):
         return _records(database)
     except sqlite3.OperationalError:
         return set()
+
+
+def test_two_tuners_on_one_database_lose_nothing(program, tmp_path):
+    wider = tmp_path / "wider.py"
+    wider.write_text(PROGRAM.replace("(32, 32)", "(32, 64)").replace("(3 * T, 32), lambda",
+                                                                     "(3 * T, 64), lambda"))
+    database = tmp_path / "shared.db"
+    tuners = [subprocess.Popen([sys.executable, "-m", "quiltc.cli",
+                                *_arguments(path, database, 6, "--workers", "0")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for path in (program, wider)]
+    outputs = [tuner.communicate(timeout=600) for tuner in tuners]
+    assert [tuner.returncode for tuner in tuners] == [0, 0], outputs
+    measured = [int(out.split(" measurements")[0].split()[-1]) for out, _ in outputs]
+    with sqlite3.connect(database) as connection:
+        per_workload = dict(connection.execute(
+            "SELECT workload, COUNT(*) FROM records GROUP BY workload"))
+    assert sorted(per_workload.values()) == sorted(measured)
