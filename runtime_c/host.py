@@ -14,6 +14,7 @@ import functools
 import os
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..ir.errors import BuildError, QuiltError, ToolchainMissing
 from .toolchain import INSTALL_HINT, find_toolchain, first_error_lines
@@ -135,3 +136,21 @@ def isa_for(lanes=None):
     """`isa_with_lanes(lanes)`, or the host's ISA when `lanes` is None: what a schedule
     with an optional vector width sizes itself to."""
     return host_isa() if lanes is None else isa_with_lanes(lanes)
+
+
+@functools.cache
+def cache_sizes():
+    """{"L1d": bytes, "L1i": ..., "L2": ..., "L3": ...} of cpu0's caches, from sysfs (empty
+    where sysfs does not say): what tile sizes are drawn from."""
+    sizes = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:], 1)
+        name = f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind, "")
+        sizes[name] = int(size.rstrip("KMG") or 0) * scale
+    return sizes

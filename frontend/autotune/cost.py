@@ -11,17 +11,19 @@ a handful of well-chosen features, and numpy solves it in microseconds, so every
 measurement, on whichever shape, refits the one model all shapes share.
 """
 
+import itertools
 import math
 import os
 
 import numpy as np
 
-from .space import ORDERS, PANELS, PARALLEL, TAILS
+from .space import ORDERS, PACKS, PANELS, PARALLEL, TAILS
 
 # Each call pays this much before its first multiply-add (the cffi call and OpenMP's
 # fork-join); it decides the smallest shapes.
 CALL_SECONDS = 5e-6
 RIDGE = 1e-2
+ARRANGEMENTS = list(itertools.product(ORDERS, PARALLEL, PACKS))
 
 
 def threads():
@@ -45,16 +47,17 @@ def adaptation(workload, decisions, point, thread_count=None):
 
 
 def features(decisions, lanes):
-    """The regression's inputs for one candidate."""
+    """The regression's inputs for one candidate: the block's shape (rows, vectors,
+    accumulators), the panel, the tail, and one indicator per arrangement (order x
+    parallel loop x packing), since what an arrangement costs depends on all three."""
     vectors = decisions["cols"] // lanes
-    row = [1.0, decisions["rows"] / 8, vectors / 2, decisions["rows"] * vectors / 16,
-           (decisions["rows"] * vectors / 16) ** 2, math.log2(decisions["panel"]) / 4,
-           1.0 / decisions["rows"]]
-    row += [float(decisions["order"] == order) for order in ORDERS[1:]]
-    row += [float(decisions["parallel"] == choice) for choice in PARALLEL[1:]]
+    accumulators = decisions["rows"] * vectors / 16
+    row = [1.0, decisions["rows"] / 8, vectors / 2, accumulators, accumulators ** 2,
+           math.log2(decisions["panel"]) / 4, 1.0 / decisions["rows"], 1.0 / vectors]
     row += [float(decisions["tail"] == tail) for tail in TAILS[1:]]
-    row += [float(decisions["pack"]), float(decisions["pack"] and decisions["parallel"] == "rows")]
     row += [float(decisions["panel"] == panel) for panel in PANELS[1:]]
+    arrangement = (decisions["order"], decisions["parallel"], decisions["pack"])
+    row += [float(arrangement == other) for other in ARRANGEMENTS[1:]]
     return row
 
 

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..ir.errors import QuiltError
-from ..runtime_c.host import host_isa
+from ..runtime_c.host import cache_sizes, host_isa
 from .measure import MeasureResult, shape_key
 
 SCHEMA_VERSION = 1
@@ -71,23 +71,6 @@ class Record:
         return MeasureResult(self.seconds, self.build_seconds, self.error)
 
 
-def _cache_sizes():
-    """{"L1d": bytes, "L1i": ..., "L2": ..., "L3": ...} of cpu0, from sysfs (empty where
-    sysfs does not say)."""
-    sizes = {}
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            level = (index / "level").read_text().strip()
-            kind = (index / "type").read_text().strip()
-            size = (index / "size").read_text().strip()
-        except OSError:
-            continue
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1:], 1)
-        name = f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind, "")
-        sizes[name] = int(size.rstrip("KMG") or 0) * scale
-    return sizes
-
-
 def _cpu_model():
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -110,7 +93,7 @@ def host_features():
 def _host_json():
     isa = host_isa()
     return json.dumps({"cpu": _cpu_model(), "isa": isa.name, "lanes": isa.float32_lanes,
-                       "cores": os.cpu_count(), "caches": _cache_sizes()}, sort_keys=True)
+                       "cores": os.cpu_count(), "caches": cache_sizes()}, sort_keys=True)
 
 
 def _shape_text(shape):

@@ -159,9 +159,10 @@ class Dispatcher:
                        + render_tree(self.tree, self.names, arguments) + "}\n")
         self.declarations = (rendered.declarations
                              + f"\nvoid {workload.name}({parameters});")
-        library = load_library(self.source, self.declarations)
+        self._library = load_library(self.source, self.declarations)
+        self._kernels = rendered.kernels
         kernel = dataclasses.replace(rendered.kernels[0], name=workload.name)
-        self._kernel = CompiledKernel(kernel, self.source, library)
+        self._kernel = CompiledKernel(kernel, self.source, self._library)
 
     def kernel_for(self, point):
         """The name of the kernel the tree runs at `point` (size name -> value)."""
@@ -169,6 +170,12 @@ class Dispatcher:
         while isinstance(node, Split):
             node = node.below if point[node.size] <= node.threshold else node.above
         return self.names[node.kernel]
+
+    def kernel(self, name):
+        """One of the dispatcher's kernels (a name from `names`), callable on its own; it
+        lives in the same library, so timing it beside the dispatcher isolates the tree."""
+        return CompiledKernel(self._kernels[self.names.index(name)], self.source,
+                              self._library)
 
     def __call__(self, **arrays):
         """Run the kernel the tree picks for these arrays' sizes."""

@@ -18,6 +18,8 @@ from .measure import MeasureTask, shape_key
 from .space import describe, host_limits, mutate, sample, seeded, try_sketch
 
 TARGET = "c"
+# One pair in EXPLORE of each batch is drawn at random rather than by the model.
+EXPLORE = 4
 
 
 @dataclass
@@ -153,20 +155,23 @@ def _relative(model, seconds, decisions, point):
 
 
 def _most_promising(model, pool, points, measured, count, weights=None):
-    """Up to `count` unmeasured (candidate, shape) pairs. The shapes take turns (heavier
-    ones more often): each nominates the candidate the model predicts fastest there among
-    those not yet taken, to be measured on it, so every shape's best guesses get measured
-    and each measurement is on the shape its candidate is meant for. Before the model has
-    data the pool's order (random) decides."""
+    """Up to `count` unmeasured (candidate, shape) pairs. The shapes take turns (heaviest
+    first): each nominates the candidate the model predicts fastest there among those not
+    yet taken, to be measured on it, so every shape's best guesses get measured and each
+    measurement is on the shape its candidate is meant for. A quarter of the pairs are
+    drawn at random instead (the pool's order is random), so the search keeps exploring
+    where a model fitted to few measurements predicts badly."""
     unique = {json.dumps(c, sort_keys=True): c for c in pool}
     fresh = {key: c for key, c in unique.items() if key not in measured}
-    if model.weights is None:
-        return [(c, points[n % len(points)]) for n, c in enumerate(list(fresh.values())[:count])]
     weights = weights or [1.0] * len(points)
-    turns = sorted(range(len(points)), key=lambda n: -weights[n])
+    turns = [points[n] for n in sorted(range(len(points)), key=lambda n: -weights[n])]
+    greedy = 0 if model.weights is None else count - count // EXPLORE
     chosen = []
     while fresh and len(chosen) < count:
-        point = points[turns[len(chosen) % len(turns)]]
-        key = min(fresh, key=lambda k: model.predict(fresh[k], point))
+        point = turns[len(chosen) % len(turns)]
+        if len(chosen) < greedy:
+            key = min(fresh, key=lambda k: model.predict(fresh[k], point))
+        else:
+            key = next(iter(fresh))
         chosen.append((fresh.pop(key), point))
     return chosen

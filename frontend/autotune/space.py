@@ -30,13 +30,12 @@ import functools
 import itertools
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 import sympy
 
 from ..driver.schedule import Schedule
 from ..ir.errors import ScheduleError
-from ..runtime_c.host import isa_for
+from ..runtime_c.host import cache_sizes, isa_for
 
 ORDERS = ("panels-outer", "rows-outer", "blocks-outer")
 PARALLEL = ("rows", "panels")
@@ -62,32 +61,19 @@ def host_limits(lanes=None):
     # Two of AVX-512's 32 registers hold a broadcast and a loaded vector; the rest may
     # accumulate (BLIS's skx sgemm kernel keeps 24 accumulators of 32).
     accumulators = 24 if isa.vector_registers >= 32 else 12
-    return HostLimits(isa.float32_lanes, accumulators, _cache_bytes(level=2))
-
-
-def _cache_bytes(level, default=1 << 20):
-    """The size of the data or unified cache at `level`, from sysfs (default 1 MiB)."""
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            if int((index / "level").read_text()) != level:
-                continue
-            if (index / "type").read_text().strip() == "Instruction":
-                continue
-            text = (index / "size").read_text().strip()
-        except (OSError, ValueError):
-            continue
-        scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1], 1)
-        return int(text.rstrip("KM")) * scale
-    return default
+    return HostLimits(isa.float32_lanes, accumulators, cache_sizes().get("L2", 1 << 20))
 
 
 def blocks(limits):
     """Every (rows, cols) register block the host allows: cols 1-4 vectors, rows x vectors
-    accumulators within the budget, at least two rows so a broadcast feeds two FMAs."""
+    accumulators within the budget and at least half of it (fewer independent
+    accumulators than an FMA's latency times its issue rate leave the FMA units idle:
+    4 cycles x 2 per cycle on current x86 cores), at least two rows so a broadcast feeds
+    two FMAs."""
     found = []
     for vectors in (1, 2, 3, 4):
         for rows in range(2, 17):
-            if rows * vectors <= limits.accumulators:
+            if limits.accumulators <= 2 * rows * vectors <= 2 * limits.accumulators:
                 found.append((rows, vectors * limits.lanes))
     return found
 

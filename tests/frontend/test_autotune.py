@@ -203,3 +203,11 @@ def test_the_dispatcher_names_the_kernel_it_runs(tuned):
     workload, _, dispatcher = tuned
     names = {dispatcher.kernel_for(point) for point in workload.every_point()}
     assert names == set(dispatcher.names)
+
+
+def test_each_kernel_of_the_dispatcher_runs_alone(tuned):
+    workload, _, dispatcher = tuned
+    x, w = arrays(workload, {"T": 7})
+    for name in dispatcher.names:
+        np.testing.assert_allclose(dispatcher.kernel(name)(X=x, W=w), x @ w, rtol=1e-4,
+                                   atol=1e-4)
