@@ -138,13 +138,20 @@ def render_tree(node, names, arguments, indent="    "):
 
 class Dispatcher:
     """The tuned kernels of `workload` in one library behind a dispatcher: call it like a
-    built kernel (`dispatcher(X=x, W=w)`); `print(dispatcher)` shows the tree."""
+    built kernel (`dispatcher(X=x, W=w)`); `print(dispatcher)` shows the tree. `times`
+    are the measurements it is fitted to ({shape key: {trace JSON: seconds}}); `tuning`,
+    the search that made them when there was one (qc.autotune.tune attaches it)."""
 
-    def __init__(self, workload, times, tolerance=TOLERANCE):
-        self.workload = workload
+    def __init__(self, workload, times, tolerance=TOLERANCE, tuning=None):
+        self.workload, self.tuning = workload, tuning
+        failed = [shape for shape, measured in times.items()
+                  if all(seconds is None for seconds in measured.values())]
+        if failed:
+            raise QuiltError(f"no candidate ran at {failed[0]}: every one failed to build or "
+                             "run; the records' errors say why (Database.records)")
         weights = dict(zip(workload.shape_keys(), workload.weights))
-        self.tree, self.traces = _used(fit_tree(times, select(times, tolerance), weights),
-                                       select(times, tolerance))
+        chosen = select(times, tolerance)
+        self.tree, self.traces = _used(fit_tree(times, chosen, weights), chosen)
         self.names = [f"{workload.name}_k{number}" for number in range(len(self.traces))]
         schedules = [Trace.from_json(trace).replay(Schedule(workload.kernel, name=name))
                      for trace, name in zip(self.traces, self.names)]

@@ -23,9 +23,10 @@ def tune(workload, database, trials=40, verify=2, executor=None, seed=0, per_sha
          progress=None):
     """Tune `workload` (jointly over its shapes, or each shape alone with `per_shape`) with
     `trials` measurements recorded in `database` (a Database or a path) through
-    `executor` (an executor, None for local processes, "serial", or a Dask scheduler
-    address), and return the Dispatcher with the `tuning` (times, measurements, seconds)
-    attached. `progress` shows a bar on a terminal (default) or not."""
+    `executor` (an executor; None for parallel local builds and a measuring process,
+    "serial", or a Dask scheduler address), and return the Dispatcher, its `tuning`
+    (times, measurements, seconds) attached. `progress` shows a bar on a terminal
+    (default) or not."""
     owned_database = not isinstance(database, Database)
     database = Database(database) if owned_database else database
     owned_executor = executor is None or isinstance(executor, str)
@@ -44,9 +45,7 @@ def tune(workload, database, trials=40, verify=2, executor=None, seed=0, per_sha
             executor.close()
         if owned_database:
             database.close()
-    dispatcher = Dispatcher(workload, tuning.times)
-    dispatcher.tuning = tuning
-    return dispatcher
+    return Dispatcher(workload, tuning.times, tuning=tuning)
 
 
 def load(database, workload):

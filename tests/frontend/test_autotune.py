@@ -211,3 +211,10 @@ def test_each_kernel_of_the_dispatcher_runs_alone(tuned):
     for name in dispatcher.names:
         np.testing.assert_allclose(dispatcher.kernel(name)(X=x, W=w), x @ w, rtol=1e-4,
                                    atol=1e-4)
+
+
+def test_a_shape_where_every_candidate_failed_is_named():
+    workload = qc.autotune.Workload(dense(), shapes={"T": [3, 17]})
+    times = {'{"T":3}': {"a": 1.0}, '{"T":17}': {"a": None}}
+    with pytest.raises(qc.QuiltError, match=r'no candidate ran at \{"T":17\}'):
+        qc.autotune.Dispatcher(workload, times)
