@@ -156,15 +156,21 @@ def test_a_tile_read_from_a_padded_tile(m):
     _check_c(qc.build(sch), m, seed=m)
 
 
-def test_a_reduction_guard_stays():
-    depth = qc.var("K", 1, 64)
-    _, _, c = recipes.matmul_program(qc.var("M", 1, 2048), 64, depth)
+def _row_blocks_over_split_k(c):
+    """8-row blocks of `c` cached locally, with k split by 4 (so a k guard as well when K
+    is symbolic)."""
     sch = qc.Schedule(c)
     i, j, k = sch.loops(c)
     i_outer, i_inner = sch.split(i, 8)
     sch.reorder(i_outer, k, i_inner, j)
     sch.decompose(sch.cache_write(c, "local", at=i_outer), k)
     sch.split(k, 4)
+    return sch
+
+
+def test_a_reduction_guard_stays():
+    _, _, c = recipes.matmul_program(qc.var("M", 1, 2048), 64, qc.var("K", 1, 64))
+    sch = _row_blocks_over_split_k(c)
     assert "if (i_i + 8*i_o < M) and (k_i + 4*k_o < K):" in repr(sch)
     sch.pad_local("C_local")
     # Running a k past K would add to real elements: only the row bound goes.
@@ -277,10 +283,5 @@ def test_refuses_a_tile_read_without_its_guard():
 
 def test_refuses_guards_that_bound_no_index_of_the_tile():
     _, _, c = recipes.matmul_program(16, 64, qc.var("K", 1, 64))
-    sch = qc.Schedule(c)
-    i, j, k = sch.loops(c)
-    i_outer, i_inner = sch.split(i, 8)
-    sch.reorder(i_outer, k, i_inner, j)
-    sch.decompose(sch.cache_write(c, "local", at=i_outer), k)
-    sch.split(k, 4)
+    sch = _row_blocks_over_split_k(c)
     _refused(sch, "C_local", r"the guards on the stores into C_local bound no index of the tile")
