@@ -154,3 +154,12 @@ def cache_sizes():
         name = f"L{level}" + {"Data": "d", "Instruction": "i"}.get(kind, "")
         sizes[name] = int(size.rstrip("KMG") or 0) * scale
     return sizes
+
+
+def openmp_threads():
+    """The threads OpenMP will run parallel regions on: OMP_NUM_THREADS (its first level),
+    else the cores this process may run on."""
+    configured = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return len(os.sched_getaffinity(0))

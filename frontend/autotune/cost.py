@@ -13,10 +13,10 @@ measurement, on whichever shape, refits the one model all shapes share.
 
 import itertools
 import math
-import os
 
 import numpy as np
 
+from ..runtime_c.host import openmp_threads
 from .space import ORDERS, PACKS, PANELS, PARALLEL, TAILS
 
 # Each call pays this much before its first multiply-add (the cffi call and OpenMP's
@@ -26,14 +26,9 @@ RIDGE = 1e-2
 ARRANGEMENTS = list(itertools.product(ORDERS, PARALLEL, PACKS))
 
 
-def threads():
-    """The threads the kernels run on (OMP_NUM_THREADS, else the cores)."""
-    return int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or len(os.sched_getaffinity(0))
-
-
 def adaptation(workload, decisions, point, thread_count=None):
     """Padding efficiency x core balance of `decisions` at `point` (1 is perfect)."""
-    thread_count = thread_count or threads()
+    thread_count = thread_count or openmp_threads()
     rows = workload.rows_at(point)
     row_blocks = -(-rows // decisions["rows"])
     padding = rows / (row_blocks * decisions["rows"])

@@ -11,6 +11,7 @@ timed side by side, or beside a running gcc, would share cores and memory bandwi
 report each other's load as their own time.
 """
 
+import abc
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -59,14 +60,15 @@ def _by_source(tasks):
     return groups
 
 
-class Executor:
+class Executor(abc.ABC):
     """Runs MeasureTasks: `map(tasks)` yields (task, MeasureResult) pairs as they complete
-    (in no promised order); `close()` releases its processes; a context manager."""
+    (in no promised order); `close()` releases its workers; a context manager."""
 
+    @abc.abstractmethod
     def map(self, tasks):
         """Build and measure every task of `tasks`; yields (task, MeasureResult)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def close(self):
         """Release the executor's workers; idempotent."""
 

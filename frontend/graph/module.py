@@ -28,6 +28,7 @@ from ..driver.schedule import Schedule
 from ..ir.errors import QuiltError, ShapeError
 from ..ir.printer import render as render_ir
 from ..runtime_c.cache import cache_directory
+from ..runtime_c.host import openmp_threads
 from . import entry
 from .graph import Graph
 from .lower import PartitionProgram, constant_arrays, pack_panels
@@ -162,7 +163,7 @@ def _source_digest():
 
 def _cache_key(graph, level, name):
     text = "\0".join([str(graph), str(level), name, json.dumps(sorted(read_overrides().items())),
-                      str(matmul_block()), str(_threads()), _source_digest()])
+                      str(matmul_block()), str(openmp_threads()), _source_digest()])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -217,7 +218,7 @@ class FusedModule:
 
     @functools.cached_property
     def regions(self):
-        return entry.regions(self.plan.partitions, self.level, _threads())
+        return entry.regions(self.plan.partitions, self.level, openmp_threads())
 
     @functools.cached_property
     def memory(self):
@@ -294,12 +295,6 @@ class FusedModule:
     def __repr__(self):
         return (f"FusedModule({self.name}: {self.calls} kernels in {self.launches} launches, "
                 f"inputs {', '.join(v.name for v in self.graph.inputs)})")
-
-
-def _threads():
-    """The threads OpenMP will run parallel regions on."""
-    configured = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
-    return int(configured) if configured.isdigit() and int(configured) > 0 else os.cpu_count()
 
 
 def _by_symbol(symbols, sizes):
