@@ -3,7 +3,8 @@ from the lengths once at the top of every call and freed at its end.
 
     L_off1[b]          prefix sums of the row lengths (where row b's storage starts)
     L_order_desc[k]    the k-th longest row (a remapped loop's order)
-    L_row[f], L_pos[f] the row and the place in it of flat position f (a fused ragged loop)
+    L_row[f], L_pos[f] the row and the place in it of flat position f (a fused ragged loop),
+                       run on past the last row to a multiple of a tile when bulk padded
 
 Every table is int64_t heap memory from quiltc_alloc; the renderer passed in supplies
 `emit`, `index`, `use_helper` and its `restrict` spelling.
@@ -41,11 +42,15 @@ def _allocate(renderer, name, elements, depth):
 
 
 def _prefix_sum(renderer, entry, count, depth):
-    """`table[b + 1] = table[b] + length(b) ** power`, lengths rounded up to `pad`."""
-    length = f"(int64_t){entry.lengths}[quiltc_row]"
-    if entry.pad != 1:
-        length = f"(({length} + {entry.pad - 1}) / {entry.pad} * {entry.pad})"
-    term = " * ".join([length] * entry.power)
+    """`table[b + 1] = table[b] + size(b)`: the product of the row's lengths (rounded up
+    to `pad`), a causal triangle's n (n + 1) / 2."""
+    factors = []
+    for lengths, triangular in entry.factors:
+        length = f"(int64_t){lengths}[quiltc_row]"
+        if entry.pad != 1:
+            length = f"(({length} + {entry.pad - 1}) / {entry.pad} * {entry.pad})"
+        factors.append(f"({length} * ({length} + 1) / 2)" if triangular else length)
+    term = " * ".join(factors)
     _allocate(renderer, entry.table, f"{count} + 1", depth)
     renderer.emit(depth, f"{entry.table}[0] = 0;")
     renderer.emit(depth, f"for (int64_t quiltc_row = 0; quiltc_row < {count}; ++quiltc_row) {{")
@@ -75,6 +80,9 @@ def _flat_rows(renderer, entry, count, depth):
     renderer.emit(depth, f"int64_t {total} = 0;")
     renderer.emit(depth, f"for (int64_t quiltc_row = 0; quiltc_row < {count}; ++quiltc_row) "
                          f"{total} += {entry.lengths}[quiltc_row];")
+    if entry.pad != 1:
+        renderer.emit(depth, f"int64_t quiltc_used_{entry.rows} = {total};")
+        renderer.emit(depth, f"{total} = ({total} + {entry.pad - 1}) / {entry.pad} * {entry.pad};")
     for name in (entry.rows, entry.positions):
         _allocate(renderer, name, f"{total} + 1", depth)
     renderer.emit(depth, "{")
@@ -86,4 +94,11 @@ def _flat_rows(renderer, entry, count, depth):
     renderer.emit(depth + 3, f"{entry.positions}[quiltc_next] = quiltc_place;")
     renderer.emit(depth + 2, "}")
     renderer.emit(depth + 1, "}")
+    if entry.pad != 1:
+        used = f"quiltc_used_{entry.rows}"
+        renderer.emit(depth + 1, f"for (; quiltc_next < {total}; ++quiltc_next) {{")
+        renderer.emit(depth + 2, f"{entry.rows}[quiltc_next] = {count} - 1;")
+        renderer.emit(depth + 2, f"{entry.positions}[quiltc_next] = quiltc_next - {used} + "
+                                 f"{entry.lengths}[{count} - 1];")
+        renderer.emit(depth + 1, "}")
     renderer.emit(depth, "}")

@@ -30,6 +30,7 @@ from .lang import (
     Tensor,
     abs,
     cast,
+    causal_dim,
     compute,
     erf,
     exp,
@@ -65,7 +66,8 @@ del _name, _module
 __all__ = [
     "AllocationError", "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
     "ToolchainMissing", "VerifyError", "RaggedArray", "Schedule", "Tensor", "abs", "build", "cast",
-    "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16", "int32", "log",
+    "causal_dim", "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16",
+    "int32", "log",
     "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis",
     "sqrt", "sum",
     "tanh", "uint8", "var", "where", "requantize", "smlad", "autotune", "graph", "nn",

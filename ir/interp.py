@@ -13,11 +13,16 @@ import math
 import numpy as np
 
 from . import nodes as ir
-from .arrays import RaggedArray
 from .dtypes import identity
 from .errors import ShapeError, VerifyError
 from .index import IndexSpelling, print_index
-from .shapes import bind_shape_vars, gather_ragged, prelude_tables, storage_shape
+from .shapes import (
+    bind_shape_vars,
+    gather_ragged,
+    prelude_tables,
+    ragged_result,
+    storage_shape,
+)
 
 
 class _PythonSpelling(IndexSpelling):
@@ -242,8 +247,8 @@ def run(kernel, **arguments):
     Outputs not passed in are allocated filled with NaN, so an element the kernel never
     writes shows. Symbolic sizes are bound from the arguments and range-checked.
     """
-    arrays, lengths = gather_ragged(kernel, arguments)
-    binding = bind_shape_vars(kernel, arrays, lengths)
+    arrays, lengths, row_shapes = gather_ragged(kernel, arguments)
+    binding = bind_shape_vars(kernel, arrays, lengths, row_shapes)
     for buffer in kernel.params:
         if buffer.name not in arrays:
             shape = storage_shape(buffer, binding, lengths)
@@ -266,7 +271,7 @@ def run(kernel, **arguments):
     for name in kernel.outputs:
         values = flat[name].reshape(arrays[name].shape)
         buffer = kernel.param(name)
-        results[name] = (RaggedArray(values, lengths[buffer.layout.dim]) if buffer.is_ragged
+        results[name] = (ragged_result(buffer, values, binding, lengths) if buffer.is_ragged
                          else values)
     return results
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import sympy
 
-from .index import as_expr
+from .index import as_expr, floordiv
 
 
 def round_up(extent, multiple):
@@ -35,41 +35,75 @@ class Dense:
 class Ragged:
     """Rows of a batch stored back to back.
 
-    Dim 0 is the batch. Each dim listed in `ragged` has extent `lengths[b]` in row b
-    (`{dim}_len`, a table the caller passes); the other dims are dense. Row b starts at
-    `{dim}_off{k}[b] * dense`, where k = len(ragged), dense is the product of the dense
-    dims after dim 0, and `{dim}_off{k}` is the exclusive prefix sum of lengths ** k,
-    computed by the kernel's prelude. Offsets within a row are row-major.
+    Dim 0 is the batch. Each dim listed in `ragged` has extent `{name}_len[b]` in row b,
+    where `name` is `dim` or, when the tensor mixes ragged dims, `names[k]` for the k-th
+    entry of `ragged` (each a table the caller passes). Each dim listed in `causal`
+    follows a ragged dim and, at index i of that dim, has extent i + 1: the pair is a
+    triangle, stored without its upper half. The other dims are dense. Row b starts at
+    `{offsets}[b] * dense`, where dense is the product of the dense dims after dim 0 and
+    `{offsets}` is the exclusive prefix sum of each row's size (the product of its
+    ragged lengths, a triangle counting n (n + 1) / 2), computed by the kernel's
+    prelude. Offsets within a row are row-major, a triangle's (i, j) at i (i + 1) / 2 + j.
 
     With `pad` > 1 each row's storage along its ragged dims rounds up to a multiple of
     `pad` (`pad_storage`), so a loop padded to that multiple stays inside the row; its
-    row starts come from the prefix sums of the padded lengths, `{dim}_off{k}_pad{pad}`.
+    row starts come from the prefix sums of the padded lengths.
     """
 
     dim: str
     ragged: tuple
     pad: int = 1
+    names: tuple = ()
+    causal: tuple = ()
 
     @property
     def lengths_table(self):
-        """The table of row lengths, `{dim}_len`."""
+        """The table of row lengths of the first ragged dim, `{dim}_len`."""
         return f"{self.dim}_len"
+
+    def name_of(self, dim):
+        """The name of the ragged dim at position `dim` of the shape."""
+        return self.names[self.ragged.index(dim)] if self.names else self.dim
+
+    @property
+    def dim_names(self):
+        """The distinct ragged dims the layout reads the lengths of, first seen first."""
+        return tuple(dict.fromkeys(self.names or (self.dim,)))
 
     @property
     def offsets_table(self):
-        """The prelude table of row starts, `{dim}_off{k}`."""
-        unpadded = f"{self.dim}_off{len(self.ragged)}"
-        return unpadded if self.pad == 1 else f"{unpadded}_pad{self.pad}"
+        """The prelude table of row starts: `{dim}_off{k}` for k copies of one ragged dim
+        (`_pad{pad}` when padded), else the factors' names joined, `M_N_off`."""
+        parts = [self.name_of(d) + ("_causal" if d + 1 in self.causal else "")
+                 for d in self.ragged]
+        if len(set(parts)) == 1 and not self.causal:
+            base = f"{self.dim}_off{len(self.ragged)}"
+        else:
+            base = "_".join(parts) + "_off"
+        return base if self.pad == 1 else f"{base}_pad{self.pad}"
+
+    def prefix_sum(self, count):
+        """The prelude entry that computes `offsets_table` over `count` rows."""
+        from .nodes import PrefixSum  # nodes imports base, which imports this module
+
+        factors = tuple((f"{self.name_of(d)}_len", d + 1 in self.causal) for d in self.ragged)
+        return PrefixSum(self.offsets_table, factors, count, self.pad)
+
+    def _length(self, dim, row):
+        return round_up(sympy.Function(f"{self.name_of(dim)}_len", integer=True,
+                                       nonnegative=True)(as_expr(row)), self.pad)
 
     def extent(self, shape, dim, indices):
         """The extent of `dim` in the row that `indices` falls in (padded storage's)."""
         if dim in self.ragged:
-            return round_up(sympy.Function(self.lengths_table, integer=True, nonnegative=True)(
-                as_expr(indices[0])), self.pad)
+            return self._length(dim, indices[0])
+        if dim in self.causal:
+            return as_expr(indices[dim - 1]) + 1
         return as_expr(shape[dim])
 
     def _dense(self, shape):
-        return sympy.Mul(*(as_expr(e) for d, e in enumerate(shape) if d and d not in self.ragged))
+        return sympy.Mul(*(as_expr(e) for d, e in enumerate(shape)
+                           if d and d not in self.ragged and d not in self.causal))
 
     def offset(self, shape, indices):
         """Flat offset of `indices`: the row's start plus the row-major offset inside it.
@@ -81,7 +115,15 @@ class Ragged:
             as_expr(indices[0]))
         inside = sympy.Integer(0)
         for dim in range(1, len(shape)):
-            inside = inside * self.extent(shape, dim, indices) + as_expr(indices[dim])
+            index = as_expr(indices[dim])
+            if dim + 1 in self.causal:
+                length = self._length(dim, indices[0])
+                inside = inside * floordiv(length * (length + 1), 2)
+            elif dim in self.causal:
+                previous = as_expr(indices[dim - 1])
+                inside = inside + floordiv(previous * (previous + 1), 2) + index
+            else:
+                inside = inside * self.extent(shape, dim, indices) + index
         offset = sympy.expand(row_start * self._dense(shape) + inside)
         flat = self._flat_index(indices)
         if flat is not None:
@@ -91,7 +133,7 @@ class Ragged:
     def _flat_index(self, indices):
         """f when `indices` start (`{dim}_row(f)`, `{dim}_pos(f)`) and rows are stored
         unpadded along one ragged dim, so that the row start plus the position is f."""
-        if self.pad != 1 or self.ragged != (1,) or len(indices) < 2:
+        if self.pad != 1 or self.ragged != (1,) or self.causal or len(indices) < 2:
             return None
         row, position = as_expr(indices[0]), as_expr(indices[1])
         names = (f"{self.dim}_row", f"{self.dim}_pos")

@@ -169,16 +169,50 @@ class RaggedDim(Node):
 
 
 @dataclass(frozen=True, repr=False)
+class CausalDim(Node):
+    """A dim that follows ragged dim `of` in a shape and, at index i of that dim, runs over
+    [0, i]: a causal triangle (keys up to the query), stored without its upper half."""
+
+    of: RaggedDim
+
+    @property
+    def name(self):
+        return f"{self.of.name}_causal"
+
+    @property
+    def batch(self):
+        return self.of.batch
+
+    @property
+    def max(self):
+        return self.of.max
+
+
+@dataclass(frozen=True, repr=False)
 class PrefixSum(Node):
-    """A prelude table: `table[b]` = sum of `lengths[r] ** power` over rows r < b, for b
-    in [0, count]; ragged layouts find their rows' starts in it. With `pad` > 1 each
-    length first rounds up to a multiple of `pad` (rows of storage-padded buffers)."""
+    """A prelude table: `table[b]` = sum over rows r < b of the row's size, for b in
+    [0, count]; ragged layouts find their rows' starts in it. The size is the product of
+    `factors`, each `(lengths table, triangular)`: `lengths[r]`, or for a causal triangle
+    `lengths[r] * (lengths[r] + 1) / 2`. With `pad` > 1 each length first rounds up to a
+    multiple of `pad` (rows of storage-padded buffers)."""
 
     table: str
-    lengths: str
-    power: int
+    factors: tuple
     count: sympy.Expr
     pad: int = 1
+
+    @property
+    def lengths(self):
+        """The lengths table of the first factor (the one a lone factor sums)."""
+        return self.factors[0][0]
+
+    def row_sizes(self, lengths):
+        """The size of each row given `lengths` ({lengths table: ints or int arrays})."""
+        size = 1
+        for name, triangular in self.factors:
+            length = -(-lengths[name] // self.pad) * self.pad
+            size = size * (length * (length + 1) // 2 if triangular else length)
+        return size
 
 
 @dataclass(frozen=True, repr=False)
@@ -197,12 +231,15 @@ class FlatRows(Node):
     """Prelude tables for a fused ragged loop: for each flat position f < sum of the
     lengths, `rows[f]` is the row f falls in and `positions[f]` its place in that row,
     rows back to back in row order (so row b's first f is the prefix sum of the lengths
-    before b)."""
+    before b). With `pad` > 1 the tables run on to a multiple of `pad` entries (bulk
+    padding): each extra position continues the last row past its end, so the row start
+    plus the position is still f, and lands in the storage padded after the last row."""
 
     rows: str
     positions: str
     lengths: str
     count: sympy.Expr
+    pad: int = 1
 
     @property
     def table(self):
@@ -250,5 +287,5 @@ class Kernel(Node):
                 # Bounded by its own row's length, which is what proves a fused loop's
                 # accesses stay inside their rows; `bounds` eliminates it before `rows`.
                 ranges[sympy.Function(entry.positions, integer=True, nonnegative=True)] = (
-                    sympy.Integer(0), lengths(rows(TABLE_ARGUMENT)) - 1)
+                    sympy.Integer(0), lengths(rows(TABLE_ARGUMENT)) + entry.pad - 2)
         return ranges

@@ -113,8 +113,10 @@ def _lines(stmt, depth, mark):
 
 def _shape_text(buffer):
     """A buffer's dims, a ragged dim by its name (`B, L, 64`)."""
-    ragged = getattr(buffer.layout, "ragged", ())
-    return ", ".join(buffer.layout.dim if d in ragged else show(s)
+    layout = buffer.layout
+    ragged, causal = getattr(layout, "ragged", ()), getattr(layout, "causal", ())
+    return ", ".join(layout.name_of(d) if d in ragged
+                     else f"{layout.name_of(d - 1)}_causal" if d in causal else show(s)
                      for d, s in enumerate(buffer.shape))
 
 
@@ -131,11 +133,14 @@ def render(node, mark=None):
         return (f"{node.name}: ragged, {node.lengths_table}[b] in [0, {node.max}] "
                 f"for b < {show(node.batch)}")
     if isinstance(node, ir.PrefixSum):
-        power = "" if node.power == 1 else f" ** {node.power}"
-        length = (f"{node.lengths}[r]" if node.pad == 1
-                  else f"round_up({node.lengths}[r], {node.pad})")
-        return (f"{node.table}[b] = sum({length}{power} for r < b), "
-                f"b <= {show(node.count)}")
+        factors = []
+        for lengths, triangular in node.factors:
+            length = (f"{lengths}[r]" if node.pad == 1
+                      else f"round_up({lengths}[r], {node.pad})")
+            factors.append(f"tri({length})" if triangular else length)
+        counts = {factor: factors.count(factor) for factor in factors}
+        size = " * ".join(factor if n == 1 else f"{factor} ** {n}" for factor, n in counts.items())
+        return f"{node.table}[b] = sum({size} for r < b), b <= {show(node.count)}"
     if isinstance(node, ir.RowOrder):
         return (f"{node.table}[k] = the row with the k-th longest {node.lengths}, "
                 f"k < {show(node.count)}")

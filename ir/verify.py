@@ -13,6 +13,7 @@ from . import nodes as ir
 from .dtypes import boolean
 from .errors import VerifyError
 from .index import bounds, proves, symbol, table
+from .layout import round_up
 from .printer import render, show
 from .verify_gpu import check_gpu
 from .walk import children, exprs_of
@@ -251,13 +252,14 @@ def table_sizes(kernel):
     for entry in kernel.prelude:
         if isinstance(entry, ir.PrefixSum):
             sizes[entry.table] = entry.count + 1
-            if entry.power == 1 and entry.pad == 1:
+            if entry.factors == ((entry.lengths, False),) and entry.pad == 1:
                 totals[entry.lengths] = table(entry.table)(entry.count)
         elif isinstance(entry, ir.RowOrder):
             sizes[entry.table] = entry.count
     for entry in kernel.prelude:
         if isinstance(entry, ir.FlatRows) and entry.lengths in totals:
-            sizes[entry.rows] = sizes[entry.positions] = totals[entry.lengths]
+            sizes[entry.rows] = sizes[entry.positions] = round_up(totals[entry.lengths],
+                                                                  entry.pad)
     return sizes
 
 

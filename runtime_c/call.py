@@ -11,10 +11,9 @@ argument ends in a ShapeError that names it instead of a crash.
 
 import numpy as np
 
-from ..ir.arrays import RaggedArray
 from ..ir.dtypes import storage_type
 from ..ir.errors import ShapeError
-from ..ir.shapes import bind_shape_vars, gather_ragged, storage_shape
+from ..ir.shapes import bind_shape_vars, gather_ragged, ragged_result, storage_shape
 from .forks import before_kernel_call
 from .memory import AllocationCheck
 
@@ -44,8 +43,8 @@ class CompiledKernel:
         """
         out = {} if out is None else out
         self._check_names(arguments, out)
-        arrays, lengths = gather_ragged(self.kernel, {**arguments, **out})
-        binding = bind_shape_vars(self.kernel, arrays, lengths)
+        arrays, lengths, row_shapes = gather_ragged(self.kernel, {**arguments, **out})
+        binding = bind_shape_vars(self.kernel, arrays, lengths, row_shapes)
         for name in out:
             array = arrays[name]
             if not (array.flags.c_contiguous and array.flags.writeable):
@@ -76,7 +75,8 @@ class CompiledKernel:
                   for d in self.kernel.ragged_dims]
         before_kernel_call(self.library_path)
         self._function(*pointers, *sizes, *tables)
-        results = {name: self._result(name, arrays[name], lengths, out) for name in self.outputs}
+        results = {name: self._result(name, arrays[name], binding, lengths, out)
+                   for name in self.outputs}
         return results[self.outputs[0]] if len(self.outputs) == 1 else results
 
     def _separate_overlaps(self, arrays, out):
@@ -93,13 +93,13 @@ class CompiledKernel:
                 if np.may_share_memory(arrays[name], arrays[other]):
                     arrays[other] = arrays[other].copy()
 
-    def _result(self, name, values, lengths, out):
+    def _result(self, name, values, binding, lengths, out):
         buffer = self.kernel.param(name)
         if not buffer.is_ragged:
             return values
         if name in out:
             return out[name]
-        return RaggedArray(values, lengths[buffer.layout.dim])
+        return ragged_result(buffer, values, binding, lengths)
 
     def _check_names(self, arguments, out):
         if not isinstance(out, dict):

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..ir.errors import QuiltError, ToolchainMissing
 from .call import CompiledKernel
-from .toolchain import Toolchain
+from .toolchain import SANITIZE_FLAGS, Toolchain
 
 EMULATION_HEADER = Path(__file__).with_name("cuda_emu.h")
 CXX_INSTALL_HINT = "apt-get install -y g++"
@@ -41,12 +41,13 @@ class EmulationToolchain(Toolchain):
         return super().identity() + "\ncuda_emu.h " + header
 
 
-def emulation_toolchain():
-    """The C++ compiler `CXX` names (default `g++`) with the emulation flags."""
+def emulation_toolchain(sanitize=False):
+    """The C++ compiler `CXX` names (default `g++`) with the emulation flags, and the
+    sanitizer flags when asked."""
     command = tuple(shlex.split(os.environ.get("CXX") or "g++"))
     if not command or shutil.which(command[0]) is None:
         raise ToolchainMissing(command[0] if command else "g++", CXX_INSTALL_HINT)
-    return EmulationToolchain(command, EMULATION_FLAGS)
+    return EmulationToolchain(command, EMULATION_FLAGS + (SANITIZE_FLAGS if sanitize else ()))
 
 
 @functools.cache

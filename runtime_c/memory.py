@@ -75,8 +75,7 @@ def _call_values(kernel, sizes, lengths):
         values[_longest(dim)] = sympy.Integer(int(rows.max()) if rows.size else 0)
     for entry in kernel.prelude:
         if isinstance(entry, ir.PrefixSum):
-            rows = -(-longest[entry.lengths] // entry.pad) * entry.pad
-            values[_total(entry)] = sympy.Integer(int((rows ** entry.power).sum()))
+            values[_total(entry)] = sympy.Integer(int(entry.row_sizes(longest).sum()))
     return values
 
 
@@ -92,9 +91,9 @@ class AllocationCheck:
             largest[_longest(dim)] = sympy.Integer(dim.max)
         for entry in kernel.prelude:
             if isinstance(entry, ir.PrefixSum):
-                dim = next(d for d in kernel.ragged_dims if d.lengths_table == entry.lengths)
-                row = -(-dim.max // entry.pad) * entry.pad
-                largest[_total(entry)] = entry.count.xreplace(largest) * row ** entry.power
+                longest_rows = {d.lengths_table: d.max for d in kernel.ragged_dims}
+                largest[_total(entry)] = (entry.count.xreplace(largest)
+                                          * entry.row_sizes(longest_rows))
         for alloc, loops in _heap_allocations(kernel.body):
             elements = bounds(sympy.expand(alloc.buffer.size()), _ranges(kernel, loops))[1]
             # Booleans are stored one per byte (dtypes.storage_type).

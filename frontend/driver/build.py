@@ -119,12 +119,11 @@ def _compile(rendered, sanitize):
     target, kernels, source = rendered.target, rendered.kernels, rendered.source
     declarations = rendered.declarations
     if target.renderer.target == "cuda":
-        if sanitize:
-            raise QuiltError(f"sanitize=True builds C only; build target {target.name!r} "
-                             "without it, or the same schedule without GPU bindings for "
-                             "target='c'")
+        if sanitize and target.name == "cuda":
+            raise QuiltError("sanitize=True builds for the CPU only; build target 'cuda' "
+                             "without it, or the same schedule for target='cuda-emu'")
         binaries = compile_cuda(source) if target.name == "cuda" else None
-        toolchain = target.toolchain()
+        toolchain = target.toolchain(sanitize) if sanitize else target.toolchain()
         library = None if toolchain is None else DEFAULT_CACHE.load(source, declarations,
                                                                    toolchain)
         return {kernel.name: CudaKernel(kernel, source, library, binaries, target.name)

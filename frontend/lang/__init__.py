@@ -10,6 +10,7 @@ from .tensor import (
     Tensor,
     abs,
     cast,
+    causal_dim,
     compute,
     erf,
     exp,

@@ -131,11 +131,11 @@ def _lower_stage(tensor, names, sizes, size_ranges):
 
 def _ragged_dims(tensor):
     """The ragged dims `tensor` needs the lengths of: in its shape and its reductions."""
-    dims = [e for e in tensor.shape if isinstance(e, ir.RaggedDim)]
+    extents = list(tensor.shape)
     if isinstance(tensor.body, ReduceExpr):
-        dims += [axis.extent for axis, _ in tensor.body.axes
-                 if isinstance(axis.extent, ir.RaggedDim)]
-    return dims
+        extents += [axis.extent for axis, _ in tensor.body.axes]
+    return [e.of if isinstance(e, ir.CausalDim) else e for e in extents
+            if isinstance(e, (ir.RaggedDim, ir.CausalDim))]
 
 
 def _kernel_dim(dim):
@@ -158,9 +158,8 @@ def _ragged_tables(tensors, params):
         layout = tensor.buffer.layout
         if isinstance(layout, Ragged):
             dim = _kernel_dim(dims[layout.dim])
-            prelude[layout.offsets_table] = ir.PrefixSum(
-                layout.offsets_table, dim.lengths_table, len(layout.ragged), dim.batch)
-    carried = {p.layout.dim for p in params if p.is_ragged}
+            prelude[layout.offsets_table] = layout.prefix_sum(dim.batch)
+    carried = {name for p in params if p.is_ragged for name in p.layout.dim_names}
     for name, dim in dims.items():
         if name not in carried:
             raise LanguageError(
@@ -210,14 +209,6 @@ def lower(outputs, name="kernel"):
         if not tensor.is_placeholder and id(tensor) not in output_ids:
             body = ir.Alloc(tensor.buffer, "global", body)
     inputs = [t.buffer for t in order if t.is_placeholder]
-    for buffer in inputs + [t.buffer for t in outputs]:
-        if buffer.is_ragged and buffer.layout.ragged != (1,):
-            raise LanguageError(
-                f"{buffer.name} is an input or output with ragged dims at "
-                f"{list(buffer.layout.ragged)}; arguments hold one ragged dim right after the "
-                "batch, (B, L, dense...), as a RaggedArray does: keep (B, L, L) tensors "
-                "inside the program"
-            )
     _check_sizes_bound(size_ranges, inputs + [t.buffer for t in outputs])
     shape_vars = tuple(ir.ShapeVar(size, lo, hi) for size, (lo, hi) in size_ranges.items())
     ragged_dims, prelude = _ragged_tables(order, inputs + [t.buffer for t in outputs])

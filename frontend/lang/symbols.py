@@ -75,7 +75,7 @@ def sizes_of(shape):
     """{name: Size} of the sizes that `shape` mentions (a ragged dim's batch included)."""
     sizes = {}
     for extent in shape:
-        if isinstance(extent, ir.RaggedDim):
+        if isinstance(extent, (ir.RaggedDim, ir.CausalDim)):
             extent = extent.batch
         for size in sorted(extent.free_symbols, key=lambda s: s.name):
             if not isinstance(size, Size):

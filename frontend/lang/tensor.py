@@ -53,8 +53,17 @@ def ragged_dim(name, parent, max):  # noqa: A002 (the issue's spelling of the ar
     return ir.RaggedDim(name, _as_size(parent), max)
 
 
+def causal_dim(of):
+    """A dim that, placed right after ragged dim `of` in a shape, runs at index i of `of`
+    over [0, i]: `(B, L, qc.causal_dim(L))` is each row's lower triangle (a causal
+    attention map), stored without its upper half."""
+    if not isinstance(of, ir.RaggedDim):
+        raise LanguageError(f"causal_dim follows a ragged dim (qc.ragged_dim), not {of!r}")
+    return ir.CausalDim(of)
+
+
 def _as_size(extent):
-    if isinstance(extent, ir.RaggedDim):
+    if isinstance(extent, (ir.RaggedDim, ir.CausalDim)):
         return extent
     try:
         return as_expr(extent)
@@ -100,8 +109,21 @@ def _resolve_ragged_axes(body, shape, axes):
                     f"start with that batch, e.g. ({extent.batch}, ...)"
                 )
             extent = row_length(extent, axes[0])
+        elif isinstance(extent, ir.CausalDim):
+            extent = _causal_extent(axis, extent, shape, axes)
         resolved.append((axis, extent))
     return ReduceExpr(body.combiner, body.value, tuple(resolved))
+
+
+def _causal_extent(axis, dim, shape, axes):
+    """A reduction over causal dim `dim` runs up to the compute's index along `dim.of`."""
+    positions = [d for d, extent in enumerate(shape) if extent == dim.of]
+    if len(positions) != 1:
+        raise LanguageError(
+            f"reduce axis {axis} runs over {dim.name}, up to the index along {dim.of.name}; "
+            f"the compute's shape must hold {dim.of.name} exactly once to say which index, "
+            f"but holds it {len(positions)} times")
+    return axes[positions[0]] + 1
 
 
 def _reject_reductions(*values):
@@ -176,23 +198,31 @@ class Tensor:
 
 
 def _buffer(name, dtype, shape):
-    """The IR buffer of a tensor: dense, or ragged (a ragged dim's shape entry is its max).
-    Its shape holds the kernel's plain size symbols."""
+    """The IR buffer of a tensor: dense, or ragged (a ragged or causal dim's shape entry is
+    its max). Its shape holds the kernel's plain size symbols."""
     ragged = [(d, e) for d, e in enumerate(shape) if isinstance(e, ir.RaggedDim)]
+    causal = [(d, e) for d, e in enumerate(shape) if isinstance(e, ir.CausalDim)]
+    for position, dim in causal:
+        if shape[position - 1] != dim.of:
+            raise LanguageError(
+                f"{name}: {dim.name} runs up to the index of {dim.of.name}, so it must come "
+                f"right after {dim.of.name} in the shape, e.g. ({dim.batch}, {dim.of.name}, "
+                f"qc.causal_dim({dim.of.name}))")
     if not ragged:
         return ir.Buffer(name, dtype, tuple(to_kernel(e) for e in shape))
-    dims = {e for _, e in ragged}
-    if len(dims) > 1:
-        raise LanguageError(f"{name} has ragged dims {', '.join(sorted(d.name for d in dims))}; "
-                            "a tensor may use one ragged dim (repeated, e.g. (B, L, L))")
-    dim = dims.pop()
-    if ragged[0][0] == 0 or shape[0] != dim.batch:
-        raise LanguageError(
-            f"{name}: ragged dim {dim.name} varies over a batch of {dim.batch} rows, so the "
-            f"shape must start with that batch, e.g. ({dim.batch}, {dim.name}, ...)"
-        )
-    storage_shape = tuple(e.max if isinstance(e, ir.RaggedDim) else to_kernel(e) for e in shape)
-    return ir.Buffer(name, dtype, storage_shape, Ragged(dim.name, tuple(d for d, _ in ragged)))
+    for position, dim in ragged:
+        if position == 0 or shape[0] != dim.batch:
+            raise LanguageError(
+                f"{name}: ragged dim {dim.name} varies over a batch of {dim.batch} rows, so "
+                f"the shape must start with that batch, e.g. ({dim.batch}, {dim.name}, ...)"
+            )
+    storage_shape = tuple(e.max if isinstance(e, (ir.RaggedDim, ir.CausalDim))
+                          else to_kernel(e) for e in shape)
+    names = tuple(dim.name for _, dim in ragged)
+    layout = Ragged(names[0], tuple(d for d, _ in ragged),
+                    names=names if len(set(names)) > 1 else (),
+                    causal=tuple(d for d, _ in causal))
+    return ir.Buffer(name, dtype, storage_shape, layout)
 
 
 def row_length(dim, row):
@@ -201,8 +231,11 @@ def row_length(dim, row):
 
 
 def loop_extents(shape, axes):
-    """Loop extents of a compute over `shape`: a ragged dim's is its length in row axes[0]."""
-    return tuple(row_length(e, axes[0]) if isinstance(e, ir.RaggedDim) else e for e in shape)
+    """Loop extents of a compute over `shape`: a ragged dim's is its length in row axes[0],
+    a causal dim's the index of the dim before it plus one."""
+    return tuple(row_length(e, axes[0]) if isinstance(e, ir.RaggedDim)
+                 else axes[d - 1] + 1 if isinstance(e, ir.CausalDim) else e
+                 for d, e in enumerate(shape))
 
 
 def placeholder(shape, dtype="float32", name=None, value_range=None):

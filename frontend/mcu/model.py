@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..driver.build import load_library, render
-from ..ir.arrays import is_integer_in
+from ..ir.array_checks import is_integer_in
 from ..ir.errors import QuiltError
 from ..nn import quantize as q
 from ..nn.bitserial import bitserial_conv2d_int, build_lut, check_act_bits

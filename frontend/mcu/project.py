@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.arrays import to_numpy
+from ..ir.array_checks import to_numpy
 from ..ir.errors import QuiltError, ShapeError
 from ..nn.bitserial import check_act_bits
 from ..runtime_c import mcu_toolchain

@@ -13,7 +13,7 @@ pool vector w with the bits of p. That sum is the plain integer convolution with
 
 import numpy as np
 
-from ..ir.arrays import is_integer_in
+from ..ir.array_checks import is_integer_in
 from ..ir.errors import QuiltError, ShapeError
 from .im2col import windows
 from .quantize import requantize_to_range

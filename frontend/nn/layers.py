@@ -18,7 +18,7 @@ flattens NHWC, so the first Dense after convs expects (h, w, c) order.
 
 import numpy as np
 
-from ..ir.arrays import is_integer_in, to_numpy
+from ..ir.array_checks import is_integer_in, to_numpy
 from ..ir.errors import QuiltError, ShapeError
 from .im2col import col2im, im2col, output_size, windows
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.arrays import to_numpy
+from ..ir.array_checks import to_numpy
 from ..ir.errors import QuiltError, ShapeError
 from . import layers as nn
 from . import quantize as q

@@ -19,7 +19,7 @@ import copy
 
 import numpy as np
 
-from ..ir.arrays import is_integer_in, to_numpy
+from ..ir.array_checks import is_integer_in, to_numpy
 from ..ir.errors import QuiltError, ShapeError
 from . import layers as nn
 from .bitserial import VECTOR_LEN, build_lut, check_act_bits

@@ -39,21 +39,22 @@ def _padded_buffer(kernel, buffer, dim, multiple, asked, alloc):
         shape[dim] = round_up(shape[dim], multiple)
         return dataclasses.replace(buffer, shape=tuple(shape)), None
     layout = buffer.layout
-    if not isinstance(layout, Ragged) or dim not in layout.ragged or layout.pad != 1:
-        obstacle = (f"dim {dim} of {buffer.name} is dense inside ragged rows"
+    if (not isinstance(layout, Ragged) or dim not in layout.ragged or layout.pad != 1
+            or layout.causal):
+        obstacle = (f"{buffer.name} holds a causal triangle, whose rows a padding would not "
+                    "keep triangular" if isinstance(layout, Ragged) and layout.causal
+                    else f"dim {dim} of {buffer.name} is dense inside ragged rows"
                     if isinstance(layout, Ragged) and layout.pad == 1
                     else f"{buffer.name} is already padded or not row-major")
         raise ScheduleError(
             "pad_storage", asked, obstacle,
-            f"Pad one of the ragged dims {list(getattr(layout, 'ragged', ()))} of "
-            f"{buffer.name} (each row pads along all of them), once.",
+            f"Pad one of the ragged dims {list(getattr(layout, 'ragged', ()))} of a buffer "
+            "without a causal dim (each row pads along all of them), once.",
             render(kernel, mark=alloc),
         )
     padded = dataclasses.replace(layout, pad=multiple)
     ragged_dim = next(d for d in kernel.ragged_dims if d.name == layout.dim)
-    entry = ir.PrefixSum(padded.offsets_table, layout.lengths_table, len(layout.ragged),
-                         ragged_dim.batch, multiple)
-    return dataclasses.replace(buffer, layout=padded), entry
+    return dataclasses.replace(buffer, layout=padded), padded.prefix_sum(ragged_dim.batch)
 
 
 def pad_storage(kernel, buffer, dim, multiple):

@@ -50,7 +50,7 @@ def fuse_ragged(kernel, outer_path, outer, inner, guards, asked):
     dim = _row_dim(kernel, outer, inner, asked)
     fused = symbol(fresh_name(kernel, f"{outer.var}_{inner.var}"))
     rows = ir.FlatRows(f"{dim.name}_row", f"{dim.name}_pos", dim.lengths_table, dim.batch)
-    starts = ir.PrefixSum(f"{dim.name}_off1", dim.lengths_table, 1, dim.batch)
+    starts = ir.PrefixSum(f"{dim.name}_off1", ((dim.lengths_table, False),), dim.batch)
     mapping = {outer.var: table(rows.rows)(fused), inner.var: table(rows.positions)(fused)}
     body = substitute(inner.body, mapping)
     for cond in reversed(guards):

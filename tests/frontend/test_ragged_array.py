@@ -185,7 +185,7 @@ def test_from_list_errors_name_the_row_and_the_fix():
     with pytest.raises(qc.ShapeError, match=re.escape(
             "row 2 has shape (1, 4), whose inner shape (4,) differs from (3,); every row must be "
             "an array (length, 3) with one shared inner shape")):
-        RaggedArray.from_list([np.ones((2, 3)), np.ones((0, 3)), np.ones((1, 4))])
+        RaggedArray.from_list([np.ones((2, 3)), np.ones((0, 3)), np.ones((1, 4))], inner_shape=(3,))
     with pytest.raises(qc.ShapeError, match=r"row 1 is a scalar; each row must be an array"):
         RaggedArray.from_list([[1.0], 2.0])
     with pytest.raises(qc.ShapeError, match=r"row 0 is itself ragged"):

@@ -130,11 +130,3 @@ def test_a_padded_loop_over_a_row_is_rejected_by_the_verifier():
         qc.ir.verify(broken)
 
 
-def test_an_output_with_two_ragged_dims_is_refused():
-    batch, length, x = _declare(2)
-    h = qc.reduce_axis(2, "h")
-    scores = qc.compute((batch, length, length),
-                        lambda b, i, j: qc.sum(x[b, i, h] * x[b, j, h], axis=h), "scores")
-    with pytest.raises(qc.LanguageError, match=r"scores is an input or output with ragged dims "
-                                               r"at \[1, 2\]"):
-        qc.lower(scores)

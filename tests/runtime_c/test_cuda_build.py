@@ -103,7 +103,8 @@ def test_runs_on_the_gpu():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-def test_sanitize_is_refused_for_cuda_targets():
-    with pytest.raises(qc.QuiltError, match=r"sanitize=True builds C only; build target "
-                       r"'cuda-emu' without it"):
-        qc.build(cuda_kernels.matmul(), target="cuda-emu", sanitize=True)
+def test_sanitize_is_refused_for_the_gpu_target():
+    with pytest.raises(qc.QuiltError, match=r"sanitize=True builds for the CPU only; build "
+                       r"target 'cuda' without it, or the same schedule for "
+                       r"target='cuda-emu'"):
+        qc.build(cuda_kernels.matmul(), target="cuda", sanitize=True)
