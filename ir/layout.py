@@ -47,7 +47,9 @@ class Ragged:
 
     With `pad` > 1 each row's storage along its ragged dims rounds up to a multiple of
     `pad` (`pad_storage`), so a loop padded to that multiple stays inside the row; its
-    row starts come from the prefix sums of the padded lengths.
+    row starts come from the prefix sums of the padded lengths. With `bulk` > 1 the
+    whole batch's storage rounds up to a multiple of `bulk` positions after the last
+    row (`pad_bulk`), where a fused loop's padded positions land.
     """
 
     dim: str
@@ -55,6 +57,7 @@ class Ragged:
     pad: int = 1
     names: tuple = ()
     causal: tuple = ()
+    bulk: int = 1
 
     @property
     def lengths_table(self):
@@ -94,7 +97,17 @@ class Ragged:
                                        nonnegative=True)(as_expr(row)), self.pad)
 
     def extent(self, shape, dim, indices):
-        """The extent of `dim` in the row that `indices` falls in (padded storage's)."""
+        """The extent of `dim` in the row that `indices` falls in (padded storage's).
+
+        Indexed through a fused loop's tables at flat position f, the position's extent
+        is what keeps the flat index inside the storage: `pos(f) - f + positions`, so that
+        pos(f) < extent exactly when f is below the positions stored (the rows' total, or
+        that rounded up to `bulk`), which is what a bulk-padded position needs to be safe.
+        """
+        flat = self.flat_index(indices)
+        if dim == 1 and flat is not None:
+            stored = round_up(self._total(shape), self.bulk)
+            return as_expr(indices[1]) - flat + stored
         if dim in self.ragged:
             return self._length(dim, indices[0])
         if dim in self.causal:
@@ -125,26 +138,37 @@ class Ragged:
             else:
                 inside = inside * self.extent(shape, dim, indices) + index
         offset = sympy.expand(row_start * self._dense(shape) + inside)
-        flat = self._flat_index(indices)
+        flat = self.flat_index(indices)
         if flat is not None:
             offset = sympy.expand(offset.xreplace({row_start: flat - as_expr(indices[1])}))
         return offset
 
-    def _flat_index(self, indices):
+    def flat_index(self, indices):
         """f when `indices` start (`{dim}_row(f)`, `{dim}_pos(f)`) and rows are stored
         unpadded along one ragged dim, so that the row start plus the position is f."""
         if self.pad != 1 or self.ragged != (1,) or self.causal or len(indices) < 2:
             return None
         row, position = as_expr(indices[0]), as_expr(indices[1])
-        names = (f"{self.dim}_row", f"{self.dim}_pos")
-        for expr, name in zip((row, position), names):
+        for expr, kind in zip((row, position), ("row", "pos")):
             if not (isinstance(expr, sympy.core.function.AppliedUndef)
-                    and expr.func.__name__ == name):
+                    and _is_flat_table(expr.func.__name__, f"{self.dim}_{kind}")):
                 return None
-        return row.args[0] if row.args == position.args else None
+        suffixes = {expr.func.__name__.removeprefix(f"{self.dim}_{kind}")
+                    for expr, kind in zip((row, position), ("row", "pos"))}
+        return row.args[0] if row.args == position.args and len(suffixes) == 1 else None
+
+    def _total(self, shape):
+        return sympy.Function(self.offsets_table, integer=True, nonnegative=True)(
+            as_expr(shape[0]))
 
     def size(self, shape):
-        """Elements of the whole batch: the prefix sum over all rows times the dense dims."""
-        total = sympy.Function(self.offsets_table, integer=True, nonnegative=True)(
-            as_expr(shape[0]))
-        return total * self._dense(shape)
+        """Elements of the whole batch: the prefix sum over all rows (rounded up to `bulk`)
+        times the dense dims."""
+        return round_up(self._total(shape), self.bulk) * self._dense(shape)
+
+
+def _is_flat_table(name, base):
+    """Whether `name` is a fused loop's table `base` (`L_row`) or its bulk-padded version
+    (`L_row_bulk8`)."""
+    return name == base or (name.startswith(f"{base}_bulk")
+                            and name.removeprefix(f"{base}_bulk").isdigit())

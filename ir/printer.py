@@ -98,7 +98,9 @@ def _lines(stmt, depth, mark):
     elif isinstance(stmt, ir.Alloc):
         shape = _shape_text(stmt.buffer)
         padding = getattr(stmt.buffer.layout, "pad", 1)
+        bulk = getattr(stmt.buffer.layout, "bulk", 1)
         note = stmt.scope if padding == 1 else f"{stmt.scope}, rows padded to {padding}"
+        note += "" if bulk == 1 else f", storage after the last row to a multiple of {bulk}"
         out.append(f"{pad}{stmt.buffer.name} = alloc[{shape}] {stmt.buffer.dtype}  # {note}")
         out.extend(_lines(stmt.body, depth, mark))
     elif isinstance(stmt, ir.Barrier):
@@ -145,8 +147,9 @@ def render(node, mark=None):
         return (f"{node.table}[k] = the row with the k-th longest {node.lengths}, "
                 f"k < {show(node.count)}")
     if isinstance(node, ir.FlatRows):
+        padding = "" if node.pad == 1 else f", run on past the last row to a multiple of {node.pad}"
         return (f"{node.rows}[f], {node.positions}[f] = the row and place of flat position f, "
-                f"rows r < {show(node.count)} of {node.lengths}[r] back to back")
+                f"rows r < {show(node.count)} of {node.lengths}[r] back to back{padding}")
     if isinstance(node, ir.Kernel):
         params = ", ".join(render(p) for p in node.params)
         head = [f"kernel {node.name}({params}):  # writes {', '.join(node.outputs)}"]

@@ -204,14 +204,14 @@ def _taken_apart(found, var, extent, ranges, depth):
 
         by_quotient = [rewrite(a, {remainder: remainder_range, **a.inner_ranges}) for a in found]
         by_remainder = [rewrite(a, a.inner_ranges) for a in found]
-        if _independent(by_quotient, quotient, quotient_range[1] + 1, both, depth + 1) is None and (
-            _independent(by_remainder, remainder, divisor, both, depth + 1) is None
+        if independent(by_quotient, quotient, quotient_range[1] + 1, both, depth + 1) is None and (
+            independent(by_remainder, remainder, divisor, both, depth + 1) is None
         ):
             return True
     return False
 
 
-def _independent(found, var, extent, ranges, depth=0):
+def independent(found, var, extent, ranges, depth=0):
     """None when the iterations of `var` touch disjoint elements of the buffer that
     `found` (all accesses of one buffer) reach; else (obstacle, access to blame)."""
     views = [lambda access: _without_mod(access.buffer.offset(access.indices))]
@@ -244,7 +244,7 @@ def carried_dependence(kernel, path, private_scopes=()):
     found = accesses(loop.body, private)
     for name in sorted({access.buffer.name for access in found if access.is_write}):
         of_buffer = [access for access in found if access.buffer.name == name]
-        overlap = _independent(of_buffer, loop.var, loop.extent, ranges)
+        overlap = independent(of_buffer, loop.var, loop.extent, ranges)
         if overlap is not None:
             obstacle, access = overlap
             return obstacle, access.stmt

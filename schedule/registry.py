@@ -33,9 +33,11 @@ from .primitives import (
     compute_inline,
     cross_thread_reduce,
     decompose,
+    distribute,
     fold_storage,
     fuse,
     hfuse,
+    pad_bulk,
     pad_local,
     pad_loop,
     pad_storage,
@@ -151,7 +153,8 @@ class Primitive:
     """One entry of the table: `function(kernel, *arguments) -> (kernel, results)` (a
     pass: `function(kernel) -> kernel`), its one-line summary, its parameters in call
     order, and the names of what it returns (loops, or for a cache the new tensor's
-    name): the method returns nothing, the one result, or a tuple of them."""
+    name): the method returns nothing, the one result, or a tuple of them; with
+    `returns_each`, a tuple of however many loops the step made."""
 
     name: str
     function: object
@@ -159,6 +162,7 @@ class Primitive:
     params: tuple = ()
     returns: tuple = ()
     is_pass: bool = False
+    returns_each: bool = False
 
     @property
     def decisions(self):
@@ -190,6 +194,8 @@ class Primitive:
 
     def returned(self, results):
         """What the Schedule method returns: nothing, the one result, or a tuple."""
+        if self.returns_each:
+            return tuple(results)
         if not self.returns:
             return None
         return results[0] if len(self.returns) == 1 else tuple(results)
@@ -263,8 +269,16 @@ PRIMITIVES = _entries(
     Primitive("decompose", decompose.decompose,
               "Move the initialisation of reduction `tensor` into its own nest before `loop`.",
               (tensor("tensor"), loop("loop"))),
+    Primitive("distribute", distribute.distribute,
+              "Split `loop` into one loop per statement of its body (fission), when no two "
+              "statements meet across iterations.",
+              (loop("loop"),), returns=("loops",), returns_each=True),
     Primitive("pad_loop", pad_loop.pad_loop,
               "Round `loop`'s extent up to a multiple, guarding what would run past it.",
+              (loop("loop"), integer("multiple", decision=True)), returns=("loop",)),
+    Primitive("pad_bulk", pad_bulk.pad_bulk,
+              "Round fused ragged loop `loop` up to a multiple of flat positions, padding "
+              "the intermediates' storage after their last row.",
               (loop("loop"), integer("multiple", decision=True)), returns=("loop",)),
     Primitive("pad_local", pad_local.pad_local,
               "Compute local tile `tensor` in full at the edge: drop the guards on its "

@@ -40,14 +40,17 @@ def check_multiple(primitive, asked, multiple, kernel, node):
 
 
 @dataclass(frozen=True)
-class _Padding:
+class Padding:
     """The loop being padded: its variable, old and new extents, and the names of the
-    kernel's intermediate (allocated) buffers."""
+    kernel's intermediate (allocated) buffers with storage for the padded iterations.
+    `flat` marks a fused ragged loop (pad_bulk), whose stores reach storage at the flat
+    position itself rather than at the variable in one dim."""
 
     var: sympy.Symbol
     extent: sympy.Expr
     padded: sympy.Expr
     intermediates: frozenset
+    flat: bool = False
 
 
 def _stays_inside(stmt, padding, ranges):
@@ -58,9 +61,13 @@ def _stays_inside(stmt, padding, ranges):
     var = padding.var
     if not isinstance(stmt, ir.Store) or stmt.buffer.name not in padding.intermediates:
         return False
-    if not any(index == var and sympy.expand(stmt.buffer.extent(dim, stmt.indices)
-                                             - padding.padded) == 0
-               for dim, index in enumerate(stmt.indices)):
+    if padding.flat:
+        writes_padding = stmt.buffer.layout.flat_index(stmt.indices) == var
+    else:
+        writes_padding = any(index == var and sympy.expand(
+            stmt.buffer.extent(dim, stmt.indices) - padding.padded) == 0
+            for dim, index in enumerate(stmt.indices))
+    if not writes_padding:
         return False
     loads = find_all(stmt.value, lambda node: isinstance(node, ir.Load))
     found = [(stmt.buffer, stmt.indices)] + [(load.buffer, load.indices) for load in loads]
@@ -73,7 +80,7 @@ def _stays_inside(stmt, padding, ranges):
     return True
 
 
-def _guard(stmt, padding, ranges):
+def guard_padded(stmt, padding, ranges):
     """`stmt` with `var < extent` on each leaf that cannot run the padded iterations,
     and around each loop or guard whose own table lookup the padded iterations would
     take out of range."""
@@ -87,14 +94,15 @@ def _guard(stmt, padding, ranges):
     if isinstance(stmt, ir.For):
         inner = dict(ranges)
         inner[stmt.var] = (sympy.Integer(0), stmt.extent - 1)
-        return ir.For(stmt.var, stmt.extent, _guard(stmt.body, padding, inner), stmt.kind)
+        return ir.For(stmt.var, stmt.extent, guard_padded(stmt.body, padding, inner), stmt.kind)
     if isinstance(stmt, ir.If):
-        otherwise = None if stmt.otherwise is None else _guard(stmt.otherwise, padding, ranges)
-        return ir.If(stmt.cond, _guard(stmt.then, padding, ranges), otherwise)
+        otherwise = (None if stmt.otherwise is None
+                     else guard_padded(stmt.otherwise, padding, ranges))
+        return ir.If(stmt.cond, guard_padded(stmt.then, padding, ranges), otherwise)
     if isinstance(stmt, ir.Seq):
-        return ir.Seq(tuple(_guard(s, padding, ranges) for s in stmt.stmts))
+        return ir.Seq(tuple(guard_padded(s, padding, ranges) for s in stmt.stmts))
     if isinstance(stmt, ir.Alloc):
-        return ir.Alloc(stmt.buffer, stmt.scope, _guard(stmt.body, padding, ranges))
+        return ir.Alloc(stmt.buffer, stmt.scope, guard_padded(stmt.body, padding, ranges))
     return stmt
 
 
@@ -109,6 +117,6 @@ def pad_loop(kernel, loop, multiple):
     ranges[node.var] = (sympy.Integer(0), padded - 1)
     intermediates = frozenset(stmt.buffer.name for stmt in find_all(
         kernel.body, lambda n: isinstance(n, ir.Alloc)))
-    body = _guard(node.body, _Padding(node.var, node.extent, padded, intermediates), ranges)
+    body = guard_padded(node.body, Padding(node.var, node.extent, padded, intermediates), ranges)
     new_loop = ir.For(node.var, padded, body, node.kind)
     return with_body(kernel, replace_at(kernel.body, path, new_loop)), [node.var]

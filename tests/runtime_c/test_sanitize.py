@@ -102,13 +102,13 @@ def _run_sanitized(script):
 
 
 def test_ragged_property_tests_run_clean_under_asan_and_ubsan():
-    """The random ragged schedules, ragged fusion and several-ragged-dims tests once more,
-    every kernel they compile (C and cuda-emu) built with the sanitizers: no kernel reads or
-    writes past a row."""
+    """The random ragged schedules, ragged fusion, bulk padding and several-ragged-dims
+    tests once more, every kernel they compile (C and cuda-emu) built with the sanitizers:
+    no kernel reads or writes past a row."""
     environment = dict(require_sanitizer_environment(), QUILTC_TEST_SANITIZE="1")
     tests = [os.path.join(os.path.dirname(__file__), "..", "schedule", name)
              for name in ("test_ragged_sequences.py", "test_ragged_fuse.py",
-                         "test_ragged_guards.py")]
+                         "test_ragged_guards.py", "test_pad_bulk.py")]
     tests.append(os.path.join(os.path.dirname(__file__), "..", "frontend",
                               "test_ragged_nested.py"))
     result = subprocess.run(

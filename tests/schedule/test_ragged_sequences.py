@@ -71,6 +71,19 @@ def use_pad_storage(draw, sch):
         sch.pad_storage(name, draw(st.sampled_from(layout.ragged)), draw(MULTIPLES))
 
 
+def use_pad_bulk(draw, sch):
+    """Pad a fused ragged loop (its extent a prefix sum's total), then split it into the
+    whole tiles the padding makes."""
+    totals = {sympy.Function(f"{dim.name}_off1", integer=True, nonnegative=True)(dim.batch)
+              for dim in sch.kernel.ragged_dims}
+    fused = [loop.var for loop in _loops(sch.kernel) if loop.extent in totals]
+    if fused:
+        multiple = draw(MULTIPLES)
+        padded = sch.pad_bulk(draw(st.sampled_from(fused)), multiple)
+        if draw(st.booleans()):
+            sch.split(padded, multiple)
+
+
 def use_split_op(draw, sch):
     rows = [loop.var for loop in _loops(sch.kernel) if _is_row_length(loop, sch.kernel)]
     if rows:
@@ -93,6 +106,7 @@ def use_parallel(draw, sch):
 
 
 USES = {"fuse": use_fuse, "pad_loop": use_pad_loop, "pad_storage": use_pad_storage,
+        "pad_bulk": use_pad_bulk,
         "split_op": use_split_op, "remap": use_remap, "parallel": use_parallel}
 
 

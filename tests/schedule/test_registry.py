@@ -27,7 +27,9 @@ SIGNATURES = {
     "cache_read": "(self, tensor, scope, at)",
     "cache_write": "(self, tensor, scope, at)",
     "decompose": "(self, tensor, loop)",
+    "distribute": "(self, loop)",
     "pad_loop": "(self, loop, multiple)",
+    "pad_bulk": "(self, loop, multiple)",
     "pad_local": "(self, tensor)",
     "pad_storage": "(self, tensor, dim, multiple)",
     "fold_storage": "(self, tensor, loop)",
@@ -68,7 +70,8 @@ def test_the_decisions_a_tuner_may_vary():
     decisions = {name: entry.decisions for name, entry in PRIMITIVES.items() if entry.decisions}
     assert decisions == {
         "split": ("factor",), "tile": ("x_factor", "y_factor"), "pad_loop": ("multiple",),
-        "pad_storage": ("multiple",), "remap": ("order",), "split_op": ("factor",),
+        "pad_bulk": ("multiple",), "pad_storage": ("multiple",), "remap": ("order",),
+        "split_op": ("factor",),
         "cross_thread_reduce": ("threads",),
     }
     assert "factor: an integer; a decision a tuner may vary" in qc.Schedule.split.__doc__

@@ -96,6 +96,25 @@ def _side_by_side():
     return [doubled, shifted], sch
 
 
+def _bulk_padded():
+    program = ragged_programs.pipeline()
+    sch = qc.Schedule(program)
+    fused = sch.fuse(*sch.loops("Y")[:2])
+    sch.split(sch.pad_bulk(fused, 4), 4)
+    return program, sch
+
+
+def _distributed():
+    x = qc.placeholder((3, 4), "int32", "x")
+    doubled = qc.compute((3, 4), lambda i, j: x[i, j] * 2, "doubled")
+    k = qc.reduce_axis(4, "k")
+    total = qc.compute((3,), lambda r: qc.sum(doubled[r, k], axis=k), "total")
+    sch = qc.Schedule(total)
+    sch.compute_at(doubled, sch.loops(total)[0])
+    sch.distribute(sch.loops(total)[0])
+    return total, sch
+
+
 def _locally_padded():
     _, _, c = recipes.matmul_program(qc.var("M", 1, 64), 32, 16)
     sch = recipes.schedule_matmul(c, rows=4, cols=16, vector=8)
@@ -104,7 +123,8 @@ def _locally_padded():
 
 
 SCHEDULES = [_register_blocked, _tiled_and_fused, _softmax_cpu, _inlined, _gpu, _softmax_gpu,
-             _ragged, _folded, _side_by_side, _locally_padded]
+             _ragged, _folded, _side_by_side, _locally_padded, _bulk_padded,
+             _distributed]
 
 
 @pytest.mark.parametrize("scheduled", SCHEDULES, ids=lambda f: f.__name__.strip("_"))
