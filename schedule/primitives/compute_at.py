@@ -14,7 +14,9 @@ The producer's loops over its dimensions become loops over the region read (see
 schedule/region.py) with fresh names, indices start + offset, guarded where start +
 offset may pass the producer's extent; a region dimension of extent 1 needs no loop. Any
 other loops of the producer (a reduction's, with its `init_when`) move along unchanged.
-The producer keeps its storage; only where it is computed changes.
+The producer keeps its storage; only where it is computed changes. A reduction whose
+initialisation stands in a nest of its own (decompose, or a reduction over an axis that
+may be empty) moves with that nest, the initialisation first.
 """
 
 import dataclasses
@@ -75,9 +77,15 @@ def _inside(path, loop_path):
     return len(path) > len(loop_path) and path[: len(loop_path)] == loop_path
 
 
-def _producer_stage(kernel, buffer, at_loop):
-    """(stage position, writer path) of the producer: a computed intermediate written by
-    one statement."""
+def _is_initialisation(stmt):
+    """Whether `stmt` stores a constant (a decomposed reduction's identity)."""
+    return isinstance(stmt, ir.Store) and isinstance(stmt.value, ir.Const)
+
+
+def _producer_stages(kernel, buffer, at_loop):
+    """[(stage position, writer path)] of the producer: a computed intermediate written by
+    one statement, or a reduction decomposed into its initialisation's nest and its own
+    (each a stage of its own, the initialisation first)."""
     name = buffer.name
     if name in kernel.outputs:
         raise ScheduleError(
@@ -96,16 +104,21 @@ def _producer_stage(kernel, buffer, at_loop):
             "Name a computed tensor; to bring an input closer use cache_read.",
             render(kernel, mark=at_loop),
         )
-    positions = {_stage_of(kernel, path) for path in writers}
-    if len(writers) > 1 or len(positions) > 1:
+    positions = [_stage_of(kernel, path) for path in writers]
+    statements = [get_at(kernel.body, path) for path in writers]
+    decomposed = (len(writers) == 2 and positions[0] < positions[1]
+                  and _is_initialisation(statements[0])
+                  and isinstance(statements[1], ir.Reduce))
+    if len(writers) > 1 and not decomposed or len(set(positions)) < len(positions):
         raise ScheduleError(
             PRIMITIVE, f"compute {name} at loop {at_loop.var}",
-            f"{name} is written by {len(writers)} statements (after decompose, say), and "
-            "compute_at moves one loop nest holding one store",
-            "Apply compute_at before decompose.",
+            f"{name} is written by {len(writers)} statements, and compute_at moves one loop "
+            "nest holding one store, or a reduction's initialisation nest and its own",
+            "Apply compute_at before splitting the writes apart, or decompose the "
+            "reduction into a nest of its own (decompose at its outermost loop).",
             render(kernel, mark=get_at(kernel.body, writers[0])),
         )
-    return positions.pop(), writers[0]
+    return list(zip(positions, writers))
 
 
 def _check_stage_is_own(kernel, buffer, position, at_loop):
@@ -186,7 +199,9 @@ def _dimension_loops(kernel, buffer, stage_path, writer_path, at_loop):
     stage = get_at(kernel.body, stage_path)
     nest_loops = {loop.var: loop for loop in loops_on_path(stage, writer_path[len(stage_path):])}
     loops = []
-    for index, extent in zip(writer.indices, buffer.shape):
+    for dim, index in enumerate(writer.indices):
+        # A ragged dim's extent is the row's length, as the writer's loop runs it.
+        extent = buffer.extent(dim, writer.indices)
         loop = nest_loops.get(index)
         taken = loop is not None and any(loop.var == other.var for other in loops)
         if loop is None or taken or sympy.expand(loop.extent - extent) != 0:
@@ -250,17 +265,24 @@ def compute_at(kernel, buffer_name, loop):
     """
     at_path, at_loop = resolve_loop(kernel, loop, PRIMITIVE)
     buffer = buffer_named(kernel, buffer_name, PRIMITIVE)
-    position, writer_path = _producer_stage(kernel, buffer, at_loop)
+    producers = _producer_stages(kernel, buffer, at_loop)
     _check_readers(kernel, buffer, at_path, at_loop)
-    _check_order(kernel, buffer, position, at_path, at_loop)
-    _check_stage_is_own(kernel, buffer, position, at_loop)
-    stage_path, nest = _stages(kernel)[position]
-    loops = _dimension_loops(kernel, buffer, stage_path, writer_path, at_loop)
+    for position, _ in producers:
+        _check_order(kernel, buffer, position, at_path, at_loop)
+        _check_stage_is_own(kernel, buffer, position, at_loop)
     region = infer_region(
         at_loop.body, buffer, ranges_on_path(kernel, at_path), "read", PRIMITIVE
     )
-    variables = fresh_symbols(kernel, [f"{buffer.name}_{loop.var}" for loop in loops])
-    moved = _restrict(nest, loops, region, variables)
-    new_loop = dataclasses.replace(at_loop, body=ir.seq(moved, at_loop.body))
+    nests = []
+    for position, writer_path in producers:
+        stage_path, nest = _stages(kernel)[position]
+        nests.append((nest, _dimension_loops(kernel, buffer, stage_path, writer_path, at_loop)))
+    variables = iter(fresh_symbols(kernel, [f"{buffer.name}_{loop.var}"
+                                            for _, loops in nests for loop in loops]))
+    moved = [_restrict(nest, loops, region, [next(variables) for _ in loops])
+             for nest, loops in nests]
+    new_loop = dataclasses.replace(at_loop, body=ir.seq(*moved, at_loop.body))
     body = replace_at(kernel.body, at_path, new_loop)
-    return with_body(kernel, _without_stage(body, stage_path)), []
+    for position, _ in sorted(producers, reverse=True):
+        body = _without_stage(body, _stages(kernel)[position][0])
+    return with_body(kernel, body), []

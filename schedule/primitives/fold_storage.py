@@ -15,7 +15,8 @@ shifted by the same offset by those variables (so each iteration's slice moves a
 block and never overlaps another's live data): compute_at's producer writes each
 iteration's region before its reader runs. The folded buffer is a fixed-size local array,
 so a slice whose extent is symbolic (a whole row of N elements) is refused here rather
-than by the build; a slice that ends at a constant index is sized by that index.
+than by the build; a slice that ends at a constant index is sized by that index, and a
+row of a ragged dim by the dim's declared maximum.
 """
 
 import dataclasses
@@ -25,6 +26,7 @@ import sympy
 from ...ir import nodes as ir
 from ...ir.errors import ScheduleError
 from ...ir.index import bounds, simplify
+from ...ir.layout import Dense
 from ...ir.printer import render
 from ...ir.walk import find_all, rewrite
 from ..nest import loops_on_path, walk_paths
@@ -45,16 +47,20 @@ def _accesses(stmt, name):
     return found
 
 
-def _slice_extent(asked, name, dim, extent, inside, fixed, ranges, kernel, target):
+def _slice_extent(asked, name, dim, extent, inside, fixed, ranges, kernel, target,
+                  varies_by_row):
     """The constant extent of dim `dim` of one iteration's slice: past the highest index
-    any access reaches, no more than the buffer's own extent. The folded buffer is local
-    (a fixed-size array in C), so a symbolic extent is refused here, not at build."""
+    any access reaches, no more than the buffer's own extent (for a dim that `varies_by_row`,
+    a ragged one, its declared maximum). The folded buffer is local (a fixed-size array in
+    C), so a symbolic extent is refused here, not at build."""
     highest = max(bounds(a.indices[dim].xreplace(fixed), ranges)[1] for a in inside)
     # The sizes' ranges only settle a Min such as Min(1, N) for N >= 1; the highest index
     # stays in loop terms, so a slice as long as N is refused rather than sized by N's hi.
     size = simplify(sympy.Min(sympy.sympify(extent), highest + 1), {**kernel.ranges(), **ranges})
     if not size.is_Integer and (highest + 1).is_Integer:
         size = highest + 1  # room for every index reached, even where the extent is less
+    if not size.is_Integer and varies_by_row and sympy.sympify(extent).is_Integer:
+        size = sympy.Integer(extent)  # a row of a ragged dim: room for its declared maximum
     if not size.is_Integer:
         _fail(asked, f"one iteration of loop {target.var} uses a slice of {name} that is "
                      f"{size} long in dim {dim}, which is not a constant, and a folded buffer "
@@ -95,9 +101,13 @@ def fold_storage(kernel, name, loop):
         if len(offsets) != 1 or not offsets.pop().free_symbols <= set(fixed):
             _fail(asked, f"the accesses of {name} move differently in dim {dim}", kernel,
                   "Fold at a loop whose iterations each use one block of the buffer.")
+        varies_by_row = (dim in getattr(buffer.layout, "ragged", ())
+                         or dim in getattr(buffer.layout, "causal", ()))
         shape.append(_slice_extent(asked, name, dim, extent, inside, fixed, ranges, kernel,
-                                   target))
-    folded = dataclasses.replace(buffer, shape=tuple(shape))
+                                   target, varies_by_row))
+    # One iteration's slice of a ragged buffer is a plain array: its rows no longer lie
+    # back to back.
+    folded = dataclasses.replace(buffer, shape=tuple(shape), layout=Dense())
 
     def fold(node):
         if isinstance(node, (ir.Load, ir.Store, ir.Reduce)) and node.buffer.name == name:

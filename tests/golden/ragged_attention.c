@@ -3,15 +3,28 @@
  * size B in [0, 4096]
  *
  * schedule:
- *     j_1_o, j_1_i, j_1_r = sch.split_op('j_1', 32)
- *     sch.reorder('d_1', 'j_1_i')
+ *     i_o, i_i, i_r = sch.split_op('i', 4)
+ *     j_1_o, j_1_i, j_1_r_1 = sch.split_op('j_1', 32)
+ *     i_i, i_i_1 = sch.distribute('i_i')
+ *     sch.reorder('j_1_o', 'i_i')
+ *     sch.reorder('d_1', 'i_i', 'j_1_i')
  *     scores_local = sch.cache_write('scores', 'local', at='j_1_o')
  *     sch.decompose('scores_local', 'd_1')
+ *     sch.unroll('i_i')
  *     j_1_i_o, j_1_i_i = sch.split('j_1_i', 16)
  *     sch.unroll('j_1_i_o')
  *     sch.vectorize('j_1_i_i')
- *     sch.reorder('d_1_r', 'j_1_r')
- *     sch.vectorize('j_1_r')
+ *     sch.reorder('d_1_r_1', 'j_1_r_1')
+ *     sch.vectorize('j_1_r_1')
+ *     j_1_r_o, j_1_r_i, j_1_r_r = sch.split_op('j_1_r', 32)
+ *     sch.reorder('d_1_r', 'j_1_r_i')
+ *     scores_local_1 = sch.cache_write('scores', 'local', at='j_1_r_o')
+ *     sch.decompose('scores_local_1', 'd_1_r')
+ *     j_1_r_i_o, j_1_r_i_i = sch.split('j_1_r_i', 16)
+ *     sch.unroll('j_1_r_i_o')
+ *     sch.vectorize('j_1_r_i_i')
+ *     sch.reorder('d_1_r_r', 'j_1_r_r')
+ *     sch.vectorize('j_1_r_r')
  *     sch.reorder('j_6', 'e_1')
  *     context_local = sch.cache_write('context', 'local', at='i_4')
  *     sch.decompose('context_local', 'j_6')
@@ -142,30 +155,66 @@ void ragged_attention(
     }
     #pragma omp parallel for schedule(dynamic)
     for (int64_t b_1_h_1 = 0; b_1_h_1 < 4 * B; ++b_1_h_1) {
-        for (int64_t i = 0; i < L_len[(b_1_h_1 / 4)]; ++i) {
+        for (int64_t i_o = 0; i_o < L_len[(b_1_h_1 / 4)] / 4; ++i_o) {
             for (int64_t j_1_o = 0; j_1_o < L_len[(b_1_h_1 / 4)] / 32; ++j_1_o) {
-                float scores_local[32];
-                for (int64_t j_1_i_init = 0; j_1_i_init < 32; ++j_1_i_init) {
-                    scores_local[j_1_i_init] = 0.0f;
+                float scores_local[128];
+                for (int64_t i_i_init = 0; i_i_init < 4; ++i_i_init) {
+                    for (int64_t j_1_i_init = 0; j_1_i_init < 32; ++j_1_i_init) {
+                        scores_local[j_1_i_init + (32 * i_i_init)] = 0.0f;
+                    }
                 }
                 for (int64_t d_1 = 0; d_1 < 16; ++d_1) {
-                    #pragma GCC unroll 2
-                    for (int64_t j_1_i_o = 0; j_1_i_o < 2; ++j_1_i_o) {
-                        #pragma omp simd
-                        for (int64_t j_1_i_i = 0; j_1_i_i < 16; ++j_1_i_i) {
-                            scores_local[j_1_i_i + (16 * j_1_i_o)] += QKV[d_1 + (16 * (b_1_h_1 % 4)) + (192 * i) + (192 * L_off1[(b_1_h_1 / 4)])] * keys_t[j_1_i_i + (16 * j_1_i_o) + (32 * j_1_o) + (64 * L_off1[(b_1_h_1 / 4)]) + (d_1 * L_len[(b_1_h_1 / 4)]) + (16 * L_len[(b_1_h_1 / 4)] * (b_1_h_1 % 4))];
+                    #pragma GCC unroll 4
+                    for (int64_t i_i = 0; i_i < 4; ++i_i) {
+                        #pragma GCC unroll 2
+                        for (int64_t j_1_i_o = 0; j_1_i_o < 2; ++j_1_i_o) {
+                            #pragma omp simd
+                            for (int64_t j_1_i_i = 0; j_1_i_i < 16; ++j_1_i_i) {
+                                scores_local[j_1_i_i + (16 * j_1_i_o) + (32 * i_i)] += QKV[d_1 + (16 * (b_1_h_1 % 4)) + (192 * i_i) + (192 * L_off1[(b_1_h_1 / 4)]) + (768 * i_o)] * keys_t[j_1_i_i + (16 * j_1_i_o) + (32 * j_1_o) + (64 * L_off1[(b_1_h_1 / 4)]) + (d_1 * L_len[(b_1_h_1 / 4)]) + (16 * L_len[(b_1_h_1 / 4)] * (b_1_h_1 % 4))];
+                            }
                         }
                     }
                 }
-                for (int64_t scores_local_3 = 0; scores_local_3 < 32; ++scores_local_3) {
-                    scores[scores_local_3 + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * j_1_o) + (i * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4))] = scores_local[scores_local_3];
+                for (int64_t scores_local_2 = 0; scores_local_2 < 4; ++scores_local_2) {
+                    for (int64_t scores_local_3 = 0; scores_local_3 < 32; ++scores_local_3) {
+                        scores[scores_local_3 + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * j_1_o) + (scores_local_2 * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4)) + (4 * i_o * L_len[(b_1_h_1 / 4)])] = scores_local[scores_local_3 + (32 * scores_local_2)];
+                    }
                 }
             }
-            for (int64_t d_1_r = 0; d_1_r < 16; ++d_1_r) {
+            for (int64_t i_i_1 = 0; i_i_1 < 4; ++i_i_1) {
+                for (int64_t d_1_r_1 = 0; d_1_r_1 < 16; ++d_1_r_1) {
+                    #pragma omp simd
+                    for (int64_t j_1_r_1 = 0; j_1_r_1 < L_len[(b_1_h_1 / 4)] - (32 * (L_len[(b_1_h_1 / 4)] / 32)); ++j_1_r_1) {
+                        if (d_1_r_1 == 0) scores[j_1_r_1 + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (i_i_1 * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4)) + (4 * i_o * L_len[(b_1_h_1 / 4)])] = 0.0f;
+                        scores[j_1_r_1 + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (i_i_1 * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4)) + (4 * i_o * L_len[(b_1_h_1 / 4)])] += QKV[d_1_r_1 + (16 * (b_1_h_1 % 4)) + (192 * i_i_1) + (192 * L_off1[(b_1_h_1 / 4)]) + (768 * i_o)] * keys_t[j_1_r_1 + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (64 * L_off1[(b_1_h_1 / 4)]) + (d_1_r_1 * L_len[(b_1_h_1 / 4)]) + (16 * L_len[(b_1_h_1 / 4)] * (b_1_h_1 % 4))];
+                    }
+                }
+            }
+        }
+        for (int64_t i_r = 0; i_r < L_len[(b_1_h_1 / 4)] - (4 * (L_len[(b_1_h_1 / 4)] / 4)); ++i_r) {
+            for (int64_t j_1_r_o = 0; j_1_r_o < L_len[(b_1_h_1 / 4)] / 32; ++j_1_r_o) {
+                float scores_local_1[32];
+                for (int64_t j_1_r_i_init = 0; j_1_r_i_init < 32; ++j_1_r_i_init) {
+                    scores_local_1[j_1_r_i_init] = 0.0f;
+                }
+                for (int64_t d_1_r = 0; d_1_r < 16; ++d_1_r) {
+                    #pragma GCC unroll 2
+                    for (int64_t j_1_r_i_o = 0; j_1_r_i_o < 2; ++j_1_r_i_o) {
+                        #pragma omp simd
+                        for (int64_t j_1_r_i_i = 0; j_1_r_i_i < 16; ++j_1_r_i_i) {
+                            scores_local_1[j_1_r_i_i + (16 * j_1_r_i_o)] += QKV[d_1_r + (16 * (b_1_h_1 % 4)) + (192 * i_r) + (192 * L_off1[(b_1_h_1 / 4)]) + (768 * (L_len[(b_1_h_1 / 4)] / 4))] * keys_t[j_1_r_i_i + (16 * j_1_r_i_o) + (32 * j_1_r_o) + (64 * L_off1[(b_1_h_1 / 4)]) + (d_1_r * L_len[(b_1_h_1 / 4)]) + (16 * L_len[(b_1_h_1 / 4)] * (b_1_h_1 % 4))];
+                        }
+                    }
+                }
+                for (int64_t scores_local_1_3 = 0; scores_local_1_3 < 32; ++scores_local_1_3) {
+                    scores[scores_local_1_3 + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * j_1_r_o) + (i_r * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4)) + (4 * L_len[(b_1_h_1 / 4)] * (L_len[(b_1_h_1 / 4)] / 4))] = scores_local_1[scores_local_1_3];
+                }
+            }
+            for (int64_t d_1_r_r = 0; d_1_r_r < 16; ++d_1_r_r) {
                 #pragma omp simd
-                for (int64_t j_1_r = 0; j_1_r < L_len[(b_1_h_1 / 4)] - (32 * (L_len[(b_1_h_1 / 4)] / 32)); ++j_1_r) {
-                    if (d_1_r == 0) scores[j_1_r + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (i * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4))] = 0.0f;
-                    scores[j_1_r + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (i * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4))] += QKV[d_1_r + (16 * (b_1_h_1 % 4)) + (192 * i) + (192 * L_off1[(b_1_h_1 / 4)])] * keys_t[j_1_r + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (64 * L_off1[(b_1_h_1 / 4)]) + (d_1_r * L_len[(b_1_h_1 / 4)]) + (16 * L_len[(b_1_h_1 / 4)] * (b_1_h_1 % 4))];
+                for (int64_t j_1_r_r = 0; j_1_r_r < L_len[(b_1_h_1 / 4)] - (32 * (L_len[(b_1_h_1 / 4)] / 32)); ++j_1_r_r) {
+                    if (d_1_r_r == 0) scores[j_1_r_r + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (i_r * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4)) + (4 * L_len[(b_1_h_1 / 4)] * (L_len[(b_1_h_1 / 4)] / 4))] = 0.0f;
+                    scores[j_1_r_r + (4 * L_off2[(b_1_h_1 / 4)]) + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (i_r * L_len[(b_1_h_1 / 4)]) + ((L_len[(b_1_h_1 / 4)] * L_len[(b_1_h_1 / 4)]) * (b_1_h_1 % 4)) + (4 * L_len[(b_1_h_1 / 4)] * (L_len[(b_1_h_1 / 4)] / 4))] += QKV[d_1_r_r + (16 * (b_1_h_1 % 4)) + (192 * i_r) + (192 * L_off1[(b_1_h_1 / 4)]) + (768 * (L_len[(b_1_h_1 / 4)] / 4))] * keys_t[j_1_r_r + (32 * (L_len[(b_1_h_1 / 4)] / 32)) + (64 * L_off1[(b_1_h_1 / 4)]) + (d_1_r_r * L_len[(b_1_h_1 / 4)]) + (16 * L_len[(b_1_h_1 / 4)] * (b_1_h_1 % 4))];
                 }
             }
         }

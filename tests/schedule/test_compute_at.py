@@ -10,7 +10,7 @@ import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.schedule.primitives.compute_at import compute_at
 
-from support import helpers, programs
+from support import helpers, programs, ragged_programs
 from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
@@ -152,14 +152,54 @@ def test_compute_at_replays_from_its_trace():
     pytest.param((("compute_at", "row_max", "i_1"),), "row_max", "j_1",
                  r"loop j_1 is not in a loop nest that runs after the one computing row_max",
                  id="into-its-own-nest"),
-    pytest.param((("decompose", "row_max", "i"),), "row_max", "i_1",
-                 r"row_max is written by 2 statements .*Apply compute_at before decompose",
-                 id="decomposed"),
+    pytest.param((("decompose", "row_max", "j"),), "row_max", "i_1",
+                 r"row_max is written by 2 statements, and compute_at moves one loop nest "
+                 r"holding one store, or a reduction's initialisation nest and its own",
+                 id="decomposed-inside-its-nest"),
 ])
 def test_compute_at_in_a_softmax_refuses_what_cannot_move(before, producer, loop, message):
     sch = programs.schedule(programs.row_softmax(3, 5), before)
     with pytest.raises(qc.ScheduleError, match=message):
         sch.compute_at(producer, loop)
+
+
+def test_a_reduction_decomposed_into_a_nest_of_its_own_moves_with_its_initialisation():
+    sch = programs.schedule(programs.row_softmax(3, 5), (("decompose", "row_max", "i"),))
+    sch.compute_at("row_max", "i_1")
+    text = qc.ir.render(sch.kernel)
+    assert text.index("row_max[i_1] = -inf") < text.index("row_max[i_1] max=") < text.index(
+        "exps[i_1, j_1] =")
+    X = helpers.random_array(np.random.default_rng(3), (3, 5))
+    exps = np.exp(X - X.max(axis=1, keepdims=True))
+    helpers.check_schedule(sch, {"X": X}, {"softmax": exps / exps.sum(axis=1, keepdims=True)})
+
+
+def test_a_ragged_softmax_computes_and_folds_each_row_inside_its_consumer():
+    """Each row's max, exponentials and sum computed at the row loop of the output, the
+    exponentials folded to one row sized by the ragged dim's maximum."""
+    batch = qc.var("B", 1, 8)
+    length = qc.ragged_dim("L", batch, 9)
+    x = qc.placeholder((batch, length, length), "float32", "X")
+    j = qc.reduce_axis(length, "j")
+    top = qc.compute((batch, length), lambda b, i: qc.max(x[b, i, j], axis=j), "M")
+    exps = qc.compute((batch, length, length), lambda b, i, k: qc.exp(x[b, i, k] - top[b, i]),
+                      "E")
+    j2 = qc.reduce_axis(length, "j2")
+    total = qc.compute((batch, length), lambda b, i: qc.sum(exps[b, i, j2], axis=j2), "Z")
+    probs = qc.compute((batch, length, length), lambda b, i, k: exps[b, i, k] / total[b, i], "P")
+    sch = qc.Schedule(probs)
+    row = sch.loops(probs)[1]
+    sch.decompose(total, sch.loops(total)[0])
+    for producer in (total, exps, top):
+        sch.compute_at(producer, row)
+    sch.fold_storage(exps, row)
+    assert "E = alloc[1, 1, 9] float32  # local" in qc.ir.render(sch.kernel)
+    rows = [helpers.random_array(np.random.default_rng(n), (n, n)) for n in (3, 0, 9, 1)]
+    expected = []
+    for r in rows:
+        e = np.exp(r - r.max(axis=1, keepdims=True, initial=-np.inf))
+        expected.append(e / e.sum(axis=1, keepdims=True))
+    ragged_programs.check_ragged(sch, {"X": qc.RaggedArray.from_list(rows)}, {"P": expected})
 
 
 def test_compute_at_after_splitting_the_producer_is_refused():
