@@ -24,6 +24,13 @@ lengths_strategy = st.lists(st.one_of(st.sampled_from([0, 1, MAX_LENGTH]),
                                       st.integers(0, MAX_LENGTH)), min_size=1, max_size=4)
 
 
+def _on_every_target_and_batch(test):
+    """`test(target, lengths, seed)` on each target, for drawn batches of lengths."""
+    drawn = given(lengths=lengths_strategy, seed=st.integers(0, 2**16))(test)
+    return pytest.mark.parametrize("target", TARGETS)(
+        settings(max_examples=examples(6), deadline=None)(drawn))
+
+
 def _declare():
     batch = qc.var("B", 1, 8)
     return batch, qc.ragged_dim("L", batch, MAX_LENGTH)
@@ -82,9 +89,7 @@ def _scores_program():
     return [scores, totals]
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@settings(max_examples=examples(6), deadline=None)
-@given(lengths=lengths_strategy, seed=st.integers(0, 2**16))
+@_on_every_target_and_batch
 def test_attention_maps_in_and_out(target, lengths, seed):
     rng = np.random.default_rng(seed)
     qs = _rows(rng, [(n, HIDDEN) for n in lengths])
@@ -109,9 +114,7 @@ def _heads_program():
     return [context, doubled]
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@settings(max_examples=examples(6), deadline=None)
-@given(lengths=lengths_strategy, seed=st.integers(0, 2**16))
+@_on_every_target_and_batch
 def test_per_head_maps_in_and_out(target, lengths, seed):
     rng = np.random.default_rng(seed)
     maps = _rows(rng, [(HEADS, n, n) for n in lengths])
@@ -137,9 +140,7 @@ def _causal_program():
     return [mixed, exponent]
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@settings(max_examples=examples(6), deadline=None)
-@given(lengths=lengths_strategy, seed=st.integers(0, 2**16))
+@_on_every_target_and_batch
 def test_causal_triangles_in_and_out(target, lengths, seed):
     rng = np.random.default_rng(seed)
     triangles = [np.tril(x) for x in _rows(rng, [(n, n) for n in lengths])]

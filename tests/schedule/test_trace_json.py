@@ -75,13 +75,19 @@ def _ragged():
     return program, sch
 
 
-def _folded():
+def _row_sums_computed_at_their_rows():
+    """total[r] = sum of doubled[r, :], with doubled computed inside total's row loop."""
     x = qc.placeholder((3, 4), "int32", "x")
     doubled = qc.compute((3, 4), lambda i, j: x[i, j] * 2, "doubled")
     k = qc.reduce_axis(4, "k")
     total = qc.compute((3,), lambda r: qc.sum(doubled[r, k], axis=k), "total")
     sch = qc.Schedule(total)
     sch.compute_at(doubled, sch.loops(total)[0])
+    return total, doubled, sch
+
+
+def _folded():
+    total, doubled, sch = _row_sums_computed_at_their_rows()
     sch.fold_storage(doubled, sch.loops(total)[0])
     return total, sch
 
@@ -105,12 +111,7 @@ def _bulk_padded():
 
 
 def _distributed():
-    x = qc.placeholder((3, 4), "int32", "x")
-    doubled = qc.compute((3, 4), lambda i, j: x[i, j] * 2, "doubled")
-    k = qc.reduce_axis(4, "k")
-    total = qc.compute((3,), lambda r: qc.sum(doubled[r, k], axis=k), "total")
-    sch = qc.Schedule(total)
-    sch.compute_at(doubled, sch.loops(total)[0])
+    total, _, sch = _row_sums_computed_at_their_rows()
     sch.distribute(sch.loops(total)[0])
     return total, sch
 
