@@ -19,7 +19,7 @@ import numpy as np
 
 from ..ir.arrays import RaggedArray
 from ..ir.errors import QuiltError, ShapeError
-from . import arguments, attention
+from . import arguments, attention, dense
 from . import ragged as ops
 
 WEIGHT_NAMES = (
@@ -105,11 +105,12 @@ class EncoderLayer:
             raise QuiltError(f"hidden size {self.hidden} is not a multiple of {heads} heads; "
                              "pass a number of heads that divides it")
         self.head_size, self.causal = self.hidden // heads, causal
-        # The linear kernel multiplies by (in, out) matrices: transpose PyTorch's once.
-        self.in_projection = np.ascontiguousarray(w["self_attn.in_proj_weight"].T)
-        self.out_projection = np.ascontiguousarray(w["self_attn.out_proj.weight"].T)
-        self.feed_forward_in = np.ascontiguousarray(w["linear1.weight"].T)
-        self.feed_forward_out = np.ascontiguousarray(w["linear2.weight"].T)
+        # The linear kernels multiply by (in, out) matrices: transpose PyTorch's once,
+        # and pack each once into the column panels its kernel streams.
+        self.in_projection, self.out_projection, self.feed_forward_in, self.feed_forward_out = (
+            dense.pack_weight(np.ascontiguousarray(w[name].T)) for name in (
+                "self_attn.in_proj_weight", "self_attn.out_proj.weight", "linear1.weight",
+                "linear2.weight"))
         self.weights = w
         self.tuned = {}
 
@@ -131,9 +132,9 @@ class EncoderLayer:
     def _linear(self, a, weight):
         kernel = self.tuned.get(weight.shape)
         if kernel is None:
-            return ops.linear(a, weight)
+            return dense.linear(a, weight)
         result = np.empty((a.shape[0], weight.shape[1]), np.float32)
-        kernel(X=a, W=weight, out={"Y": result})
+        kernel(X=a, W=getattr(weight, "matrix", weight), out={"Y": result})
         return result
 
     def __call__(self, x):
@@ -141,7 +142,7 @@ class EncoderLayer:
         x = arguments.ragged("x", x, (self.hidden,))
         x.check_max(self.max_length, "L (max_length)")
         w, total = self.weights, x.total
-        rows = ops.padded_rows(total)
+        rows = dense.padded_rows(total)
         # Buffers have up to 7 spare rows so every linear layer sees whole 8-row blocks.
         tokens = np.zeros((rows, self.hidden), np.float32)
         tokens[:total] = x.values

@@ -1,9 +1,10 @@
 """Operators on ragged batches (ragged in, ragged out), each a scheduled C kernel.
 
-Token-wise operators (elementwise, layer norm, linear layers) do not care which sequence a
-token belongs to, so they run as dense kernels over the flat `(total, features)` values of
-a `qc.RaggedArray`: no padding at all. Only attention needs the per-sequence structure
-(`quiltc.attention`); vgemm and trmm run matrices of different sizes.
+Token-wise operators (elementwise, layer norm; linear layers in `dense.py`) do not care
+which sequence a token belongs to, so they run as dense kernels over the flat `(total,
+features)` values of a `qc.RaggedArray`: no padding at all. Only attention needs the
+per-sequence structure (`quiltc.attention`); vgemm and trmm run matrices of different
+sizes.
 
     from quiltc import ops
     x = qc.RaggedArray.from_list([np.ones((3, 64), np.float32), np.ones((5, 64), np.float32)])
@@ -27,12 +28,6 @@ from . import arguments
 
 MAX_TOKENS = 1 << 22
 MAX_BATCH = 4096
-# Token rows per block of a linear layer's input, and of its register block: 8 on every
-# host, because the flat layout (`padded_rows`) depends on it.
-ROW_BLOCK = 8
-# Rows per call of the linear kernel: its A block (1024 x features) stays in L2 while
-# every column panel of the weight passes over it.
-ROWS_PER_CALL = 1024
 GELU_SCALE = np.float32(1.5957691216057308)  # 2 * sqrt(2 / pi)
 GELU_CUBIC = np.float32(0.044715)
 
@@ -122,71 +117,6 @@ def _add_layer_norm_kernel(features, eps, lanes=None):
             sch.vectorize(sch.loops(stage)[-1])
     sch.parallel(row)
     return build(sch)
-
-
-@functools.cache
-def _linear_kernel(in_features, out_features, lanes=None):
-    """C[t, r, :] = A[t, r, :] @ W over blocks of ROW_BLOCK tokens, scheduled as
-    recipes.schedule_matmul (parallel column panels, a register block of ROW_BLOCK rows of
-    two `lanes`-wide SIMD vectors, default the host's); the block dim being its own exact
-    dim keeps every guard out of the inner loop.
-
-    With AVX2 the 8 x 16 block fills all 16 ymm and gcc spills three accumulators, yet it
-    ran 1.1-1.5x as fast as the 8 x 8 block that fits (768 x 768 weights, one thread,
-    -march=haswell code): with one vector a row every FMA needs its own broadcast of A,
-    and the loads become the bottleneck."""
-    isa = isa_for(lanes)
-    _, cols = isa.matmul_block()
-    blocks = qc.var("T8", 0, MAX_TOKENS // ROW_BLOCK)
-    a = qc.placeholder((blocks, ROW_BLOCK, in_features), "float32", "A")
-    w = qc.placeholder((in_features, out_features), "float32", "W")
-    k = qc.reduce_axis(in_features, "k")
-    c = qc.compute((blocks, ROW_BLOCK, out_features),
-                   lambda t, r, j: qc.sum(a[t, r, k] * w[k, j], axis=k), "C")
-    sch = Schedule(c, name="linear")
-    block, row, col, reduction = sch.loops(c)
-    panel, col_inner = sch.split(col, cols)
-    sch.reorder(panel, block, reduction, row, col_inner)
-    local = sch.cache_write(c, "local", at=block)
-    sch.decompose(local, reduction)
-    vectors, vector = sch.split(col_inner, isa.float32_lanes)
-    sch.unroll(row)
-    sch.unroll(vectors)
-    sch.vectorize(vector)
-    sch.parallel(panel)
-    return build(sch)
-
-
-def padded_rows(tokens):
-    """Rows to allocate for `tokens` rows of a linear layer's input: a multiple of 8."""
-    return -(-tokens // ROW_BLOCK) * ROW_BLOCK
-
-
-def linear(a, weight, out=None):
-    """`a @ weight` for a flat (tokens, in) float32 array and an (in, out) weight.
-
-    `a` may have rows beyond the real tokens up to a multiple of 8 (see `padded_rows`),
-    which spares a copy; `out`, when given, has as many rows as `a` (any memory order,
-    and it may share memory with `a`)."""
-    a = arguments.dense("a", a, ("tokens", "in_features"))
-    weight = arguments.dense("weight", weight, (a.shape[1], "out_features"))
-    tokens, in_features = a.shape
-    out_features = weight.shape[1]
-    out = arguments.out(out, (tokens, out_features))
-    if tokens % ROW_BLOCK:
-        grown = np.zeros((padded_rows(tokens), in_features), np.float32)
-        grown[:tokens] = a
-        return arguments.write(out, linear(grown, weight)[:tokens])
-    # The kernel runs ROWS_PER_CALL rows a call: an out that overlaps `a` or the weight
-    # would overwrite rows a later call still reads.
-    result = arguments.direct(out, a, weight)
-    result = np.empty((tokens, out_features), np.float32) if result is None else result
-    kernel = _linear_kernel(in_features, out_features)
-    for start in range(0, tokens, ROWS_PER_CALL):
-        stop = min(tokens, start + ROWS_PER_CALL)
-        kernel(A=a[start:stop].reshape(-1, ROW_BLOCK, in_features), W=weight,
-               out={"C": result[start:stop].reshape(-1, ROW_BLOCK, out_features)})
-    return arguments.write(out, result)
 
 
 def _same_rows(x, values):

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import quiltc as qc
 from quiltc import attention, encoder, ops
 from quiltc.ir import interp
+from quiltc.ops import dense
 from quiltc.ops import ragged as ragged_ops
 from quiltc.runtime_c.host import host_isa
 
@@ -78,22 +79,29 @@ def test_add_layer_norm_matches_each_sequence(lengths, width, seed):
                                                               gamma, beta), rtol=1e-4, atol=1e-4)
 
 
-@given(tokens=st.sampled_from([0, 1, 7, 8, 13, 2053]), seed=st.integers(0, 2**31))
-def test_linear_matches_numpy_for_any_token_count(tokens, seed):
+@given(tokens=st.sampled_from([0, 1, 7, 8, 13, 2053]), seed=st.integers(0, 2**31),
+       out_features=st.sampled_from([40, 64, 128]), packed=st.booleans())
+def test_linear_matches_numpy_for_any_token_count(tokens, seed, out_features, packed):
+    """Weights whose columns make whole panels (packed, once or per call) and others."""
     require_cc()
     rng = np.random.default_rng(seed)
     a = rng.uniform(-1, 1, (tokens, 16)).astype(np.float32)
-    weight = rng.uniform(-1, 1, (16, 64)).astype(np.float32)
-    np.testing.assert_allclose(ops.linear(a, weight), a @ weight, rtol=1e-4, atol=1e-4)
+    weight = rng.uniform(-1, 1, (16, out_features)).astype(np.float32)
+    given_weight = ops.pack_weight(weight) if packed else weight
+    np.testing.assert_allclose(ops.linear(a, given_weight), a @ weight, rtol=1e-4, atol=1e-4)
 
 
-def test_linear_kernel_in_the_interpreter():
+def test_linear_kernels_in_the_interpreter():
     rng = np.random.default_rng(3)
     a = rng.uniform(-1, 1, (2, 8, 4)).astype(np.float32)
-    weight = rng.uniform(-1, 1, (4, 32)).astype(np.float32)
-    result = _interpreted(ragged_ops._linear_kernel(4, 32), A=a, W=weight)
-    np.testing.assert_allclose(result.reshape(16, 32), a.reshape(16, 4) @ weight, rtol=1e-5,
-                               atol=1e-5)
+    weight = rng.uniform(-1, 1, (4, 64)).astype(np.float32)
+    expected = a.reshape(16, 4) @ weight
+    unpacked = _interpreted(dense._unpacked_kernel(4, 64, lanes=16), A=a, W=weight)
+    packed = dense.pack_weight(weight, lanes=16)
+    assert packed.panels.shape == (1, 4, 64)
+    panels = _interpreted(dense._packed_kernel(4, 64, lanes=16), A=a, W=packed.panels)
+    for result in (unpacked, panels):
+        np.testing.assert_allclose(result.reshape(16, 64), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ def test_linear_out_may_overlap_its_input_across_calls(monkeypatch):
     """An out one row block ahead of `a` in one buffer: with several kernel calls, an
     earlier call's rows would land where a later call still reads."""
     require_cc()
-    monkeypatch.setattr(ops.ragged, "ROWS_PER_CALL", 8)
+    monkeypatch.setattr(ops.dense, "ROWS_PER_CALL", 8)
     rng = np.random.default_rng(0)
     buffer = rng.uniform(-1, 1, (40, 8)).astype(np.float32)
     weight = rng.uniform(-1, 1, (8, 8)).astype(np.float32)
