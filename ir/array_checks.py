@@ -213,3 +213,35 @@ def varying_axes(shapes, causal):
     if causal is not None:
         varying |= {causal - 1, causal}
     return sorted(varying)
+
+
+def jagged_parts(nested):
+    """(values, lengths) of a CPU `torch.nested` jagged tensor whose rows lie back to back,
+    the values a numpy view of its memory; ShapeError says how to fix any other tensor."""
+    torch = import_torch()
+    if not getattr(nested, "is_nested", False) or nested.layout != torch.jagged:
+        layout = getattr(nested, "layout", None)
+        raise ShapeError(
+            f"from_torch_nested needs a nested tensor of layout torch.jagged, got a "
+            f"{type(nested).__name__} of layout {layout}; build one with "
+            "torch.nested.nested_tensor(rows, layout=torch.jagged)"
+        )
+    if nested.device.type != "cpu":
+        raise ShapeError(
+            f"from_torch_nested reads memory in place, but the nested tensor is on "
+            f"{nested.device}; move it first with nested.cpu()"
+        )
+    if nested.lengths() is not None or not nested.values().is_contiguous():
+        raise ShapeError(
+            "the nested tensor's rows do not lie back to back in one contiguous buffer; "
+            "make them so first with nested.contiguous()"
+        )
+    try:
+        values = nested.values().detach().numpy()
+    except TypeError as error:
+        raise ShapeError(
+            f"the nested tensor's dtype {nested.dtype} has no numpy equivalent ({error}); "
+            "convert it first, e.g. nested.to(torch.float32)"
+        ) from None
+    offsets = nested.offsets().detach().numpy()
+    return values[offsets[0]:offsets[-1]], np.diff(offsets)
