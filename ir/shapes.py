@@ -108,8 +108,8 @@ def prelude_tables(kernel, lengths, binding):
         count = int(sympy.sympify(entry.count).xreplace(
             {k: sympy.Integer(v) for k, v in binding.items()}))
         if isinstance(entry, PrefixSum):
-            sizes = entry.row_sizes({f"{dim}_len": rows.astype(np.int64)[:count]
-                                     for dim, rows in lengths.items()})
+            sizes = entry.row_sizes({f"{dim}_len": row_lengths.astype(np.int64)[:count]
+                                     for dim, row_lengths in lengths.items()})
             tables[entry.table] = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         elif isinstance(entry, FlatRows):
             lengths_used = rows[:count]
@@ -182,9 +182,16 @@ def bind_shape_vars(kernel, arrays, lengths=None, row_shapes=None):
     binding = {}
     _bind_row_dims(kernel, row_shapes or {}, binding)
     ranges = {v.symbol: (v.lo, v.hi) for v in kernel.shape_vars}
+    rows_of = {}
     for dim in kernel.ragged_dims:
         if dim.name in lengths and isinstance(dim.batch, sympy.Symbol):
             binding.setdefault(dim.batch, len(lengths[dim.name]))
+            first = rows_of.setdefault(dim.batch, dim.name)
+            if len(lengths[dim.name]) != len(lengths[first]):
+                raise ShapeError(
+                    f"ragged dims {first} and {dim.name} both vary over the rows of batch "
+                    f"{dim.batch}, but their arguments hold {len(lengths[first])} and "
+                    f"{len(lengths[dim.name])} rows; pass the same rows to both")
     for buffer in kernel.params:
         if buffer.name not in arrays:
             continue

@@ -178,6 +178,15 @@ def test_ragged_by_ragged_products(target, shapes, seed):
            {"C": [a @ b.T for a, b in zip(lefts, rights)]})
 
 
+def test_two_ragged_dims_of_one_batch_must_hold_the_same_rows():
+    kernel = qc.Schedule(_product_program()).kernel
+    left = qc.RaggedArray.from_list([np.zeros((2, HIDDEN), np.float32)] * 3)
+    right = qc.RaggedArray.from_list([np.zeros((1, HIDDEN), np.float32)] * 2)
+    with pytest.raises(qc.ShapeError, match=r"ragged dims M and N both vary over the rows of "
+                                            r"batch B, but their arguments hold 3 and 2 rows"):
+        interp.run(kernel, A=left, Bm=right)
+
+
 def test_storage_holds_each_row_once_and_the_prelude_names_its_row_sizes():
     outputs = _heads_program()
     kernel = qc.Schedule(outputs).kernel
