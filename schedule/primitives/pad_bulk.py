@@ -19,6 +19,7 @@ verifier proves both through the flat extent the layout gives a fused position.
 """
 
 import dataclasses
+import math
 
 import sympy
 from sympy.core.function import AppliedUndef
@@ -61,7 +62,9 @@ def _bulk_buffers(kernel, body, dim, multiple):
         if (node.buffer.name in allocated and isinstance(layout, Ragged) and layout.dim == dim
                 and layout.ragged == (1,) and not layout.causal and layout.pad == 1
                 and layout.flat_index(node.indices) is not None):
-            bulk = max(layout.bulk, multiple)
+            # Storage for the loop padded before and for this one: round_up to the lcm
+            # reaches at least as far as rounding up to either.
+            bulk = math.lcm(layout.bulk, multiple)
             padded[node.buffer.name] = dataclasses.replace(
                 node.buffer, layout=dataclasses.replace(layout, bulk=bulk))
     return padded

@@ -94,3 +94,16 @@ def test_a_loop_that_is_not_fused_is_refused():
         sch.pad_bulk(length, 4)
     with pytest.raises(qc.ScheduleError, match=r"the multiple 0 is not a positive integer"):
         sch.pad_bulk(sch.fuse(batch, length), 0)
+
+
+def test_loops_padded_to_different_multiples_share_storage_for_both():
+    """T is written by a loop padded to 8 and read by one padded to 3: its storage runs
+    to a multiple of 24, past what either loop reaches."""
+    sch = qc.Schedule(ragged_programs.pipeline())
+    for stage, multiple in (("T", 8), ("U", 3)):
+        batch, length, _ = sch.loops(stage)
+        sch.split(sch.pad_bulk(sch.fuse(batch, length), multiple), multiple)
+    assert "T = alloc[B, L, 3] float32  # global, storage after the last row to a multiple " \
+           "of 24" in qc.ir.render(sch.kernel)
+    rows, values = ragged_programs.ragged_batch([7, 0, 1], 5)
+    ragged_programs.check_ragged(sch, {"X": values}, ragged_programs.pipeline_reference(rows))
