@@ -211,7 +211,10 @@ class LayerSource:
     """One conv layer as C: `source` defines `void {function}(const uint8_t *in,
     uint8_t *out)` with its tables (const, in flash); `in` holds input_size activations
     (h, w, cin), `out` receives output_size (oh, ow, cout). `reference(x)` computes the
-    same output in numpy (the integer oracle)."""
+    same output in numpy (the integer oracle). `parameters` holds the layer's numpy
+    tables as drawn, for building the same layer elsewhere: for the int8 kinds weight
+    (kh, kw, cin, cout) int8, bias, multiplier and shift; for "bitserial" index, lut,
+    bias, multiplier and shift."""
 
     kind: str
     source: str
@@ -219,15 +222,18 @@ class LayerSource:
     input_size: int
     output_size: int
     reference: object
+    parameters: dict
 
 
 def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
-                      function="quiltc_conv_layer"):
+                      function="quiltc_conv_layer", schedule=None):
     """A conv layer of `shape` (mcu_kernels.ConvShape) with reproducible random weights,
-    as a callable C function for instruction counts: `kind` "int8_plain" (CMSIS-NN's
-    reference loop), "int8_smlad" (im2col + dual MACs) or "bitserial" (a pool of
-    `pool_size` vectors, activations of `act_bits` bits; the int8 kinds take 8-bit ones).
-    Returns a LayerSource."""
+    as a callable C function for instruction counts: `kind` "int8_plain" (one MAC a
+    step, for cores without DSP instructions), "int8_smlad" (im2col + dual MACs) or
+    "bitserial" (a pool of `pool_size` vectors, activations of `act_bits` bits; the int8
+    kinds take 8-bit ones). `schedule` holds keyword arguments for the kernel's recipe
+    (recipes.mcu.conv_int8's block and unrolled_rows, bitserial_conv's
+    groups_per_step). Returns a LayerSource."""
     if kind not in CONV_KINDS:
         raise QuiltError(f"conv kind {kind!r} is unknown; use one of {', '.join(CONV_KINDS)}")
     if not isinstance(shape, kernels.ConvShape):
@@ -252,8 +258,8 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
                                               shape.cout)).astype(np.uint8)
         lut = build_lut(pool)
         sch = kernels.bitserial_conv(shape, bits, pool_size, out_range,
-                                     lut_dtype=np.dtype(lut.dtype).name)
-        tables = {"index": indices, "lut": lut, **requant}
+                                     lut_dtype=np.dtype(lut.dtype).name, **(schedule or {}))
+        tables = parameters = {"index": indices, "lut": lut, **requant}
 
         def reference(x):
             return bitserial_conv2d_int(np.asarray(x)[None], indices, lut, bias, multiplier,
@@ -262,8 +268,9 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
         variant = kind.split("_")[1]
         weight = rng.integers(-127, 128, (shape.kh, shape.kw, shape.cin, shape.cout))
         weight = weight.astype(np.int8)
-        sch = kernels.conv_int8(shape, "uint8", out_range, variant)
+        sch = kernels.conv_int8(shape, "uint8", out_range, variant, **(schedule or {}))
         tables = {"weight": _int8_conv_weight(weight, variant), **requant}
+        parameters = {"weight": weight, **requant}
 
         def reference(x):
             return q.conv2d_int(np.asarray(x)[None], weight, bias, multiplier, shift, stride,
@@ -286,7 +293,7 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
              f"    {kernel.name}({', '.join(arguments)});\n}}\n")
     source = "\n\n".join([unit.rstrip(), *definitions, entry])
     return LayerSource(kind, source, function, shape.h * shape.w * shape.cin,
-                       shape.oh * shape.ow * shape.cout, reference)
+                       shape.oh * shape.ow * shape.cout, reference, parameters)
 
 
 def host_layer(layer):

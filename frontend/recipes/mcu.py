@@ -28,6 +28,15 @@ from ..lang import tensor as qc
 from ..nn.im2col import output_size
 
 VECTOR_LEN = 8
+# Output pixels along a row x output channels whose accumulators stay in registers
+# through the whole reduction, per kernel, chosen by mcu.schedule_search under unicorn on
+# a 32 -> 32, 3x3, 16x16 conv (window rows written out): "plain" 2 x 2 ran 6.58M
+# instructions on the Cortex-M3 against 12.9M unblocked and 6.90M at 4 x 1; "smlad"
+# 4 x 2 ran 3.04M on the M4 (the M7 alike) against 7.29M unblocked, 3.71M at 2 x 2 and
+# 3.45M at 8 x 1. Larger blocks run out of the core's 13 registers and spill. A
+# 32-channel 3x3 depthwise conv: 0.59M at 4 x 1 against 1.04M unblocked; a 256 -> 64
+# dense layer: 41K at 8 channels against 84K one at a time (both cores alike).
+REGISTER_BLOCKS = {"plain": (2, 2), "smlad": (4, 2), "depthwise": (4, 1), "dense": (8,)}
 # Output channels a bit-serial step writes out one after another (measured on Cortex-M3
 # and M4 under unicorn on a 32-channel layer, b = 1..8: all 32 beat 16 and 8 overall).
 _CHANNEL_UNROLL = 32
@@ -101,15 +110,21 @@ def _check_range(out_range):
                          "use (0, 2**act_bits - 1) after a ReLU or (-128, 127)")
 
 
-def conv_int8(shape, in_dtype, out_range, variant="plain", name="conv"):
-    """An int8-weight convolution: `variant` "plain" (one MAC a step, CMSIS-NN's
-    reference loop) or "smlad" (im2col into packed int16 pairs, two MACs a step through
-    `smlad`, CMSIS-NN's Cortex-M4 path). Placeholders: x (h, w, cin) of `in_dtype`,
-    weight (cout, kh, kw, cin) int8 ("plain") or (cout, pairs) int32 holding two int16
-    weights per word ("smlad", see `pack_pairs`), then bias, multiplier, shift."""
+def conv_int8(shape, in_dtype, out_range, variant="plain", name="conv", block=None,
+              unrolled_rows=True):
+    """An int8-weight convolution: `variant` "plain" (one multiply-accumulate a step, for
+    cores without DSP instructions) or "smlad" (im2col into packed int16 pairs, two a
+    step through `smlad`, for the Cortex-M4 and M7). `block` = (output pixels along a
+    row, output channels) computed together with their accumulators in registers
+    (default: REGISTER_BLOCKS[variant], lowered to divide the output); `unrolled_rows`
+    writes out the loop over the window's rows (a few percent fewer instructions).
+    Placeholders: x (h, w, cin) of `in_dtype`, weight (cout, kh, kw, cin) int8
+    ("plain") or (cout, pairs) int32 holding two int16 weights per word ("smlad", see
+    `pack_pairs`), then bias, multiplier, shift."""
     _check_range(out_range)
     if variant not in ("plain", "smlad"):
         raise QuiltError(f"conv variant {variant!r} is unknown; use 'plain' or 'smlad'")
+    block = _block_for(block, variant, (shape.ow, shape.cout), "an int8 conv")
     x = qc.placeholder((shape.h, shape.w, shape.cin), in_dtype, "x")
     xp = _padded(x, shape.padding, name)
     s = shape.stride
@@ -121,33 +136,103 @@ def conv_int8(shape, in_dtype, out_range, variant="plain", name="conv"):
             qc.cast(xp[oy * s + ky, ox * s + kx, ci], "int32")
             * qc.cast(weight[co, ky, kx, ci], "int32"), axis=(ky, kx, ci)), f"{name}_acc")
     else:
-        depth = shape.kh * shape.kw * shape.cin
-        pairs = (depth + 1) // 2
-        weight = qc.placeholder((shape.cout, pairs), "int32", "weight")
+        acc, columns = _smlad_sum(shape, xp, name)
+    out = _requantized(acc, out_range, name)
+    sch = Schedule(out, name)
+    pixels = _register_block(sch, acc, out, block, unrolled_rows)
+    if variant == "smlad":
+        # Each pixel's window is packed once and read by every output channel.
+        sch.compute_at(columns, pixels)
+        sch.fold_storage(columns, pixels)
+    return sch
+
+
+def _smlad_sum(shape, xp, name):
+    """The smlad accumulator and the columns it reads: each output pixel's window packed
+    into int16 pairs. With an even channel count a pair never straddles two taps, so the
+    columns keep the window's (ky, kx) structure and packing a pair costs two loads;
+    otherwise the window is one flat run of pairs, the last padded with a zero."""
+    s, depth = shape.stride, shape.kh * shape.kw * shape.cin
+
+    def pixel(oy, ox, ky, kx, ci):
+        return qc.cast(xp[oy * s + ky, ox * s + kx, ci], "int32")
+
+    if shape.cin % 2 == 0:
+        window = (shape.kh, shape.kw, shape.cin // 2)
+        columns = qc.compute((shape.oh, shape.ow, *window), lambda oy, ox, ky, kx, cp: (
+            (pixel(oy, ox, ky, kx, 2 * cp) & 0xFFFF) | (pixel(oy, ox, ky, kx, 2 * cp + 1) << 16)),
+            f"{name}_columns")
+    else:
+        window = ((depth + 1) // 2,)
 
         def tap(oy, ox, f):
             # Element f of the window in (ky, kx, ci) order; f == depth pads an odd window.
             f = sympy.Min(f, depth - 1)
-            ky, kx, ci = f // (shape.kw * shape.cin), (f // shape.cin) % shape.kw, f % shape.cin
-            return qc.cast(xp[oy * s + ky, ox * s + kx, ci], "int32")
+            return pixel(oy, ox, f // (shape.kw * shape.cin), (f // shape.cin) % shape.kw,
+                         f % shape.cin)
 
         def packed(oy, ox, t):
             high = qc.where(2 * t + 1 < depth, tap(oy, ox, 2 * t + 1), 0)
             return (tap(oy, ox, 2 * t) & 0xFFFF) | (high << 16)
 
-        columns = qc.compute((shape.oh, shape.ow, pairs), packed, f"{name}_columns")
-        t = qc.reduce_axis(pairs, "t")
-        acc = qc.compute((shape.oh, shape.ow, shape.cout), lambda oy, ox, co: qc.sum(
-            qc.smlad(columns[oy, ox, t], weight[co, t], 0), axis=t), f"{name}_acc")
-    out = _requantized(acc, out_range, name)
-    sch = Schedule(out, name)
-    _accumulate_in_register(sch, acc, sch.loops(out)[-1])
-    if variant == "smlad":
-        # Each pixel's window is packed once and read by every output channel.
-        pixel = sch.loops(out)[1]
-        sch.compute_at(columns, pixel)
-        sch.fold_storage(columns, pixel)
-    return sch
+        columns = qc.compute((shape.oh, shape.ow, *window), packed, f"{name}_columns")
+    weight = qc.placeholder((shape.cout, (depth + 1) // 2), "int32", "weight")
+    taps = [qc.reduce_axis(extent, f"t{position}") for position, extent in enumerate(window)]
+    # The pair's position in the packed window: row-major over `window`.
+    pair = sum(tap * int(np.prod(window[position + 1:]))
+               for position, tap in enumerate(taps))
+    acc = qc.compute((shape.oh, shape.ow, shape.cout), lambda oy, ox, co: qc.sum(
+        qc.smlad(columns[(oy, ox, *taps)], weight[co, pair], 0), axis=tuple(taps)),
+        f"{name}_acc")
+    return acc, columns
+
+
+def _register_block(sch, acc, out, block, unrolled_rows=0):
+    """Block the last len(block) output loops (pixels along a row, then channels; a dense
+    layer has channels only) by `block`, and compute each block's accumulators across
+    the whole reduction before requantizing them, its outermost reduction loop (the
+    window's rows) written out if `unrolled_rows`. Returns the loop over blocks that
+    holds the rest (where a pixel block's im2col columns are packed)."""
+    axes = sch.loops(out)[-len(block):]
+    outers, inners = zip(*(sch.split(axis, extent) for axis, extent in zip(axes, block)))
+    sch.reorder(*outers, *inners)
+    sch.compute_at(acc, outers[-1])
+    loops = sch.loops(acc)
+    # compute_at leaves no loop for a block extent of 1.
+    first = loops.index(outers[-1]) + 1
+    block_loops = loops[first:first + sum(1 for extent in block if extent > 1)]
+    sch.decompose(acc, loops[first])
+    reduction = loops[first + len(block_loops):]
+    sch.reorder(*reduction, *block_loops)
+    if unrolled_rows and len(reduction) > 1:
+        sch.unroll(reduction[0])
+    # Written out, the block's accumulators sit at constant indices and gcc keeps them
+    # in registers; a loop over them anywhere (the requantization too) puts them on
+    # the stack, stored on every step of the reduction.
+    for loop in (*block_loops, *inners):
+        sch.unroll(loop)
+    sch.fold_storage(acc, outers[-1])
+    return outers[0]
+
+
+def fitted_block(block, extents):
+    """`block` with each extent lowered to the largest that divides its loop's extent
+    (`extents`), so no block runs past the end and needs a guard."""
+    return tuple(next(size for size in range(want, 0, -1) if extent % size == 0)
+                 for want, extent in zip(block, extents))
+
+
+def _block_for(block, kernel, extents, what):
+    """The register block a kernel runs: the caller's `block`, checked, or the kernel's
+    REGISTER_BLOCKS entry fitted to the output `extents`."""
+    if block is None:
+        return fitted_block(REGISTER_BLOCKS[kernel], extents)
+    block = tuple(block) if isinstance(block, list) else block
+    if (not isinstance(block, tuple) or len(block) != len(extents)
+            or not all(isinstance(size, int) and size >= 1 for size in block)):
+        raise QuiltError(f"block={block!r} for {what} is not {len(extents)} positive "
+                         f"integers; pass a tuple such as {REGISTER_BLOCKS[kernel]}")
+    return block
 
 
 def _accumulate_in_register(sch, acc, element_loop):
@@ -170,7 +255,17 @@ def pack_pairs(weight):
     return words.astype(np.uint32).view(np.int32)
 
 
-def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype="int16"):
+def default_groups_per_step(groups, act_bits):
+    """How many groups of 8 input channels a bit-serial channel step adds together: as
+    many as keep their act_bits table-row pointers each within 8 registers (measured
+    under unicorn on the 32 -> 32 layer: 4 groups at b = 1 and 2, 2 at b = 3 and 4, one
+    from b = 5, where two spill; b = 2 ran 2.31M instructions on the M3 against 2.52M
+    one group a step, b = 4 3.69M against 3.90M)."""
+    return next(n for n in (4, 2, 1) if groups % n == 0 and (n * act_bits <= 8 or n == 1))
+
+
+def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype="int16",
+                   groups_per_step=None):
     """A weight-pool convolution run bit-plane by bit-plane through a lookup table.
 
     Placeholders: x (h, w, cin) uint8 holding act_bits-bit activations; index (kh, kw,
@@ -179,7 +274,9 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     the pool's sums fit, else int16) with lut[p, w] the dot
     product of pool vector w with the bits of p; then bias, multiplier, shift. For each
     window tap, group g of 8 input channels and plane k (most significant first) the
-    plane's bits form p, and every output channel adds lut[p, index] << plane."""
+    plane's bits form p, and every output channel adds lut[p, index] << plane.
+    Each channel step sums `groups_per_step` groups (default: `default_groups_per_step`;
+    mcu.schedule_search measures the choices)."""
     _check_range(out_range)
     if not 1 <= act_bits <= 8:
         raise QuiltError(f"act_bits={act_bits} is outside 1..8; pick 1 to 8 bits")
@@ -203,18 +300,27 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
 
     height, width = (int(e) for e in xp.shape[:2])
     planes = qc.compute((height, width, groups, act_bits), plane, f"{name}_planes")
-    ky, kx, g, k = (qc.reduce_axis(e, n) for e, n in
-                    ((shape.kh, "ky"), (shape.kw, "kx"), (groups, "g"), (act_bits, "k")))
+    ky, kx, g = (qc.reduce_axis(e, n) for e, n in
+                 ((shape.kh, "ky"), (shape.kw, "kx"), (groups, "g")))
 
     def accumulate(oy, ox, co):
-        row = planes[oy * s + ky, ox * s + kx, g, k]
-        entry = lut[row, index[ky, kx, g, co]]
-        return qc.sum(qc.cast(entry, "int32") << (top - k), axis=(ky, kx, g, k))
+        def entry(k):
+            return qc.cast(lut[planes[oy * s + ky, ox * s + kx, g, k], index[ky, kx, g, co]],
+                           "int32")
+
+        # Most significant plane first, doubled before each next one is added: one
+        # shifted add per plane (Horner's rule).
+        planes_sum = entry(0)
+        for k in range(1, act_bits):
+            planes_sum = (planes_sum << 1) + entry(k)
+        return qc.sum(planes_sum, axis=(ky, kx, g))
 
     acc = qc.compute((shape.oh, shape.ow, shape.cout), accumulate, f"{name}_acc")
     out = _requantized(acc, out_range, name)
     sch = Schedule(out, name)
-    _channel_loop_innermost(sch, acc, out, shape.cout)
+    if groups_per_step is None:
+        groups_per_step = default_groups_per_step(groups, act_bits)
+    _channel_loop_innermost(sch, acc, out, shape.cout, groups_per_step)
     # Written out plane by plane, each shift is a constant (a bit-field extract) and the
     # eight activations are read once for all planes.
     sch.unroll(sch.loops(planes)[-1])
@@ -225,24 +331,28 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     return sch
 
 
-def _channel_loop_innermost(sch, acc, out, channels):
+def _channel_loop_innermost(sch, acc, out, channels, groups_per_step):
     """Loop order for the lookup-table conv: per pixel, the window taps and groups
-    outside, then every output channel, then the unrolled planes. The planes' table rows
-    are fixed across the channel loop (the renderer reads them through row pointers held
-    in registers), one index byte serves every plane, and each channel adds its planes'
-    entries with one load and one shifted add apiece. The channel loop is written out
-    (up to _CHANNEL_UNROLL channels a step), so accumulators and indices sit at
-    constant offsets and the loop's own overhead is paid once per group."""
+    outside, then every output channel, then `groups_per_step` groups written out, each
+    with its planes. The planes' table rows are fixed across the channel loop (the
+    renderer reads them through row pointers held in registers), one index byte serves
+    every plane, each plane costs one load and one shifted add, and the groups' sum
+    reaches the channel's accumulator with one load and one store. The channel loop is
+    written out (up to _CHANNEL_UNROLL channels a step), so accumulators and indices sit
+    at constant offsets and the loop's own overhead is paid once per group step."""
     pixel = sch.loops(out)[1]
     sch.compute_at(acc, pixel)
     loops = sch.loops(acc)
     inner = loops[loops.index(pixel) + 1:]
     # A single output channel leaves no channel loop (compute_at drops extent-1 regions).
-    channel, (ky, kx, g, k) = (inner[0] if len(inner) == 5 else None), inner[-4:]
-    sch.reorder(*(loop for loop in (ky, kx, g, channel, k) if loop is not None))
+    channel, (ky, kx, g) = (inner[0] if len(inner) == 4 else None), inner[-3:]
+    sch.reorder(*(loop for loop in (ky, kx, g, channel) if loop is not None))
     sch.decompose(acc, ky)
     sch.fold_storage(acc, pixel)
-    sch.unroll(k)
+    if groups_per_step > 1:
+        g_outer, g_inner = sch.split(g, groups_per_step)
+        sch.reorder(*(loop for loop in (g_outer, channel, g_inner) if loop is not None))
+        sch.unroll(g_inner)
     unroll = next(u for u in (_CHANNEL_UNROLL, 16, 8, 4, 2, 1) if channels % u == 0)
     if channel is not None and unroll > 1:
         # Split even where one step covers every channel: indexed by the outer loop, the
@@ -251,10 +361,12 @@ def _channel_loop_innermost(sch, acc, out, channels):
         sch.unroll(sch.split(channel, unroll)[1])
 
 
-def depthwise_int8(shape, in_dtype, out_range, name="depthwise"):
-    """A depthwise convolution (channel multiplier 1; shape.cout == shape.cin).
-    Placeholders: x (h, w, c), weight (c, kh, kw) int8, bias, multiplier, shift."""
+def depthwise_int8(shape, in_dtype, out_range, name="depthwise", block=None):
+    """A depthwise convolution (channel multiplier 1; shape.cout == shape.cin), blocked
+    as `conv_int8` is (default REGISTER_BLOCKS["depthwise"]). Placeholders: x (h, w, c),
+    weight (c, kh, kw) int8, bias, multiplier, shift."""
     _check_range(out_range)
+    block = _block_for(block, "depthwise", (shape.ow, shape.cin), "a depthwise conv")
     x = qc.placeholder((shape.h, shape.w, shape.cin), in_dtype, "x")
     xp = _padded(x, shape.padding, name)
     weight = qc.placeholder((shape.cin, shape.kh, shape.kw), "int8", "weight")
@@ -264,14 +376,16 @@ def depthwise_int8(shape, in_dtype, out_range, name="depthwise"):
         axis=(ky, kx)), f"{name}_acc")
     out = _requantized(acc, out_range, name)
     sch = Schedule(out, name)
-    _accumulate_in_register(sch, acc, sch.loops(out)[-1])
+    _register_block(sch, acc, out, block)
     return sch
 
 
-def dense_int8(cin, cout, in_dtype, out_range, name="dense"):
-    """A fully connected layer. Placeholders: x (cin,), weight (cout, cin) int8, bias,
-    multiplier, shift."""
+def dense_int8(cin, cout, in_dtype, out_range, name="dense", block=None):
+    """A fully connected layer, `block` = (output channels,) sharing each input load
+    (default REGISTER_BLOCKS["dense"]). Placeholders: x (cin,), weight (cout, cin) int8,
+    bias, multiplier, shift."""
     _check_range(out_range)
+    block = _block_for(block, "dense", (cout,), "a dense layer")
     x = qc.placeholder((cin,), in_dtype, "x")
     weight = qc.placeholder((cout, cin), "int8", "weight")
     ci = qc.reduce_axis(cin, "ci")
@@ -279,7 +393,7 @@ def dense_int8(cin, cout, in_dtype, out_range, name="dense"):
         qc.cast(x[ci], "int32") * qc.cast(weight[co, ci], "int32"), axis=ci), f"{name}_acc")
     out = _requantized(acc, out_range, name)
     sch = Schedule(out, name)
-    _accumulate_in_register(sch, acc, sch.loops(out)[-1])
+    _register_block(sch, acc, out, block)
     return sch
 
 

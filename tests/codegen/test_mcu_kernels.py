@@ -25,6 +25,9 @@ from support.helpers import require_cc
 from support.tiers import activation_widths, examples
 
 SEEDS = st.integers(0, 2**32 - 1)
+# Register blocks: None is the kernel's default fitted to the layer; drawn ones need not
+# divide the output, so the guarded remainder blocks are exercised too.
+PIXEL_CHANNEL_BLOCKS = st.none() | st.tuples(st.integers(1, 4), st.integers(1, 4))
 
 
 def host_build(sch):
@@ -68,12 +71,15 @@ def conv_case(shape, seed, in_dtype="uint8", bits=8, signed_out=False):
 
 @pytest.mark.parametrize("variant", ["plain", "smlad"])
 @settings(max_examples=examples(6))
-@given(shape=conv_shapes(), seed=SEEDS, signed_in=st.booleans(), signed_out=st.booleans())
-def test_int8_convs_match_the_reference(variant, shape, seed, signed_in, signed_out):
+@given(shape=conv_shapes(), seed=SEEDS, signed_in=st.booleans(), signed_out=st.booleans(),
+       block=PIXEL_CHANNEL_BLOCKS, unrolled_rows=st.booleans())
+def test_int8_convs_match_the_reference(variant, shape, seed, signed_in, signed_out, block,
+                                        unrolled_rows):
     in_dtype = "int8" if signed_in else "uint8"
     x, weight, requant, out_range = conv_case(shape, seed, in_dtype, signed_out=signed_out)
     want = q.conv2d_int(x, weight, *requant, shape.stride, shape.padding, *out_range)[0]
-    fn = host_build(kernels.conv_int8(shape, in_dtype, out_range, variant))
+    fn = host_build(kernels.conv_int8(shape, in_dtype, out_range, variant, block=block,
+                                      unrolled_rows=unrolled_rows))
     table = (weight.transpose(3, 0, 1, 2) if variant == "plain" else kernels.pack_pairs(weight))
     got = fn(x=x[0], weight=np.ascontiguousarray(table), bias=requant[0],
              multiplier=requant[1], shift=requant[2])
@@ -102,8 +108,8 @@ def test_the_bitserial_conv_matches_the_reference_at_every_width(act_bits, shape
 
 
 @settings(max_examples=examples(6))
-@given(shape=conv_shapes(), seed=SEEDS, signed_in=st.booleans())
-def test_the_depthwise_conv_matches_the_reference(shape, seed, signed_in):
+@given(shape=conv_shapes(), seed=SEEDS, signed_in=st.booleans(), block=PIXEL_CHANNEL_BLOCKS)
+def test_the_depthwise_conv_matches_the_reference(shape, seed, signed_in, block):
     shape = dataclasses.replace(shape, cout=shape.cin)
     in_dtype = "int8" if signed_in else "uint8"
     x, _, requant, out_range = conv_case(shape, seed, in_dtype)
@@ -111,22 +117,23 @@ def test_the_depthwise_conv_matches_the_reference(shape, seed, signed_in):
     weight = weight.astype(np.int8)
     want = q.depthwise_conv2d_int(x, weight, *requant, shape.stride, shape.padding,
                                   *out_range)[0]
-    got = host_build(kernels.depthwise_int8(shape, in_dtype, out_range))(
+    got = host_build(kernels.depthwise_int8(shape, in_dtype, out_range, block=block))(
         x=x[0], weight=np.ascontiguousarray(weight.transpose(2, 0, 1)), bias=requant[0],
         multiplier=requant[1], shift=requant[2])
     np.testing.assert_array_equal(got, want)
 
 
 @settings(max_examples=examples(6))
-@given(cin=st.integers(1, 70), cout=st.integers(1, 12), seed=SEEDS, signed_out=st.booleans())
-def test_the_dense_layer_matches_the_reference(cin, cout, seed, signed_out):
+@given(cin=st.integers(1, 70), cout=st.integers(1, 12), seed=SEEDS, signed_out=st.booleans(),
+       block=st.none() | st.tuples(st.integers(1, 9)))
+def test_the_dense_layer_matches_the_reference(cin, cout, seed, signed_out, block):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, cin)).astype(np.uint8)
     weight = rng.integers(-127, 128, (cin, cout)).astype(np.int8)
     out_range = (-128, 127) if signed_out else (0, 255)
     requant = requantization(rng, cout, cin, 255, out_range[1])
     want = q.dense_int(x, weight, *requant, *out_range)[0]
-    got = host_build(kernels.dense_int8(cin, cout, "uint8", out_range))(
+    got = host_build(kernels.dense_int8(cin, cout, "uint8", out_range, block=block))(
         x=x[0], weight=np.ascontiguousarray(weight.T), bias=requant[0],
         multiplier=requant[1], shift=requant[2])
     np.testing.assert_array_equal(got, want)
@@ -165,6 +172,20 @@ def test_every_kernel_computes_the_reference_in_the_interpreter():
                      lut=build_lut(pool).astype(np.int16), **named)
     want = bitserial_conv2d_int(x, indices, pool, *requant, 3, 2, 1, *out_range)[0]
     np.testing.assert_array_equal(got["conv"], want)
+
+
+def test_the_default_block_is_lowered_to_divide_the_output():
+    assert kernels.fitted_block((4, 2), (16, 32)) == (4, 2)
+    assert kernels.fitted_block((4, 2), (6, 9)) == (3, 1)
+    assert kernels.fitted_block((8,), (10,)) == (5,)
+
+
+@pytest.mark.parametrize("block", [(2,), (0, 1), [2, 2, 1], (2, 2.0)])
+def test_a_block_that_is_not_positive_integers_is_refused(block):
+    shape = kernels.ConvShape(4, 4, 4, 4, 3, 3)
+    with pytest.raises(qc.QuiltError, match=r"for an int8 conv is not 2 positive integers; "
+                                            r"pass a tuple such as \(4, 2\)"):
+        kernels.conv_int8(shape, "uint8", (0, 255), "smlad", block=block)
 
 
 def test_a_pooled_conv_needs_channels_in_groups_of_eight():

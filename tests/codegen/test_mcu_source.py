@@ -49,16 +49,20 @@ def test_the_acle_header_is_included_only_for_dsp_cores():
     assert "#if defined(__ARM_FEATURE_DSP)\n#include <arm_acle.h>\n#endif" in source
     assert "__smlad((uint32_t)a, (uint32_t)b, (uint32_t)acc)" in source
     # The accumulator feeds the instruction instead of a separate add.
-    assert re.search(r"conv_acc\[0\] = quiltc_smlad\(conv_columns\[t_\d\], "
-                     r"weight\[t_\d \+ \(14 \* co_\d\)\], conv_acc\[0\]\);", source)
+    # Two output channels a step (the register block on this 5-pixel row).
+    assert re.search(r"conv_acc\[1\] = quiltc_smlad\(conv_columns\[t0\], "
+                     r"weight\[14 \+ t0 \+ \(28 \* co_\d_o\)\], conv_acc\[1\]\);", source)
 
 
 def test_unrolled_loops_are_written_out_with_constant_indices():
     sch = kernels.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 3, 16, (0, 7))
     source = render_mcu(sch.kernel)
     for plane in range(3):
-        assert f"/* k_1 = {plane} */" in source
-    assert "<< (uint32_t)((int32_t)2)" in source and "for (int32_t k_1" not in source
+        assert f"/* k = {plane} */" in source
+    assert "for (int32_t k =" not in source
+    # The planes' entries meet in Horner's form: (row0 << 1) + row1, doubled, + row2.
+    assert re.search(r"\(\(int32_t\)quiltc_lut_row0\[[^]]*\]\]\) << \(uint32_t\)1\)\) \+ "
+                     r"\(uint32_t\)\(\(int32_t\)quiltc_lut_row1\[", source)
 
 
 def test_one_unit_holds_several_kernels_and_each_helper_once():

@@ -40,11 +40,20 @@ static inline int32_t quiltc_smlad(int32_t a, int32_t b, int32_t acc)
  *
  * schedule:
  *     int8_smlad conv, act_bits=8
- *     sch.compute_at('conv_acc', 'co_1')
- *     sch.decompose('conv_acc', 't_1')
- *     sch.fold_storage('conv_acc', 'co_1')
- *     sch.compute_at('conv_columns', 'ox_2')
- *     sch.fold_storage('conv_columns', 'ox_2')
+ *     ox_2_o, ox_2_i = sch.split('ox_2', 4)
+ *     co_1_o, co_1_i = sch.split('co_1', 2)
+ *     sch.reorder('ox_2_o', 'co_1_o', 'ox_2_i', 'co_1_i')
+ *     sch.compute_at('conv_acc', 'co_1_o')
+ *     sch.decompose('conv_acc', 'conv_acc_ox_1')
+ *     sch.reorder('t0', 't1', 't2', 'conv_acc_ox_1', 'conv_acc_co')
+ *     sch.unroll('t0')
+ *     sch.unroll('conv_acc_ox_1')
+ *     sch.unroll('conv_acc_co')
+ *     sch.unroll('ox_2_i')
+ *     sch.unroll('co_1_i')
+ *     sch.fold_storage('conv_acc', 'co_1_o')
+ *     sch.compute_at('conv_columns', 'ox_2_o')
+ *     sch.fold_storage('conv_columns', 'ox_2_o')
  */
 static uint8_t quiltc_conv_layer_kernel_conv_padded[1600];
 static void quiltc_conv_layer_kernel(
@@ -63,18 +72,119 @@ static void quiltc_conv_layer_kernel(
         }
     }
     for (int32_t oy_2 = 0; oy_2 < 8; ++oy_2) {
-        for (int32_t ox_2 = 0; ox_2 < 8; ++ox_2) {
-            int32_t conv_columns[72];
-            for (int32_t conv_columns_t = 0; conv_columns_t < 72; ++conv_columns_t) {
-                conv_columns[conv_columns_t] = (((int32_t)quiltc_conv_layer_kernel_conv_padded[(2 * (conv_columns_t % 8)) + (16 * ox_2) + (16 * ((conv_columns_t / 8) % 3)) + (160 * oy_2) + (160 * (conv_columns_t / 24))]) & 65535) | ((int32_t)((uint32_t)(((1 + (2 * conv_columns_t)) < 144) ? ((int32_t)quiltc_conv_layer_kernel_conv_padded[(16 * ox_2) + (16 * (((1 + (2 * conv_columns_t)) / 16) % 3)) + (160 * oy_2) + (160 * ((1 + (2 * conv_columns_t)) / 48)) + ((1 + (2 * conv_columns_t)) % 16)]) : 0) << (uint32_t)16));
-            }
-            for (int32_t co_1 = 0; co_1 < 16; ++co_1) {
-                int32_t conv_acc[1];
-                conv_acc[0] = 0;
-                for (int32_t t_1 = 0; t_1 < 72; ++t_1) {
-                    conv_acc[0] = quiltc_smlad(conv_columns[t_1], weight[t_1 + (72 * co_1)], conv_acc[0]);
+        for (int32_t ox_2_o = 0; ox_2_o < 2; ++ox_2_o) {
+            int32_t conv_columns[288];
+            for (int32_t conv_columns_ox = 0; conv_columns_ox < 4; ++conv_columns_ox) {
+                for (int32_t conv_columns_ky = 0; conv_columns_ky < 3; ++conv_columns_ky) {
+                    for (int32_t conv_columns_kx = 0; conv_columns_kx < 3; ++conv_columns_kx) {
+                        for (int32_t conv_columns_cp = 0; conv_columns_cp < 8; ++conv_columns_cp) {
+                            conv_columns[conv_columns_cp + (8 * conv_columns_kx) + (24 * conv_columns_ky) + (72 * conv_columns_ox)] = (((int32_t)quiltc_conv_layer_kernel_conv_padded[(2 * conv_columns_cp) + (16 * conv_columns_kx) + (16 * conv_columns_ox) + (64 * ox_2_o) + (160 * conv_columns_ky) + (160 * oy_2)]) & 65535) | ((int32_t)((uint32_t)((int32_t)quiltc_conv_layer_kernel_conv_padded[1 + (2 * conv_columns_cp) + (16 * conv_columns_kx) + (16 * conv_columns_ox) + (64 * ox_2_o) + (160 * conv_columns_ky) + (160 * oy_2)]) << (uint32_t)16));
+                        }
+                    }
                 }
-                conv[co_1 + (16 * ox_2) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[0] + (uint32_t)bias[co_1]), multiplier[co_1], shift[co_1]), 0), 255);
+            }
+            for (int32_t co_1_o = 0; co_1_o < 8; ++co_1_o) {
+                int32_t conv_acc[8];
+                for (int32_t conv_acc_ox_1_init = 0; conv_acc_ox_1_init < 4; ++conv_acc_ox_1_init) {
+                    for (int32_t conv_acc_co_init = 0; conv_acc_co_init < 2; ++conv_acc_co_init) {
+                        conv_acc[conv_acc_co_init + (2 * conv_acc_ox_1_init)] = 0;
+                    }
+                }
+                /* t0 = 0 */
+                for (int32_t t1 = 0; t1 < 3; ++t1) {
+                    for (int32_t t2 = 0; t2 < 8; ++t2) {
+                        /* conv_acc_ox_1 = 0 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[0] = quiltc_smlad(conv_columns[t2 + (8 * t1)], weight[t2 + (8 * t1) + (144 * co_1_o)], conv_acc[0]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[1] = quiltc_smlad(conv_columns[t2 + (8 * t1)], weight[72 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[1]);
+                        /* conv_acc_ox_1 = 1 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[2] = quiltc_smlad(conv_columns[72 + t2 + (8 * t1)], weight[t2 + (8 * t1) + (144 * co_1_o)], conv_acc[2]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[3] = quiltc_smlad(conv_columns[72 + t2 + (8 * t1)], weight[72 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[3]);
+                        /* conv_acc_ox_1 = 2 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[4] = quiltc_smlad(conv_columns[144 + t2 + (8 * t1)], weight[t2 + (8 * t1) + (144 * co_1_o)], conv_acc[4]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[5] = quiltc_smlad(conv_columns[144 + t2 + (8 * t1)], weight[72 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[5]);
+                        /* conv_acc_ox_1 = 3 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[6] = quiltc_smlad(conv_columns[216 + t2 + (8 * t1)], weight[t2 + (8 * t1) + (144 * co_1_o)], conv_acc[6]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[7] = quiltc_smlad(conv_columns[216 + t2 + (8 * t1)], weight[72 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[7]);
+                    }
+                }
+                /* t0 = 1 */
+                for (int32_t t1 = 0; t1 < 3; ++t1) {
+                    for (int32_t t2 = 0; t2 < 8; ++t2) {
+                        /* conv_acc_ox_1 = 0 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[0] = quiltc_smlad(conv_columns[24 + t2 + (8 * t1)], weight[24 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[0]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[1] = quiltc_smlad(conv_columns[24 + t2 + (8 * t1)], weight[96 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[1]);
+                        /* conv_acc_ox_1 = 1 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[2] = quiltc_smlad(conv_columns[96 + t2 + (8 * t1)], weight[24 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[2]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[3] = quiltc_smlad(conv_columns[96 + t2 + (8 * t1)], weight[96 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[3]);
+                        /* conv_acc_ox_1 = 2 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[4] = quiltc_smlad(conv_columns[168 + t2 + (8 * t1)], weight[24 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[4]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[5] = quiltc_smlad(conv_columns[168 + t2 + (8 * t1)], weight[96 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[5]);
+                        /* conv_acc_ox_1 = 3 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[6] = quiltc_smlad(conv_columns[240 + t2 + (8 * t1)], weight[24 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[6]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[7] = quiltc_smlad(conv_columns[240 + t2 + (8 * t1)], weight[96 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[7]);
+                    }
+                }
+                /* t0 = 2 */
+                for (int32_t t1 = 0; t1 < 3; ++t1) {
+                    for (int32_t t2 = 0; t2 < 8; ++t2) {
+                        /* conv_acc_ox_1 = 0 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[0] = quiltc_smlad(conv_columns[48 + t2 + (8 * t1)], weight[48 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[0]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[1] = quiltc_smlad(conv_columns[48 + t2 + (8 * t1)], weight[120 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[1]);
+                        /* conv_acc_ox_1 = 1 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[2] = quiltc_smlad(conv_columns[120 + t2 + (8 * t1)], weight[48 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[2]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[3] = quiltc_smlad(conv_columns[120 + t2 + (8 * t1)], weight[120 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[3]);
+                        /* conv_acc_ox_1 = 2 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[4] = quiltc_smlad(conv_columns[192 + t2 + (8 * t1)], weight[48 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[4]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[5] = quiltc_smlad(conv_columns[192 + t2 + (8 * t1)], weight[120 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[5]);
+                        /* conv_acc_ox_1 = 3 */
+                        /* conv_acc_co = 0 */
+                        conv_acc[6] = quiltc_smlad(conv_columns[264 + t2 + (8 * t1)], weight[48 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[6]);
+                        /* conv_acc_co = 1 */
+                        conv_acc[7] = quiltc_smlad(conv_columns[264 + t2 + (8 * t1)], weight[120 + t2 + (8 * t1) + (144 * co_1_o)], conv_acc[7]);
+                    }
+                }
+                /* ox_2_i = 0 */
+                /* co_1_i = 0 */
+                conv[(2 * co_1_o) + (64 * ox_2_o) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[0] + (uint32_t)bias[2 * co_1_o]), multiplier[2 * co_1_o], shift[2 * co_1_o]), 0), 255);
+                /* co_1_i = 1 */
+                conv[1 + (2 * co_1_o) + (64 * ox_2_o) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[1] + (uint32_t)bias[1 + (2 * co_1_o)]), multiplier[1 + (2 * co_1_o)], shift[1 + (2 * co_1_o)]), 0), 255);
+                /* ox_2_i = 1 */
+                /* co_1_i = 0 */
+                conv[16 + (2 * co_1_o) + (64 * ox_2_o) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[2] + (uint32_t)bias[2 * co_1_o]), multiplier[2 * co_1_o], shift[2 * co_1_o]), 0), 255);
+                /* co_1_i = 1 */
+                conv[17 + (2 * co_1_o) + (64 * ox_2_o) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[3] + (uint32_t)bias[1 + (2 * co_1_o)]), multiplier[1 + (2 * co_1_o)], shift[1 + (2 * co_1_o)]), 0), 255);
+                /* ox_2_i = 2 */
+                /* co_1_i = 0 */
+                conv[32 + (2 * co_1_o) + (64 * ox_2_o) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[4] + (uint32_t)bias[2 * co_1_o]), multiplier[2 * co_1_o], shift[2 * co_1_o]), 0), 255);
+                /* co_1_i = 1 */
+                conv[33 + (2 * co_1_o) + (64 * ox_2_o) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[5] + (uint32_t)bias[1 + (2 * co_1_o)]), multiplier[1 + (2 * co_1_o)], shift[1 + (2 * co_1_o)]), 0), 255);
+                /* ox_2_i = 3 */
+                /* co_1_i = 0 */
+                conv[48 + (2 * co_1_o) + (64 * ox_2_o) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[6] + (uint32_t)bias[2 * co_1_o]), multiplier[2 * co_1_o], shift[2 * co_1_o]), 0), 255);
+                /* co_1_i = 1 */
+                conv[49 + (2 * co_1_o) + (64 * ox_2_o) + (128 * oy_2)] = (uint8_t)quiltc_min_int32(quiltc_max_int32(quiltc_requantize((int32_t)((uint32_t)conv_acc[7] + (uint32_t)bias[1 + (2 * co_1_o)]), multiplier[1 + (2 * co_1_o)], shift[1 + (2 * co_1_o)]), 0), 255);
             }
         }
     }

@@ -1,0 +1,45 @@
+"""The schedule search: every candidate schedule of a conv kernel is built for the core,
+run under unicorn, checked against the numpy reference and counted, and the fewest
+wins."""
+
+import pytest
+
+import quiltc as qc
+from quiltc.mcu.schedule_search import candidates_for, search_schedule
+from quiltc.recipes.mcu import ConvShape
+from quiltc.runtime_c import mcu_toolchain
+
+from support.helpers import require_tool
+
+pytest.importorskip("unicorn", reason="install the test extra: pip install -e '.[test]'")
+
+LAYER = ConvShape(h=4, w=4, cin=16, cout=4, kh=3, kw=3, stride=1, padding=1)
+
+
+def test_int8_candidates_are_the_blocks_that_divide_the_layer():
+    blocks = {candidate["block"] for candidate in candidates_for("int8_plain", LAYER)}
+    assert blocks == {(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2), (1, 4), (2, 4)}
+    assert candidates_for("bitserial", LAYER) == [{"groups_per_step": 1},
+                                                  {"groups_per_step": 2}]
+
+
+@pytest.mark.parametrize("kind, act_bits, candidates", [
+    ("int8_smlad", 8, [{"block": (1, 1), "unrolled_rows": False},
+                       {"block": (2, 2), "unrolled_rows": False}]),
+    ("bitserial", 2, None),
+])
+def test_the_search_counts_every_candidate_and_keeps_the_fewest(kind, act_bits, candidates):
+    require_tool(mcu_toolchain.COMPILER, mcu_toolchain.MCU_INSTALL_HINT)
+    best, counts = search_schedule(kind, LAYER, "m4", act_bits, candidates)
+    assert [schedule for schedule, _ in counts] == (candidates or candidates_for(kind, LAYER))
+    assert dict((str(s), n) for s, n in counts)[str(best)] == min(n for _, n in counts)
+    # Sharing each load between outputs (2 x 2 outputs, or two groups' table rows per
+    # channel step) must beat one at a time.
+    assert counts[1][1] < counts[0][1]
+
+
+def test_an_unknown_kind_and_an_empty_candidate_list_are_refused():
+    with pytest.raises(qc.QuiltError, match="conv kind 'int4' is unknown; use one of"):
+        search_schedule("int4", LAYER, "m4")
+    with pytest.raises(qc.QuiltError, match="no schedule to count for a int8_plain conv"):
+        search_schedule("int8_plain", LAYER, "m3", candidates=[])
