@@ -116,17 +116,24 @@ def build_project(path):
     return path / ELF_NAME
 
 
-def compile_elf(files, board_name, path, functions):
+def compile_elf(files, board_name, path, functions, library_sources=(), include_dirs=(),
+                cflags=CFLAGS, libraries=LIBRARIES):
     """Compile {filename: text} C sources for the board into `path`/kernel.elf with no
-    start-up code, keeping the named `functions` (for calling them under emulation)."""
+    start-up code, keeping the named `functions` (for calling them under emulation).
+
+    To build a C library beside them (a baseline to measure against), pass the paths of
+    its `library_sources` and `include_dirs`, and the `cflags` and `libraries` it is meant
+    to be built with (the defaults are quiltc's own: freestanding, no C library)."""
     require(COMPILER)
     board = find_board(board_name)
     folder = write_files(path, {**files, "board.ld": linker_script(board)})
     sources = [name for name in files if name.endswith(".c")]
+    sources += [str(pathlib.Path(source).resolve()) for source in library_sources]
+    includes = [f"-I{pathlib.Path(directory).resolve()}" for directory in include_dirs]
     roots = [f"-Wl,--undefined={name}" for name in functions]
     output = folder / "kernel.elf"
-    _check_run([COMPILER, *board.compile_flags, *CFLAGS, *sources, *LDFLAGS, *roots,
-                f"-Wl,--entry={functions[0]}", *LIBRARIES, "-o", output.name],
+    _check_run([COMPILER, *board.compile_flags, *cflags, *includes, *sources, *LDFLAGS,
+                *roots, f"-Wl,--entry={functions[0]}", *libraries, "-o", output.name],
                COMPILER, str(folder), cwd=folder)
     return output
 

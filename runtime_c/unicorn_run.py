@@ -9,7 +9,9 @@ Counting hooks every translated block and adds the block's instruction count, de
 per block; `per_instruction=True` hooks every instruction instead (slower, the cross-check).
 The two differ in one place: an instruction inside an IT block whose condition fails is
 counted per block (the core still issues it, and ARM counts it as executed) but never
-reaches the per-instruction hook.
+reaches the per-instruction hook. `profile=True` keeps the per-block hook and also records
+how often each instruction address ran and each jump between blocks (an ExecutionProfile,
+what mcu_cycles turns into a cycle estimate).
 """
 
 from dataclasses import dataclass
@@ -28,25 +30,43 @@ _RETURN_OFFSET_FROM_FLASH_END = 16
 
 
 @dataclass(frozen=True)
+class ExecutionProfile:
+    """Where one emulated call spent its instructions: `runs` maps each instruction address
+    to how often it ran; `jumps` maps (from, to) to how often control left the instruction
+    at `from` for `to` instead of the next instruction (taken branches, calls and returns;
+    the call itself enters from None, and its return leaves for the emulator's stop
+    address)."""
+
+    runs: dict
+    jumps: dict
+
+
+@dataclass(frozen=True)
 class EmulatedCall:
     """What one emulated call gave back: r0, the array arguments after the call (in
-    argument order, ints left out), and the number of instructions executed."""
+    argument order, ints left out), the number of instructions executed, and the
+    ExecutionProfile when the call was made with profile=True."""
 
     result: int
     arrays: tuple
     instructions: int
+    profile: ExecutionProfile = None
+
+
+def thumb_instruction_offsets(code):
+    """The byte offsets of the Thumb instructions in `code`: a halfword whose top five bits
+    are 0b11101, 0b11110 or 0b11111 starts a 32-bit instruction, any other a 16-bit one."""
+    offsets = []
+    at = 0
+    while at + 1 < len(code):
+        offsets.append(at)
+        at += 4 if code[at + 1] >> 3 >= 0b11101 else 2
+    return offsets
 
 
 def thumb_instruction_count(code):
-    """The number of Thumb instructions in `code`: a halfword whose top five bits are
-    0b11101, 0b11110 or 0b11111 starts a 32-bit instruction, any other a 16-bit one."""
-    count = 0
-    at = 0
-    while at + 1 < len(code):
-        top = code[at + 1] >> 3
-        at += 4 if top >= 0b11101 else 2
-        count += 1
-    return count
+    """The number of Thumb instructions in `code`."""
+    return len(thumb_instruction_offsets(code))
 
 
 def _unicorn():
@@ -76,10 +96,50 @@ def _place_arguments(uc, arguments, start):
     return words, slots, address
 
 
+class _BlockProfiler:
+    """A per-block hook that counts how often each translated block runs and notes every
+    block entered other than from the end of the one before (a jump)."""
+
+    def __init__(self):
+        self.block_runs = {}
+        self.block_addresses = {}
+        self.jumps = {}
+        # No block ends where the first one starts: the call's entry counts as a jump.
+        self.next_address = None
+        self.last_instruction = None
+
+    def on_block(self, uc, address, size, data):
+        key = (address, size)
+        addresses = self.block_addresses.get(key)
+        if addresses is None:
+            offsets = thumb_instruction_offsets(uc.mem_read(address, size))
+            addresses = self.block_addresses[key] = tuple(address + at for at in offsets)
+        self.block_runs[key] = self.block_runs.get(key, 0) + 1
+        if address != self.next_address:
+            self.jumped(address)
+        self.next_address = address + size
+        self.last_instruction = addresses[-1]
+
+    def jumped(self, target):
+        edge = (self.last_instruction, target)
+        self.jumps[edge] = self.jumps.get(edge, 0) + 1
+
+    def profile(self):
+        runs = {}
+        for key, count in self.block_runs.items():
+            for address in self.block_addresses[key]:
+                runs[address] = runs.get(address, 0) + count
+        return ExecutionProfile(runs, self.jumps)
+
+
 def call_function(elf_path, function, arguments, core="m4", per_instruction=False,
-                  timeout_s=600):
+                  timeout_s=600, profile=False):
     """Call `function` in the ELF at `elf_path` on the core ("m3", "m4", "m7") with
-    `arguments` (numpy arrays passed by pointer, or ints) and return an EmulatedCall."""
+    `arguments` (numpy arrays passed by pointer, or ints) and return an EmulatedCall;
+    `profile=True` also records its ExecutionProfile (still one hook per block)."""
+    if per_instruction and profile:
+        raise QuiltError("call_function profiles per block: pass per_instruction=True or "
+                         "profile=True, not both")
     unicorn, arm_const = _unicorn()
     board = board_for_core(core)
     image = read_elf(elf_path)
@@ -107,10 +167,13 @@ def call_function(elf_path, function, arguments, core="m4", per_instruction=Fals
     uc.reg_write(arm_const.UC_ARM_REG_LR, return_address | 1)
 
     total = [0]
+    profiler = _BlockProfiler() if profile else None
     if per_instruction:
         def on_instruction(uc, address, size, data):
             total[0] += 1
         uc.hook_add(unicorn.UC_HOOK_CODE, on_instruction)
+    elif profile:
+        uc.hook_add(unicorn.UC_HOOK_BLOCK, profiler.on_block)
     else:
         block_lengths = {}
 
@@ -134,4 +197,9 @@ def call_function(elf_path, function, arguments, core="m4", per_instruction=Fals
     arrays = tuple(
         np.frombuffer(bytes(uc.mem_read(address, data.nbytes)), data.dtype).reshape(data.shape)
         for address, data in slots)
-    return EmulatedCall(uc.reg_read(arm_const.UC_ARM_REG_R0), arrays, total[0])
+    result = uc.reg_read(arm_const.UC_ARM_REG_R0)
+    if profile:
+        profiler.jumped(return_address)
+        execution = profiler.profile()
+        return EmulatedCall(result, arrays, sum(execution.runs.values()), execution)
+    return EmulatedCall(result, arrays, total[0])

@@ -113,6 +113,35 @@ def test_a_program_too_big_for_flash_fails_at_link_time_with_the_overflow(tmp_pa
         mcu_toolchain.build_project(path)
 
 
+@pytest.mark.toolchain
+def test_a_library_builds_from_its_own_folder_with_its_own_flags_and_libc(tmp_path):
+    """compile_elf's library arguments, as the CMSIS-NN baseline uses them: sources and
+    headers read where they are, -O3 without -ffreestanding, newlib's memcpy linked."""
+    require_mcu_toolchain()
+    pytest.importorskip("unicorn", reason="install the test extra: pip install -e '.[test]'")
+    from quiltc.runtime_c.unicorn_run import call_function
+
+    library = tmp_path / "library"
+    (library / "include").mkdir(parents=True)
+    (library / "include" / "rotate.h").write_text(
+        "#include <stdint.h>\nvoid rotate_right(uint32_t *x, int n);\n")
+    # A copy of a length known only at run time stays a call into newlib.
+    (library / "rotate.c").write_text(
+        '#include <string.h>\n#include "rotate.h"\n'
+        "void rotate_right(uint32_t *x, int n)\n{\n    uint32_t last = x[n - 1];\n"
+        "    memmove(x + 1, x, (unsigned)(n - 1) * sizeof *x);\n    x[0] = last;\n}\n")
+    harness = ('#include "rotate.h"\n'
+               "void rotate_twice(uint32_t *x, int n)\n{\n"
+               "    rotate_right(x, n);\n    rotate_right(x, n);\n}\n")
+    elf = mcu_toolchain.compile_elf({"harness.c": harness}, "mps2-an386", tmp_path / "build",
+                                    ["rotate_twice"], library_sources=[library / "rotate.c"],
+                                    include_dirs=[library / "include"], cflags=("-O3",),
+                                    libraries=("-lc", "-lgcc"))
+    x = np.arange(9, dtype=np.uint32)
+    out = call_function(elf, "rotate_twice", [x, x.size], core="m4").arrays[0]
+    np.testing.assert_array_equal(out, np.roll(x, 2))
+
+
 def test_unknown_boards_are_refused_with_the_list_of_boards():
     with pytest.raises(QuiltError, match=r"unknown board 'stm32f4'.*mps2-an385 \(cortex-m3\), "
                                          r"mps2-an386 \(cortex-m4\), mps2-an500 \(cortex-m7\)"):
