@@ -1,16 +1,18 @@
 """The `quiltc` command (also `python -m quiltc.cli`).
 
-    quiltc emit-mcu OUT [--act-bits B] [--pool-size P] [--board BOARD]
-                        [--weights FILE.npz] [--test-inputs N] [--run]
+    quiltc emit-mcu [MODEL.onnx] OUT [--act-bits B] [--pool-size P] [--board BOARD]
+                        [--weights FILE.npz] [--calib FILE.npy [--labels FILE.npy]]
+                        [--epochs N] [--test-inputs N] [--run]
     quiltc fuse MODEL.onnx -o OUT [--level L] [--name NAME] [--size DIM=LO:HI] [--plot]
     quiltc tune PROGRAM.py:OUTPUT --shape T=5,24,128 --db FILE [--trials N] [--resume]
                 [--per-shape] [--scheduler tcp://HOST:PORT | --workers N] [-o OUT]
 
 fuse partitions and fuses an ONNX model into one C module and writes NAME.c, NAME.h,
 NAME.weights and the built library to OUT, with the plan it followed (plan.txt).
-emit-mcu compresses the digits CNN (trained and cached on first use, or loaded from
-FILE.npz, arrays in get_weights() order) with a weight pool and writes a Cortex-M project
-to OUT that `make -C OUT run` runs under QEMU.
+emit-mcu compresses a CNN with a weight pool and writes a Cortex-M project to OUT that
+`make -C OUT run` runs under QEMU: the ONNX model MODEL.onnx (qc.nn.from_onnx), or the
+built-in digits CNN (trained and cached on first use, or loaded from FILE.npz, arrays in
+get_weights() order).
 tune searches the micro-kernel space for the program's output tensor over the given shapes,
 records every measurement in FILE (SQLite), prints the dispatcher's decision tree and
 writes its C to OUT; `--resume` continues a tuning that was stopped.
@@ -31,9 +33,16 @@ def _parser():
     parser = argparse.ArgumentParser(prog="quiltc", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     emit = commands.add_parser(
-        "emit-mcu", help="write a Cortex-M project for the weight-pooled digits CNN",
-        description="Compress the digits CNN with a network-wide weight pool and write a "
-                    "Cortex-M project (make builds it, make run runs it under QEMU).")
+        "emit-mcu", help="write a Cortex-M project for a weight-pooled CNN",
+        description="Compress a CNN (an ONNX model, or the built-in digits CNN) with a "
+                    "network-wide weight pool and write a Cortex-M project (make builds it, "
+                    "make run runs it under QEMU).",
+        epilog="example: quiltc emit-mcu my_cnn.onnx out/ --calib images.npy "
+               "--labels labels.npy --act-bits 4 --run")
+    emit.add_argument("model", metavar="MODEL.onnx", nargs="?",
+                      help="a CNN exported to ONNX (a chain of Conv, Relu, Clip, pools, "
+                           "Flatten, Gemm, BatchNormalization; see qc.nn.from_onnx); "
+                           "default: the built-in digits CNN")
     emit.add_argument("out", metavar="OUT", help="folder to write the project into")
     emit.add_argument("--act-bits", type=int, default=8, metavar="B",
                       help="activation bits of the pooled layers, 1..8 (default 8)")
@@ -44,8 +53,18 @@ def _parser():
     emit.add_argument("--weights", metavar="FILE.npz",
                       help="digits CNN weights (np.savez of get_weights()) instead of the "
                            "trained, cached model")
+    emit.add_argument("--calib", metavar="FILE.npy",
+                      help="float images (np.save of an array) that calibrate MODEL.onnx's "
+                           "activations, NCHW as the ONNX input, or NHWC; needed unless the "
+                           "model takes the 1x8x8 digits, which are used then")
+    emit.add_argument("--labels", metavar="FILE.npy",
+                      help="integer class labels of the --calib images: fine-tune the pooled "
+                           "model on them (without them it is not fine-tuned)")
+    emit.add_argument("--epochs", type=int, default=8, metavar="N",
+                      help="fine-tuning epochs with the pool fixed, 0 for none (default 8)")
     emit.add_argument("--test-inputs", type=int, default=20, metavar="N",
-                      help="digits test images embedded in main.c (default 20)")
+                      help="test images embedded in main.c: the digits test split's, or the "
+                           "first --calib images (default 20)")
     emit.add_argument("--overwrite", action="store_true",
                       help="write into OUT even when it holds files quiltc did not write "
                            "(only the project's own files are replaced)")
@@ -196,35 +215,107 @@ def _digits_model(weights_path):
     return model
 
 
+DIGITS_SHAPE = (8, 8, 1)
+
+
+def _saved_array(path, what):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise QuiltError(f"cannot read {what} from {path}: {error}; save them with "
+                         "np.save(path, array)") from None
+
+
+def _calibration_images(path, input_shape):
+    """The float images of --calib as NHWC: NCHW (the ONNX input's layout) first."""
+    images = _saved_array(path, "calibration images")
+    h, w, c = input_shape
+    if images.dtype.kind == "f" and images.ndim == 4 and len(images):
+        if images.shape[1:] == (c, h, w):
+            return images.transpose(0, 2, 3, 1).astype(np.float32)
+        if images.shape[1:] == (h, w, c):
+            return images.astype(np.float32)
+    raise QuiltError(f"--calib {path} holds {images.dtype} of shape {images.shape}; the model "
+                     f"takes float images (n, {c}, {h}, {w}) NCHW or (n, {h}, {w}, {c}) NHWC")
+
+
+def _model_and_data(arguments):
+    """(model, calibration images, their labels or None, test images, their labels or
+    None) for emit-mcu's arguments."""
+    from .nn.digits import load_digits
+    from .nn.onnx_cnn import from_onnx
+
+    if arguments.model is None:
+        x_train, y_train, x_test, y_test = load_digits()
+        return _digits_model(arguments.weights), x_train, y_train, x_test, y_test
+    model = from_onnx(arguments.model)
+    if arguments.calib is not None:
+        images = _calibration_images(arguments.calib, model.input_shape)
+        labels = None
+        if arguments.labels is not None:
+            labels = _saved_array(arguments.labels, "labels")
+            if labels.dtype.kind not in "iu" or labels.shape != (len(images),):
+                raise QuiltError(f"--labels {arguments.labels} holds {labels.dtype} of shape "
+                                 f"{labels.shape}; pass one integer class per --calib image "
+                                 f"({len(images)})")
+        return model, images, labels, images, None
+    if model.input_shape != DIGITS_SHAPE:
+        h, w, c = model.input_shape
+        raise QuiltError(f"{arguments.model} takes {c}x{h}x{w} images, not the 1x8x8 digits; "
+                         "pass calibration images of its input with --calib FILE.npy")
+    # The split PyTorch digits models usually report (scikit-learn's plain split), so the
+    # embedded test images are ones such a model did not train on.
+    x_train, y_train, x_test, y_test = load_digits(stratify=False)
+    return model, x_train, y_train, x_test, y_test
+
+
+def _check_emit_arguments(arguments):
+    check_act_bits(arguments.act_bits)
+    for option, value in (("--test-inputs", arguments.test_inputs),
+                          ("--epochs", arguments.epochs)):
+        if value < 0:
+            raise QuiltError(f"{option} {value}: pass 0 or more")
+    if arguments.model is not None and arguments.weights is not None:
+        raise QuiltError("--weights loads weights into the built-in digits CNN, and "
+                         f"{arguments.model} brings its own; pass one or the other")
+    if arguments.model is None and arguments.calib is not None:
+        raise QuiltError("--calib calibrates an ONNX model; the built-in digits CNN "
+                         "calibrates on the digits: pass MODEL.onnx before OUT")
+    if arguments.labels is not None and arguments.calib is None:
+        raise QuiltError("--labels names the classes of the --calib images; pass --calib too")
+
+
 def emit_mcu(arguments):
-    """Handle `quiltc emit-mcu`: compress, emit, and (with --run) build, run and check."""
+    """Handle `quiltc emit-mcu`: import or load, compress, emit, and (with --run) build,
+    run and check."""
     from .mcu import project as mcu
     from .nn import weightpool
-    from .nn.digits import load_digits
     from .runtime_c import mcu_toolchain
 
-    check_act_bits(arguments.act_bits)
-    if arguments.test_inputs < 0:
-        raise QuiltError(f"--test-inputs {arguments.test_inputs}: pass 0 or more")
+    _check_emit_arguments(arguments)
     # Before a minute of training, not after it.
     mcu.check_project_folder(pathlib.Path(arguments.out), arguments.overwrite)
-    x_train, y_train, x_test, y_test = load_digits()
-    model = _digits_model(arguments.weights)
+    model, x_train, y_train, x_test, y_test = _model_and_data(arguments)
     # Fine-tuning with the pool fixed is what keeps a pooled model accurate (the paper's
     # recipe): without it the digits CNN drops from about 99% to about 70%.
+    tune = y_train is not None and arguments.epochs > 0
     pooled = weightpool.compress(model, calib=x_train, pool_size=arguments.pool_size,
-                                 train=(x_train, y_train))
+                                 train=(x_train, y_train) if tune else None,
+                                 epochs=max(arguments.epochs, 1))
     inputs = x_test[:arguments.test_inputs]
     path = mcu.emit_project(pooled, arguments.out, board=arguments.board,
                             act_bits=arguments.act_bits, test_inputs=inputs,
                             overwrite=arguments.overwrite)
     expected = [int(c) for c in pooled.predict(inputs, act_bits=arguments.act_bits)]
-    accuracy = float(np.mean(np.array(expected) == y_test[:len(expected)])) if expected else 0.0
     storage = pooled.storage_bytes()
+    accuracy = ""
+    if y_test is not None and expected:
+        right = np.mean(np.array(expected) == y_test[:len(expected)])
+        accuracy = f", reference accuracy {right:.3f}"
     print(f"wrote {path} for {arguments.board} with act_bits={arguments.act_bits}, "
-          f"pool of {arguments.pool_size}: parameters {storage['pooled_bytes']} bytes "
-          f"({storage['ratio']:.2f}x smaller than int8); {len(expected)} test inputs, "
-          f"reference accuracy {accuracy:.3f}")
+          f"pool of {arguments.pool_size}{'' if tune else ' (not fine-tuned)'}: parameters "
+          f"{storage['pooled_bytes']} bytes ({storage['ratio']:.2f}x smaller than int8); "
+          f"{len(expected)} test inputs{accuracy}")
     if not arguments.run:
         print(f"build and run it with: make -C {path} run")
         return 0

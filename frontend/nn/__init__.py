@@ -2,8 +2,10 @@
 holds the layers and `Sequential` (trained with im2col and Adam; `im2col.py`),
 `quantize.py` the integer primitives, `qmodel.py` int8 quantization, `bitserial.py` the
 bit-serial LUT reference, `weightpool.py` network-wide weight pools, `digits.py` the
-digits data set and CNN. `quiltc.quantize`, `quiltc.qmodel`, `quiltc.bitserial`,
-`quiltc.weightpool` and `quiltc.digits` name the same modules.
+digits data set and CNN, `onnx_cnn.py` ONNX CNNs read in as `Sequential`s (one converter
+per op in `onnx_ops.py`, constants and shapes folded by `onnx_folds.py`).
+`quiltc.quantize`, `quiltc.qmodel`, `quiltc.bitserial`, `quiltc.weightpool` and
+`quiltc.digits` name the same modules.
 """
 
 from .layers import (
@@ -19,3 +21,4 @@ from .layers import (
     Sequential,
     softmax_cross_entropy,
 )
+from .onnx_cnn import OnnxCNN, from_onnx

@@ -18,9 +18,11 @@ TEST_FRACTION = 0.25
 TRAINING = {"epochs": 8, "lr": 2e-3, "lr_end": 5e-5, "batch_size": 32, "seed": 0}
 
 
-def load_digits(seed=0):
+def load_digits(seed=0, stratify=True):
     """(x_train, y_train, x_test, y_test): images as NHWC float32 (n, 8, 8, 1) scaled to
-    [0, 1], labels int64; a stratified 75/25 split fixed by `seed`."""
+    [0, 1], labels int64; a 75/25 split fixed by `seed`, stratified by label unless
+    `stratify=False`: that is scikit-learn's plain `train_test_split(..., test_size=0.25,
+    random_state=seed)`, the split models trained elsewhere often report accuracy on."""
     try:
         from sklearn.datasets import load_digits as sklearn_digits
         from sklearn.model_selection import train_test_split
@@ -31,7 +33,8 @@ def load_digits(seed=0):
     images = (data.images / 16.0).astype(np.float32)[..., None]
     labels = data.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=seed)
+        images, labels, test_size=TEST_FRACTION, stratify=labels if stratify else None,
+        random_state=seed)
     return x_train, y_train, x_test, y_test
 
 

@@ -162,17 +162,24 @@ class Dense(Layer):
 
 
 class ReLU(Layer):
-    """max(x, 0)."""
+    """max(x, 0), capped at `ceiling` where one is given (ReLU6 is `ReLU(ceiling=6)`)."""
+
+    def __init__(self, ceiling=None):
+        if ceiling is not None and not (isinstance(ceiling, (int, float, np.number))
+                                        and 0 < ceiling < np.inf):
+            raise QuiltError(f"ReLU(ceiling={ceiling!r}); pass a positive finite number or None")
+        self.ceiling = ceiling
 
     def __repr__(self):
-        return "ReLU()"
+        return "ReLU()" if self.ceiling is None else f"ReLU(ceiling={self.ceiling})"
 
     def forward(self, x):
-        self.positive = x > 0
-        return np.where(self.positive, x, np.float32(0))
+        self.passed = x > 0 if self.ceiling is None else (x > 0) & (x < self.ceiling)
+        out = np.where(x > 0, x, np.float32(0))
+        return out if self.ceiling is None else np.minimum(out, np.float32(self.ceiling))
 
     def backward(self, grad):
-        return np.where(self.positive, grad, np.float32(0))
+        return np.where(self.passed, grad, np.float32(0))
 
 
 class _Pool2d(Layer):

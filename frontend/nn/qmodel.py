@@ -39,7 +39,8 @@ class QuantLayer:
     kernel: conv kernel size, or the pool window (= its stride); 0 for dense/flatten.
     stride, padding: convs (padding zeros on each side); 0 elsewhere.
     out_min, out_max: output clamp, [0, 2**act_bits - 1] after a ReLU, else [-128, 127].
-    relu: whether a ReLU is fused in.
+    relu: whether a ReLU is fused in (a capped one, ReLU(ceiling=c), caps out_scale *
+        out_max at c: the calibrated range never passes the cap).
     in_scale, out_scale: real value of one input / output unit.
     weight_scale: float64 (cout,), real value of one weight unit per output channel.
     act_bits: bits of the unsigned input activations ("bitserial_conv2d"; else 8).
@@ -183,18 +184,19 @@ def _activation_peak(values, relu, levels):
 
 def _fused_groups(model):
     """(position, layer, relu) for every layer of `model`, a ReLU folded into the
-    conv/dense before it."""
+    conv/dense before it: `relu` is that ReLU layer, or None."""
     groups = []
     for position, layer in enumerate(model.layers):
         if isinstance(layer, nn.ReLU):
             previous = groups[-1][1] if groups else None
-            if not isinstance(previous, (nn.Conv2d, nn.DepthwiseConv2d, nn.Dense)) or groups[-1][2]:
-                raise QuiltError(f"layer {position} ReLU() follows {previous!r}: quantized models "
-                                 "fuse each ReLU into the conv or dense layer before it; put the "
-                                 "ReLU directly after a Conv2d, DepthwiseConv2d or Dense")
-            groups[-1] = (groups[-1][0], previous, True)
+            fusable = isinstance(previous, (nn.Conv2d, nn.DepthwiseConv2d, nn.Dense))
+            if not fusable or groups[-1][2] is not None:
+                raise QuiltError(f"layer {position} {layer!r} follows {previous!r}: quantized "
+                                 "models fuse each ReLU into the conv or dense layer before it; "
+                                 "put the ReLU directly after a Conv2d, DepthwiseConv2d or Dense")
+            groups[-1] = (groups[-1][0], previous, layer)
         else:
-            groups.append((position, layer, False))
+            groups.append((position, layer, None))
     return groups
 
 
@@ -225,10 +227,11 @@ def quantize(model, calib, act_bits=8, pooled=None):
     in_scale = _activation_peak(x, False, q.INT8_MAX) / q.INT8_MAX
     input_scale, shape, dtype = in_scale, x.shape[1:], np.int8
     layers = []
-    for position, layer, relu in _fused_groups(model):
+    for position, layer, relu_layer in _fused_groups(model):
+        relu = relu_layer is not None
         out = layer.forward(x)
         if relu:
-            out = np.maximum(out, np.float32(0))
+            out = relu_layer.forward(out)
         name = f"layer {position} {layer!r}"
         common = {"name": name, "in_shape": tuple(shape), "out_shape": tuple(out.shape[1:]),
                   "in_dtype": dtype, "in_scale": in_scale}

@@ -7,7 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from quiltc import nn
-from quiltc.ir.errors import ShapeError
+from quiltc.ir.errors import QuiltError, ShapeError
 
 from support.tiers import examples
 
@@ -172,3 +172,13 @@ def test_seed_fixes_the_initial_weights():
     # He initialization: standard deviation sqrt(2 / fan_in)
     big = nn.Sequential([nn.Dense(400, 300)], seed=0).get_weights()[0]
     assert abs(big.std() - np.sqrt(2 / 400)) < 0.005
+
+
+def test_a_capped_relu_clips_at_its_ceiling_and_passes_no_gradient_there():
+    relu6 = nn.ReLU(ceiling=6)
+    x = np.array([-2.0, 0.5, 5.0, 9.0], np.float32)
+    assert relu6.forward(x).tolist() == [0.0, 0.5, 5.0, 6.0]
+    assert relu6.backward(np.ones(4, np.float32)).tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert repr(relu6) == "ReLU(ceiling=6)"
+    with pytest.raises(QuiltError, match=r"ReLU\(ceiling=-1\); pass a positive finite number"):
+        nn.ReLU(ceiling=-1)
