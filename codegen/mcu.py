@@ -48,7 +48,7 @@ class MCURenderer(CLikeRenderer):
 
     target = "mcu"
 
-    def __init__(self, kernel, trace_text="", static=False):
+    def __init__(self, kernel, trace_text="", static=False, constants=None):
         if kernel.shape_vars or kernel.ragged_dims or kernel.prelude:
             raise QuiltError(
                 f"kernel {kernel.name} has symbolic sizes or ragged dims, which the mcu target "
@@ -56,6 +56,13 @@ class MCURenderer(CLikeRenderer):
             )
         super().__init__(kernel, trace_text)
         self.kernel_prefix = "static " if static else ""
+        # {parameter name: numpy array} of tables known when the code is generated: a
+        # read of one at a constant offset becomes its value (an immediate in the code).
+        self.constants = dict(constants or {})
+        unknown = sorted(set(self.constants) - {buffer.name for buffer in kernel.params})
+        if unknown:
+            raise QuiltError(f"constants {unknown} name no parameter of kernel {kernel.name}; "
+                             f"its parameters are {[b.name for b in kernel.params]}")
         # Loop variables of the loops being rendered, and the row pointers in scope
         # ({(buffer, row offset text): pointer name}).
         self.bound, self.rows, self.row_count = [], {}, 0
@@ -79,6 +86,9 @@ class MCURenderer(CLikeRenderer):
         separately)."""
         self.lines, self.statics = [], []
         self.emit(0, self.signature(width=100) + "\n{")
+        for name in self.constants:
+            # Every read may have become a value; the parameter stays in the signature.
+            self.emit(1, f"(void){self.buffer_names[name]};")
         self.statement(self.kernel.body, 1)
         self.emit(0, "}")
         return "\n".join(self.statics + ["\n".join(self.lines)])
@@ -164,7 +174,14 @@ class MCURenderer(CLikeRenderer):
         return text
 
     def render_load(self, load):
-        """A read through a row pointer in scope, else as on every target."""
+        """A constant table's value at a constant offset, a read through a row pointer in
+        scope, else as on every target."""
+        table = self.constants.get(load.buffer.name)
+        if table is not None and not load.gather:
+            offset = load.offset_parts()[0]
+            # An offset past the table belongs to a guarded remainder that never runs.
+            if offset.is_Integer and 0 <= int(offset) < table.size:
+                return str(int(table.reshape(-1)[int(offset)]))
         row = self.gathered_row(load) if load.gather else None
         if row is not None and row.key in self.rows:
             return f"{self.rows[row.key]}[{row.column}]"
@@ -253,9 +270,10 @@ def _free_symbols(value):
                                for expr in exprs_of(node)))
 
 
-def render_mcu(kernel, trace_text=""):
-    """Microcontroller C source of one kernel, as a translation unit of its own."""
-    return MCURenderer(kernel, trace_text).render()
+def render_mcu(kernel, trace_text="", constants=None):
+    """Microcontroller C source of one kernel, as a translation unit of its own (with the
+    tables in `constants` folded in where read at constant offsets)."""
+    return MCURenderer(kernel, trace_text, constants=constants).render()
 
 
 def render_mcu_unit(kernels, static=False, comment="quiltc kernels (target mcu)"):

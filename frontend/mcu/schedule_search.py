@@ -4,7 +4,8 @@ A register block (recipes.mcu.REGISTER_BLOCKS) trades registers for loads: a lar
 block reuses each loaded activation and weight more often, until the accumulators,
 operands and pointers no longer fit the core's registers and gcc spills them. The
 bit-serial kernel trades the same way when it sums several groups of input channels per
-channel step (their table-row pointers stay in registers). Where the balance tips
+channel step (their table-row pointers stay in registers), and trades flash for
+instructions when its whole window is written out. Where the balance tips
 depends on the core, the layer and the activation width, so the choice is measured:
 each candidate layer is compiled for the core, run under unicorn (the `test` extra) on
 reproducible data, checked against the numpy integer reference, and counted.
@@ -49,12 +50,15 @@ def layer_instructions(layer, shape, core, folder, act_bits=8, seed=1):
 def candidates_for(kind, shape):
     """The schedules worth counting for a conv of `kind` and `shape`: for the int8 kinds
     every block in BLOCKS that divides the row and the channels, with the window's rows
-    looped and written out; for "bitserial" every GROUPS_PER_STEP dividing the groups."""
+    looped and written out; for "bitserial" every GROUPS_PER_STEP dividing the groups,
+    the window looped and written out (its pool indices then immediates in the code:
+    fewer instructions for more flash)."""
     if kind not in CONV_KINDS:
         raise QuiltError(f"conv kind {kind!r} is unknown; use one of {', '.join(CONV_KINDS)}")
     if kind == "bitserial":
         groups = shape.cin // VECTOR_LEN
-        return [{"groups_per_step": n} for n in GROUPS_PER_STEP if groups % n == 0]
+        return [{"groups_per_step": n, "window_unrolled": unrolled}
+                for n in GROUPS_PER_STEP if groups % n == 0 for unrolled in (False, True)]
     return [{"block": block, "unrolled_rows": unrolled}
             for block in BLOCKS if shape.ow % block[0] == 0 and shape.cout % block[1] == 0
             for unrolled in (False, True)]

@@ -265,7 +265,7 @@ def default_groups_per_step(groups, act_bits):
 
 
 def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype="int16",
-                   groups_per_step=None):
+                   groups_per_step=None, window_unrolled=False):
     """A weight-pool convolution run bit-plane by bit-plane through a lookup table.
 
     Placeholders: x (h, w, cin) uint8 holding act_bits-bit activations; index (kh, kw,
@@ -276,7 +276,11 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     window tap, group g of 8 input channels and plane k (most significant first) the
     plane's bits form p, and every output channel adds lut[p, index] << plane.
     Each channel step sums `groups_per_step` groups (default: `default_groups_per_step`;
-    mcu.schedule_search measures the choices)."""
+    mcu.schedule_search measures the choices). With `window_unrolled` the window's taps,
+    groups and channels are written out, so every index read has a constant offset:
+    rendered with the index table as a constant (render(..., constants={"index": ...})),
+    each table entry becomes an immediate offset from its row pointer and the index
+    loads vanish, for code a few times the table's size."""
     _check_range(out_range)
     if not 1 <= act_bits <= 8:
         raise QuiltError(f"act_bits={act_bits} is outside 1..8; pick 1 to 8 bits")
@@ -320,7 +324,7 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     sch = Schedule(out, name)
     if groups_per_step is None:
         groups_per_step = default_groups_per_step(groups, act_bits)
-    _channel_loop_innermost(sch, acc, out, shape.cout, groups_per_step)
+    _channel_loop_innermost(sch, acc, out, shape.cout, groups_per_step, window_unrolled)
     # Written out plane by plane, each shift is a constant (a bit-field extract) and the
     # eight activations are read once for all planes.
     sch.unroll(sch.loops(planes)[-1])
@@ -331,7 +335,7 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     return sch
 
 
-def _channel_loop_innermost(sch, acc, out, channels, groups_per_step):
+def _channel_loop_innermost(sch, acc, out, channels, groups_per_step, window_unrolled):
     """Loop order for the lookup-table conv: per pixel, the window taps and groups
     outside, then every output channel, then `groups_per_step` groups written out, each
     with its planes. The planes' table rows are fixed across the channel loop (the
@@ -349,16 +353,23 @@ def _channel_loop_innermost(sch, acc, out, channels, groups_per_step):
     sch.reorder(*(loop for loop in (ky, kx, g, channel) if loop is not None))
     sch.decompose(acc, ky)
     sch.fold_storage(acc, pixel)
+    g_outer = g
     if groups_per_step > 1:
         g_outer, g_inner = sch.split(g, groups_per_step)
         sch.reorder(*(loop for loop in (g_outer, channel, g_inner) if loop is not None))
         sch.unroll(g_inner)
     unroll = next(u for u in (_CHANNEL_UNROLL, 16, 8, 4, 2, 1) if channels % u == 0)
+    channel_outer = channel
     if channel is not None and unroll > 1:
         # Split even where one step covers every channel: indexed by the outer loop, the
         # accumulators stay an array at constant offsets from one base; indexed by
         # constants alone, gcc makes each a scalar and spills them at greater cost.
-        sch.unroll(sch.split(channel, unroll)[1])
+        channel_outer, channel_inner = sch.split(channel, unroll)
+        sch.unroll(channel_inner)
+    if window_unrolled:
+        for loop in (ky, kx, g_outer, channel_outer):
+            if loop is not None and loop in sch.loops(acc):
+                sch.unroll(loop)
 
 
 def depthwise_int8(shape, in_dtype, out_range, name="depthwise", block=None):

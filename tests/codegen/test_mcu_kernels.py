@@ -30,11 +30,12 @@ SEEDS = st.integers(0, 2**32 - 1)
 PIXEL_CHANNEL_BLOCKS = st.none() | st.tuples(st.integers(1, 4), st.integers(1, 4))
 
 
-def host_build(sch):
-    """The mcu C of a schedule, compiled for the host and callable like qc.build's."""
+def host_build(sch, constants=None):
+    """The mcu C of a schedule (with `constants` folded in), compiled for the host and
+    callable like qc.build's."""
     require_cc()
     kernel = verify(sch.kernel)
-    source = render_mcu(kernel, str(sch.trace))
+    source = render_mcu(kernel, str(sch.trace), constants)
     library = DEFAULT_CACHE.load(source, mcu_signature(kernel), find_toolchain())
     return CompiledKernel(kernel, source, library)
 
@@ -89,9 +90,10 @@ def test_int8_convs_match_the_reference(variant, shape, seed, signed_in, signed_
 @pytest.mark.parametrize("act_bits", activation_widths())
 @settings(max_examples=examples(3))
 @given(shape=conv_shapes(groups_of_8=True), seed=SEEDS,
-       pool_size=st.sampled_from([2, 16, 48, 64, 256]))
-def test_the_bitserial_conv_matches_the_reference_at_every_width(act_bits, shape, seed,
-                                                                   pool_size):
+       pool_size=st.sampled_from([2, 16, 48, 64, 256]), groups_per_step=st.sampled_from(
+           [None, 1, 2, 3]), window_unrolled=st.booleans())
+def test_the_bitserial_conv_matches_the_reference_at_every_width(
+        act_bits, shape, seed, pool_size, groups_per_step, window_unrolled):
     rng = np.random.default_rng(seed)
     x, _, requant, out_range = conv_case(shape, seed, bits=act_bits)
     pool = rng.integers(-127, 128, (pool_size, kernels.VECTOR_LEN)).astype(np.int8)
@@ -101,9 +103,12 @@ def test_the_bitserial_conv_matches_the_reference_at_every_width(act_bits, shape
     want = bitserial_conv2d_int(x, indices, lut, *requant, act_bits, shape.stride,
                                 shape.padding, *out_range)[0]
     sch = kernels.bitserial_conv(shape, act_bits, pool_size, out_range,
-                                 lut_dtype=np.dtype(lut.dtype).name)
-    got = host_build(sch)(x=x[0], index=indices, lut=lut, bias=requant[0],
-                          multiplier=requant[1], shift=requant[2])
+                                 lut_dtype=np.dtype(lut.dtype).name,
+                                 groups_per_step=groups_per_step, window_unrolled=window_unrolled)
+    # Written out, the window's pool indices go into the code as immediates.
+    constants = {"index": indices} if window_unrolled else None
+    got = host_build(sch, constants)(x=x[0], index=indices, lut=lut, bias=requant[0],
+                                     multiplier=requant[1], shift=requant[2])
     np.testing.assert_array_equal(got, want)
 
 

@@ -85,3 +85,21 @@ def test_the_rendered_kernel_computes_what_the_interpreter_does():
     fn = CompiledKernel(sch.kernel, source, library)
     x = np.random.default_rng(5).integers(-128, 128, (6, 4, 3)).astype(np.int8)
     np.testing.assert_array_equal(fn(x=x), interp.run(sch.kernel, x=x)["max_pool"])
+
+
+def test_a_constant_table_read_at_constant_offsets_becomes_immediates():
+    sch = kernels.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 2, 16, (0, 3),
+                                 window_unrolled=True)
+    indices = np.array([[[[5, 11]]]], np.uint8)
+    source = render_mcu(sch.kernel, constants={"index": indices})
+    assert "(void)index;" in source and "index[" not in source
+    assert "quiltc_lut_row0[(int32_t)5]" in source and "quiltc_lut_row0[(int32_t)11]" in source
+    # Without the constants the same kernel reads the table.
+    assert "index[" in render_mcu(sch.kernel)
+
+
+def test_constants_must_name_a_parameter():
+    sch = kernels.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 2, 16, (0, 3))
+    with pytest.raises(qc.QuiltError, match=r"constants \['weights'\] name no parameter of "
+                                            r"kernel conv; its parameters are \['x', 'index'"):
+        render_mcu(sch.kernel, constants={"weights": np.zeros(2)})
