@@ -8,7 +8,11 @@ channels, 3x3, 16x16 input, padding 1) on a Cortex-M3 and a Cortex-M4: Arm's CMS
 the column is left out when neither exists), quiltc's own int8 kernels (the plain loop
 and the SMLAD one, each on both cores; the fewer-instruction one is `int8_instructions`)
 and the bit-serial kernels at activation widths 1..8, then one whole inference of the
-digits CNN. Every emulated output is checked against the numpy integer reference.
+digits CNN. Beside the conv, quiltc's int8 depthwise conv (16x16x32, 3x3, padding 1) and
+dense layer (256 -> 64) against CMSIS-NN's arm_depthwise_conv_wrapper_s8 and
+arm_fully_connected_per_channel_s8 on the same weights and data ("other_layers", ratio =
+quiltc / CMSIS-NN instructions: below 1, quiltc runs fewer). Every emulated output is
+checked against the numpy integer reference.
 ratio_vs_int8 = instructions of the better of quiltc's int8 and CMSIS-NN / bit-serial
 instructions (above 1: bit-serial wins). Beside every layer count stands
 `cycles_estimate`: an estimate, not a measurement (neither QEMU nor unicorn models time),
@@ -35,7 +39,11 @@ import numpy as np  # noqa: E402
 
 from quiltc import mcu  # noqa: E402
 from quiltc.demo.mcu import pooled_digits  # noqa: E402
-from quiltc.mcu.model import conv_layer_source  # noqa: E402
+from quiltc.mcu.model import (  # noqa: E402
+    conv_layer_source,
+    dense_layer_source,
+    depthwise_layer_source,
+)
 from quiltc.mcu.schedule_search import search_schedule  # noqa: E402
 from quiltc.recipes.mcu import ConvShape  # noqa: E402
 from quiltc.runtime_c import mcu_toolchain  # noqa: E402
@@ -44,6 +52,9 @@ from quiltc.runtime_c.mcu_cycles import call_with_cycles  # noqa: E402
 
 LAYER = ConvShape(h=16, w=16, cin=32, cout=32, kh=3, kw=3, stride=1, padding=1)
 QUICK_LAYER = ConvShape(h=8, w=8, cin=16, cout=16, kh=3, kw=3, stride=1, padding=1)
+# The depthwise layer has the conv's geometry, one filter per channel; dense: (cin, cout).
+DEPTHWISE_LAYER, QUICK_DEPTHWISE_LAYER = LAYER, QUICK_LAYER
+DENSE_LAYER, QUICK_DENSE_LAYER = (256, 64), (64, 16)
 POOL_SIZE = 64
 BITS = range(1, 9)
 # The widths the targets name (2 and 4) and the int8-equivalent one.
@@ -63,41 +74,112 @@ CYCLES_NOTE = ("cycles_estimate: an estimate, not a measurement: each executed i
                "(zero wait states, pipeline refill P = 2), see quiltc.runtime_c.mcu_cycles")
 
 
-def layer_input(shape, bits):
-    """The layer's input: uint8 (h, w, cin) activations of `bits` bits, seed 1."""
-    return np.random.default_rng(1).integers(0, 1 << bits, (shape.h, shape.w, shape.cin),
-                                             dtype=np.uint8)
+def layer_input(dims, bits):
+    """A layer's input: uint8 activations of `bits` bits in an array of shape `dims`
+    ((h, w, cin), or (cin,) for a dense layer), seed 1."""
+    return np.random.default_rng(1).integers(0, 1 << bits, dims, dtype=np.uint8)
 
 
-def layer_counts(kind, shape, core, act_bits, folder):
-    """{"instructions", "cycles_estimate", "cycles_by_class"} of one call of quiltc's conv
-    layer `shape` of `kind`, its output checked against numpy."""
-    layer = conv_layer_source(kind, shape, act_bits=act_bits, pool_size=POOL_SIZE)
+def source_counts(layer, x, core, folder):
+    """{"instructions", "cycles_estimate", "cycles_by_class"} of one call of the
+    LayerSource `layer` on `x`, built in `folder`, its output checked against numpy."""
     elf = mcu_toolchain.compile_elf({"layer.c": layer.source}, board_for_core(core).machine,
-                                    f"{folder}/{core}_{kind}_{act_bits}", [layer.function])
-    x = layer_input(shape, act_bits if kind == "bitserial" else 8)
+                                    folder, [layer.function])
     call, estimate = call_with_cycles(elf, layer.function,
                                       [x, np.zeros(layer.output_size, np.uint8)], core)
     if not np.array_equal(call.arrays[1], np.asarray(layer.reference(x)).reshape(-1)):
-        raise SystemExit(f"the emulated {kind} layer on the {core} differs from numpy")
+        raise SystemExit(f"the emulated {layer.kind} layer on the {core} differs from numpy")
     return {"instructions": call.instructions, "cycles_estimate": estimate.cycles,
             "cycles_by_class": estimate.by_class}
 
 
-def cmsis_counts(shape, folder):
-    """{core: CMSIS-NN's counts} for the layer, or None (said in one line) without it."""
+def layer_counts(kind, shape, core, act_bits, folder):
+    """source_counts of quiltc's conv layer `shape` of `kind` at `act_bits`."""
+    layer = conv_layer_source(kind, shape, act_bits=act_bits, pool_size=POOL_SIZE)
+    x = layer_input((shape.h, shape.w, shape.cin), act_bits if kind == "bitserial" else 8)
+    return source_counts(layer, x, core, f"{folder}/{core}_{kind}_{act_bits}")
+
+
+def cmsis_library():
+    """cmsis_nn.library_folder(), or None said in one line."""
     library = cmsis_nn.library_folder()
     if library is None:
         print(f"CMSIS-NN not found (set {cmsis_nn.ENVIRONMENT_VARIABLE} or add "
               f"{cmsis_nn.SHARED_COPY}): its column is left out")
+    return library
+
+
+def cmsis_counts(library, shape, folder):
+    """{core: CMSIS-NN's counts} for the conv layer, or None without the library."""
+    if library is None:
         return None
-    x = layer_input(shape, 8)
+    x = layer_input((shape.h, shape.w, shape.cin), 8)
     reference = conv_layer_source("int8_plain", shape).reference(x)
     counts = {"library": str(library)}
     for core in CORES:
-        counts[core] = cmsis_nn.measure(library, shape, core, x, reference,
-                                        f"{folder}/{core}_cmsis_nn")
+        counts[core] = cmsis_nn.measure(library, cmsis_nn.conv_layer(shape), core, x,
+                                        reference, f"{folder}/{core}_cmsis_nn")
     return counts
+
+
+def quiltc_against_cmsis(name, layer, library_layer, x, library, folder):
+    """{core: {"quiltc", "cmsis_nn", "ratio", "cycles_ratio"}}: the counts of quiltc's
+    LayerSource `layer` and of CMSIS-NN's LibraryLayer `library_layer` on `x`, and
+    quiltc's over CMSIS-NN's instructions and estimated cycles (None without the library)."""
+    result = {}
+    for core in CORES:
+        quiltc = source_counts(layer, x, core, f"{folder}/{core}_{name}")
+        entry = {"quiltc": quiltc, "cmsis_nn": None, "ratio": None, "cycles_ratio": None}
+        if library is not None:
+            cmsis = cmsis_nn.measure(library, library_layer, core, x, layer.reference(x),
+                                     f"{folder}/{core}_{name}_cmsis_nn")
+            entry.update(cmsis_nn=cmsis,
+                         ratio=round(quiltc["instructions"] / cmsis["instructions"], 3),
+                         cycles_ratio=round(quiltc["cycles_estimate"]
+                                            / cmsis["cycles_estimate"], 3))
+        result[core] = entry
+    return result
+
+
+def other_layers(library, depthwise_shape, dense_sizes, folder):
+    """{"depthwise": {"shape", core: ...}, "dense": {"shape", core: ...}}: quiltc's int8
+    depthwise conv of `depthwise_shape` and dense layer `dense_sizes` = (cin, cout)
+    against CMSIS-NN's, as quiltc_against_cmsis counts them."""
+    cin, cout = dense_sizes
+    depthwise = quiltc_against_cmsis(
+        "depthwise", depthwise_layer_source(depthwise_shape),
+        cmsis_nn.depthwise_layer(depthwise_shape),
+        layer_input((depthwise_shape.h, depthwise_shape.w, depthwise_shape.cin), 8), library,
+        folder)
+    dense = quiltc_against_cmsis("dense", dense_layer_source(cin, cout),
+                                 cmsis_nn.dense_layer(cin, cout), layer_input((cin,), 8),
+                                 library, folder)
+    return {"depthwise": {"shape": vars(depthwise_shape), **depthwise},
+            "dense": {"shape": {"cin": cin, "cout": cout}, **dense}}
+
+
+def print_other_layers(others):
+    """quiltc's and CMSIS-NN's instructions and estimated cycles for the depthwise and
+    dense layers, per core, with quiltc / CMSIS-NN ("-" without the library)."""
+    def cell(value, width, spec=","):
+        return f"{'-' if value is None else format(value, spec):>{width}}"
+
+    depthwise, dense = others["depthwise"]["shape"], others["dense"]["shape"]
+    labels = {"depthwise": f"depthwise {depthwise['h']}x{depthwise['w']}x{depthwise['cin']} "
+                           f"{depthwise['kh']}x{depthwise['kw']} pad {depthwise['padding']}",
+              "dense": f"dense {dense['cin']} -> {dense['cout']}"}
+    print(f"{'layer':<30}{'core':>5}{'quiltc':>12}{'CMSIS-NN':>12}{'ratio':>7}"
+          f"{'quiltc cycles':>15}{'CMSIS-NN cycles':>17}{'ratio':>7}")
+    for name, label in labels.items():
+        for core in CORES:
+            entry = others[name][core]
+            cmsis = entry["cmsis_nn"] or {}
+            print(f"{label:<30}{core:>5}{cell(entry['quiltc']['instructions'], 12)}"
+                  f"{cell(cmsis.get('instructions'), 12)}{cell(entry['ratio'], 7, '.2f')}"
+                  f"{cell(entry['quiltc']['cycles_estimate'], 15)}"
+                  f"{cell(cmsis.get('cycles_estimate'), 17)}"
+                  f"{cell(entry['cycles_ratio'], 7, '.2f')}")
+    print("ratio: quiltc / CMSIS-NN (below 1: quiltc runs fewer)")
 
 
 def layer_by_core(shape, widths, cmsis, folder):
@@ -244,12 +326,18 @@ def main():
                              "widths 2, 4 and 8 only, results to a temporary folder")
     arguments = parser.parse_args()
     shape, widths = (QUICK_LAYER, QUICK_BITS) if arguments.quick else (LAYER, BITS)
+    depthwise_shape, dense_sizes = ((QUICK_DEPTHWISE_LAYER, QUICK_DENSE_LAYER) if arguments.quick
+                                    else (DEPTHWISE_LAYER, DENSE_LAYER))
     results_folder = common.output_folder(arguments.quick)
     with tempfile.TemporaryDirectory() as folder:
         print(f"conv layer {shape}: one call under unicorn; {CYCLES_NOTE}")
-        cmsis = cmsis_counts(shape, folder)
+        library = cmsis_library()
+        cmsis = cmsis_counts(library, shape, folder)
         layer = layer_by_core(shape, widths, cmsis, folder)
         print_layer_table(layer, cmsis)
+        print("depthwise and dense layers: quiltc int8 against CMSIS-NN, one call each")
+        others = other_layers(library, depthwise_shape, dense_sizes, folder)
+        print_other_layers(others)
         schedules = None
         if not arguments.quick:
             print("schedules of quiltc's kernels, searched under unicorn")
@@ -297,7 +385,8 @@ def main():
         "value": round(100 * best_gap, 2), "target": 1.0, "direction": "at most",
         "met": best_gap <= 0.01}
     payload = {"layer_shape": vars(shape), "pool_size": POOL_SIZE, "cmsis_nn": cmsis,
-               "cycles_estimate_method": CYCLES_NOTE, "layer": layer, "schedule_search": schedules,
+               "cycles_estimate_method": CYCLES_NOTE, "layer": layer, "other_layers": others,
+               "schedule_search": schedules,
                "digits_cnn": digits, "storage": storage, "accuracy": accuracy,
                "flash_bytes": flash, "ram_bytes": ram,
                "project": {"board": "mps2-an386", "act_bits": PROJECT_BITS},

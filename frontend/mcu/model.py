@@ -10,9 +10,10 @@ model from `weightpool.compress`) into the files of its C implementation:
                 the largest layer output, and quiltc_model_run calling the layers
     weights.c   the const weight, pool-index, lookup and requantization tables (flash)
 
-`conv_layer_source(kind, shape, ...)` gives one conv layer as a callable C function with
-its tables, for instruction counts; `host_model` and `host_layer` build either with the
-host compiler for tests.
+`conv_layer_source(kind, shape, ...)`, `depthwise_layer_source(shape, ...)` and
+`dense_layer_source(cin, cout, ...)` give one layer as a callable C function with its
+tables and its numpy reference, for instruction counts; `host_model` and `host_layer`
+build a model or a layer with the host compiler for tests.
 """
 
 import dataclasses
@@ -208,13 +209,15 @@ def host_model(sources):
 
 @dataclass(frozen=True)
 class LayerSource:
-    """One conv layer as C: `source` defines `void {function}(const uint8_t *in,
-    uint8_t *out)` with its tables (const, in flash); `in` holds input_size activations
-    (h, w, cin), `out` receives output_size (oh, ow, cout). `reference(x)` computes the
-    same output in numpy (the integer oracle). `parameters` holds the layer's numpy
-    tables as drawn, for building the same layer elsewhere: for the int8 kinds weight
-    (kh, kw, cin, cout) int8, bias, multiplier and shift; for "bitserial" index, lut,
-    bias, multiplier and shift."""
+    """One layer as C: `source` defines `void {function}(const uint8_t *in, uint8_t
+    *out)` with its tables (const, in flash); `in` holds input_size activations ((h, w,
+    cin) for the convs, (cin,) for a dense layer), `out` receives output_size ((oh, ow,
+    cout), or (cout,)). `reference(x)` computes the same output in numpy (the integer
+    oracle). `parameters` holds the layer's numpy tables as drawn, in the layout of the
+    numpy reference, for building the same layer elsewhere: weight, then bias,
+    multiplier and shift; weight is (kh, kw, cin, cout) for the int8 convs, (kh, kw, c)
+    for "int8_depthwise" and (cin, cout) for "int8_dense"; "bitserial" holds index and
+    lut in its place."""
 
     kind: str
     source: str
@@ -236,21 +239,14 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
     groups_per_step). Returns a LayerSource."""
     if kind not in CONV_KINDS:
         raise QuiltError(f"conv kind {kind!r} is unknown; use one of {', '.join(CONV_KINDS)}")
-    if not isinstance(shape, kernels.ConvShape):
-        raise QuiltError(f"shape is a {type(shape).__name__}; pass a quiltc.recipes.mcu."
-                         "ConvShape(h, w, cin, cout, kh, kw, stride, padding)")
+    _check_conv_shape(shape)
     if not is_integer_in(pool_size, 1, 256):
         raise QuiltError(f"pool_size={pool_size!r} is not supported: indices are one byte, so "
                          "pass a pool_size in 1..256")
     bits = check_act_bits(act_bits) if kind == "bitserial" else 8
     rng = np.random.default_rng(seed)
     out_range = (0, (1 << bits) - 1)
-    depth = shape.kh * shape.kw * shape.cin
-    bias = rng.integers(-depth * 64, depth * 64, shape.cout).astype(np.int32)
-    # Scale a typical accumulator (depth products of about half the range) onto the output.
-    scale = out_range[1] / (depth * ((1 << bits) - 1) * 16.0)
-    multiplier, shift = q.quantize_multiplier(np.full(shape.cout, scale))
-    requant = {"bias": bias, "multiplier": multiplier, "shift": shift}
+    requant = _drawn_requantization(rng, shape.cout, shape.kh * shape.kw * shape.cin, bits)
     stride, padding = shape.stride, shape.padding
     if kind == "bitserial":
         pool = rng.integers(-127, 128, (pool_size, kernels.VECTOR_LEN)).astype(np.int8)
@@ -262,8 +258,9 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
         tables = parameters = {"index": indices, "lut": lut, **requant}
 
         def reference(x):
-            return bitserial_conv2d_int(np.asarray(x)[None], indices, lut, bias, multiplier,
-                                        shift, bits, stride, padding, *out_range)[0]
+            return bitserial_conv2d_int(np.asarray(x)[None], indices, lut, **requant,
+                                        act_bits=bits, stride=stride, padding=padding,
+                                        out_min=out_range[0], out_max=out_range[1])[0]
     else:
         variant = kind.split("_")[1]
         weight = rng.integers(-127, 128, (shape.kh, shape.kw, shape.cin, shape.cout))
@@ -273,9 +270,88 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
         parameters = {"weight": weight, **requant}
 
         def reference(x):
-            return q.conv2d_int(np.asarray(x)[None], weight, bias, multiplier, shift, stride,
-                                padding, *out_range)[0]
+            return q.conv2d_int(np.asarray(x)[None], weight, **requant, stride=stride,
+                                padding=padding, out_min=out_range[0],
+                                out_max=out_range[1])[0]
+    # A bit-serial window written out reads the pool indices at constant offsets: they
+    # go into the code as immediates.
+    in_code = ("index",) if (schedule or {}).get("window_unrolled") else ()
+    return _layer_source(kind, f"{kind} conv", bits, sch, tables, function,
+                         (shape.h * shape.w * shape.cin, shape.oh * shape.ow * shape.cout),
+                         reference, parameters, in_code)
+
+
+def depthwise_layer_source(shape, seed=0, function="quiltc_depthwise_layer", schedule=None):
+    """A depthwise conv layer of `shape` (a ConvShape with cout == cin: channel
+    multiplier 1) with reproducible random int8 weights, 8-bit activations in and out,
+    as a callable C function (kind "int8_depthwise"); `schedule` holds keyword
+    arguments for recipes.mcu.depthwise_int8 (its block). Returns a LayerSource."""
+    _check_conv_shape(shape)
+    if shape.cout != shape.cin:
+        raise QuiltError(f"a depthwise layer keeps its channels, but shape has cin="
+                         f"{shape.cin} and cout={shape.cout}; pass cout={shape.cin}")
+    rng = np.random.default_rng(seed)
+    requant = _drawn_requantization(rng, shape.cin, shape.kh * shape.kw, 8)
+    weight = rng.integers(-127, 128, (shape.kh, shape.kw, shape.cin)).astype(np.int8)
+    sch = kernels.depthwise_int8(shape, "uint8", (0, 255), **(schedule or {}))
+    tables = {"weight": weight.transpose(2, 0, 1), **requant}
+
+    def reference(x):
+        return q.depthwise_conv2d_int(np.asarray(x)[None], weight, **requant,
+                                      stride=shape.stride, padding=shape.padding,
+                                      out_min=0, out_max=255)[0]
+
+    return _layer_source("int8_depthwise", "int8 depthwise conv", 8, sch, tables, function,
+                         (shape.h * shape.w * shape.cin, shape.oh * shape.ow * shape.cin),
+                         reference, {"weight": weight, **requant})
+
+
+def dense_layer_source(cin, cout, seed=0, function="quiltc_dense_layer", schedule=None):
+    """A fully connected layer `cin` -> `cout` with reproducible random int8 weights,
+    8-bit activations in and out, as a callable C function (kind "int8_dense");
+    `schedule` holds keyword arguments for recipes.mcu.dense_int8 (its block). Returns
+    a LayerSource."""
+    if not (is_integer_in(cin, 1, 1 << 16) and is_integer_in(cout, 1, 1 << 16)):
+        raise QuiltError(f"a dense layer {cin!r} -> {cout!r} needs whole numbers of features "
+                         "in 1..65536 on each side")
+    rng = np.random.default_rng(seed)
+    requant = _drawn_requantization(rng, cout, cin, 8)
+    weight = rng.integers(-127, 128, (cin, cout)).astype(np.int8)
+    sch = kernels.dense_int8(cin, cout, "uint8", (0, 255), **(schedule or {}))
+
+    def reference(x):
+        return q.dense_int(np.asarray(x)[None], weight, **requant, out_min=0, out_max=255)[0]
+
+    return _layer_source("int8_dense", "int8 dense", 8, sch, {"weight": weight.T, **requant},
+                         function, (cin, cout), reference, {"weight": weight, **requant})
+
+
+def _check_conv_shape(shape):
+    if not isinstance(shape, kernels.ConvShape):
+        raise QuiltError(f"shape is a {type(shape).__name__}; pass a quiltc.recipes.mcu."
+                         "ConvShape(h, w, cin, cout, kh, kw, stride, padding)")
+
+
+def _drawn_requantization(rng, channels, depth, bits):
+    """{"bias", "multiplier", "shift"} drawn from `rng` for a layer of `channels`
+    outputs, each summing `depth` products of `bits`-bit activations and int8 weights."""
+    out_max = (1 << bits) - 1
+    bias = rng.integers(-depth * 64, depth * 64, channels).astype(np.int32)
+    # Scale a typical accumulator (depth products of about half the range) onto the output.
+    scale = out_max / (depth * out_max * 16.0)
+    multiplier, shift = q.quantize_multiplier(np.full(channels, scale))
+    return {"bias": bias, "multiplier": multiplier, "shift": shift}
+
+
+def _layer_source(kind, label, bits, sch, tables, function, sizes, reference, parameters,
+                  in_code=()):
+    """The LayerSource of the schedule `sch`: its kernel rendered static beside its
+    `tables` ({placeholder name: numpy array}, const) and the entry `function` passing
+    them; `label` names the layer in the C comments, `sizes` = (input, output) counts.
+    The tables named in `in_code` are also folded into the code wherever read at a
+    constant offset (see codegen.mcu)."""
     kernel = dataclasses.replace(sch.kernel, name=f"{function}_kernel")
+    constants = {name: tables[name] for name in in_code}
     arguments, definitions = [], []
     for buffer in kernel.params:
         if buffer.name == "x":
@@ -287,13 +363,13 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
             definitions.append("static " + c_array(table, tables[buffer.name].astype(
                 buffer.dtype.numpy)))
             arguments.append(table)
-    unit = render([(kernel, f"{kind} conv, act_bits={bits}\n{sch.trace}")], "mcu",
-                  f"quiltc {kind} conv layer (target mcu)", static=True).source
+    unit = render([(kernel, f"{label}, act_bits={bits}\n{sch.trace}")], "mcu",
+                  f"quiltc {label} layer (target mcu)", static=True,
+                  constants=constants).source
     entry = (f"void {function}(const uint8_t *in, uint8_t *out)\n{{\n"
              f"    {kernel.name}({', '.join(arguments)});\n}}\n")
     source = "\n\n".join([unit.rstrip(), *definitions, entry])
-    return LayerSource(kind, source, function, shape.h * shape.w * shape.cin,
-                       shape.oh * shape.ow * shape.cout, reference, parameters)
+    return LayerSource(kind, source, function, *sizes, reference, parameters)
 
 
 def host_layer(layer):

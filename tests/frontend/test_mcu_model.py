@@ -12,8 +12,19 @@ from hypothesis import strategies as st
 import quiltc as qc
 from quiltc import nn, qmodel, weightpool
 from quiltc.mcu import declared_bytes
-from quiltc.mcu.model import CONV_KINDS, conv_layer_source, host_layer, host_model, model_sources
+from quiltc.mcu.model import (
+    CONV_KINDS,
+    conv_layer_source,
+    dense_layer_source,
+    depthwise_layer_source,
+    host_layer,
+    host_model,
+    model_sources,
+)
+from quiltc.nn import quantize as q
 from quiltc.recipes.mcu import ConvShape
+from quiltc.runtime_c import mcu_toolchain
+from quiltc.runtime_c.mcu_boards import board_for_core
 
 from support.helpers import require_cc, require_tool
 from support.tiers import activation_widths, examples
@@ -161,3 +172,75 @@ def test_the_smlad_layer_uses_the_dual_multiply_accumulate_on_cortex_m4(tmp_path
 def test_an_unknown_layer_kind_is_refused():
     with pytest.raises(qc.QuiltError, match="conv kind 'int4' is unknown; use one of int8_plain"):
         conv_layer_source("int4", ConvShape(4, 4, 8, 8, 3, 3))
+
+
+def _drawn_block(data, extents, largest):
+    """None (the recipe's default block) or a register block whose every extent divides
+    the loop it blocks (`extents`), as an explicit block must."""
+    if not data.draw(st.booleans()):
+        return None
+    return {"block": tuple(data.draw(st.sampled_from(
+        [size for size in range(1, largest + 1) if extent % size == 0])) for extent in extents)}
+
+
+@settings(max_examples=examples(6))
+@given(data=st.data(), h=st.integers(5, 9), w=st.integers(5, 9), channels=st.integers(1, 9),
+       kernel=st.sampled_from([1, 3, 5]), stride=st.integers(1, 2), padding=st.integers(0, 2),
+       seed=st.integers(0, 2**16))
+def test_a_depthwise_layer_source_computes_its_reference(data, h, w, channels, kernel, stride,
+                                                         padding, seed):
+    require_cc()
+    shape = ConvShape(h, w, channels, channels, kernel, kernel, stride, padding)
+    schedule = _drawn_block(data, (shape.ow, channels), 4)
+    layer = depthwise_layer_source(shape, seed=seed, schedule=schedule)
+    x = np.random.default_rng(seed).integers(0, 256, (h, w, channels)).astype(np.uint8)
+    expected = layer.reference(x)
+    assert layer.kind == "int8_depthwise" and expected.shape == (shape.oh, shape.ow, channels)
+    # `parameters` are the numpy reference's own tables, as a baseline rebuilds the layer.
+    np.testing.assert_array_equal(q.depthwise_conv2d_int(
+        x[None], **layer.parameters, stride=stride, padding=padding, out_min=0,
+        out_max=255)[0], expected)
+    np.testing.assert_array_equal(host_layer(layer)(x), expected.reshape(-1))
+
+
+@settings(max_examples=examples(6))
+@given(data=st.data(), cin=st.integers(1, 300), cout=st.integers(1, 20),
+       seed=st.integers(0, 2**16))
+def test_a_dense_layer_source_computes_its_reference(data, cin, cout, seed):
+    require_cc()
+    schedule = _drawn_block(data, (cout,), 8)
+    layer = dense_layer_source(cin, cout, seed=seed, schedule=schedule)
+    x = np.random.default_rng(seed).integers(0, 256, cin).astype(np.uint8)
+    expected = layer.reference(x)
+    assert (layer.kind, layer.input_size, layer.output_size) == ("int8_dense", cin, cout)
+    np.testing.assert_array_equal(q.dense_int(x[None], **layer.parameters, out_min=0,
+                                              out_max=255)[0], expected)
+    np.testing.assert_array_equal(host_layer(layer)(x), expected)
+
+
+@pytest.mark.toolchain
+@pytest.mark.parametrize("core", ["m3", "m4"])
+def test_the_depthwise_and_dense_layers_run_their_reference_under_unicorn(tmp_path, core):
+    require_tool(mcu_toolchain.COMPILER, mcu_toolchain.MCU_INSTALL_HINT)
+    pytest.importorskip("unicorn", reason="install the test extra: pip install -e '.[test]'")
+    from quiltc.runtime_c.unicorn_run import call_function
+
+    shape = ConvShape(6, 5, 8, 8, 3, 3, 1, 1)
+    rng = np.random.default_rng(4)
+    for name, layer, x in (
+            ("depthwise", depthwise_layer_source(shape, seed=2),
+             rng.integers(0, 256, (6, 5, 8)).astype(np.uint8)),
+            ("dense", dense_layer_source(40, 12, seed=3),
+             rng.integers(0, 256, 40).astype(np.uint8))):
+        elf = mcu_toolchain.compile_elf({"layer.c": layer.source}, board_for_core(core).machine,
+                                        tmp_path / name, [layer.function])
+        call = call_function(elf, layer.function, [x, np.zeros(layer.output_size, np.uint8)],
+                             core=core)
+        np.testing.assert_array_equal(call.arrays[1], layer.reference(x).reshape(-1))
+
+
+def test_a_depthwise_layer_that_changes_its_channels_and_an_empty_dense_layer_are_refused():
+    with pytest.raises(qc.QuiltError, match="cin=8 and cout=16; pass cout=8"):
+        depthwise_layer_source(ConvShape(4, 4, 8, 16, 3, 3))
+    with pytest.raises(qc.QuiltError, match="a dense layer 0 -> 4 needs whole numbers"):
+        dense_layer_source(0, 4)
