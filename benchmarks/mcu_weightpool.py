@@ -122,12 +122,14 @@ def cmsis_counts(library, shape, folder):
     return counts
 
 
-def quiltc_against_cmsis(name, layer, library_layer, x, library, folder):
+def quiltc_against_cmsis(name, layer_for, library_layer, x, library, folder):
     """{core: {"quiltc", "cmsis_nn", "ratio", "cycles_ratio"}}: the counts of quiltc's
-    LayerSource `layer` and of CMSIS-NN's LibraryLayer `library_layer` on `x`, and
-    quiltc's over CMSIS-NN's instructions and estimated cycles (None without the library)."""
+    LayerSource `layer_for(core)` and of CMSIS-NN's LibraryLayer `library_layer` on `x`,
+    and quiltc's over CMSIS-NN's instructions and estimated cycles (None without the
+    library)."""
     result = {}
     for core in CORES:
+        layer = layer_for(core)
         quiltc = source_counts(layer, x, core, f"{folder}/{core}_{name}")
         entry = {"quiltc": quiltc, "cmsis_nn": None, "ratio": None, "cycles_ratio": None}
         if library is not None:
@@ -147,15 +149,18 @@ def other_layers(library, depthwise_shape, dense_sizes, folder):
     against CMSIS-NN's, as quiltc_against_cmsis counts them."""
     cin, cout = dense_sizes
     depthwise = quiltc_against_cmsis(
-        "depthwise", depthwise_layer_source(depthwise_shape),
+        "depthwise", lambda core: depthwise_layer_source(depthwise_shape),
         cmsis_nn.depthwise_layer(depthwise_shape),
         layer_input((depthwise_shape.h, depthwise_shape.w, depthwise_shape.cin), 8), library,
         folder)
-    dense = quiltc_against_cmsis("dense", dense_layer_source(cin, cout),
+    # The dense kernel a whole model gets on each core (smlad where the core has DSP).
+    variants = {core: kind.split("_")[1] for core, kind in DIGITS_INT8_KERNEL.items()}
+    dense = quiltc_against_cmsis("dense", lambda core: dense_layer_source(
+                                     cin, cout, schedule={"variant": variants[core]}),
                                  cmsis_nn.dense_layer(cin, cout), layer_input((cin,), 8),
                                  library, folder)
     return {"depthwise": {"shape": vars(depthwise_shape), **depthwise},
-            "dense": {"shape": {"cin": cin, "cout": cout}, **dense}}
+            "dense": {"shape": {"cin": cin, "cout": cout}, "quiltc_variant": variants, **dense}}
 
 
 def print_other_layers(others):
@@ -244,11 +249,12 @@ def digits_by_core(int8_count, bitserial_count, widths):
     return result
 
 
-def searched_schedules(shape, widths):
+def searched_schedules(shape, widths, layer):
     """{core: {kernel: the schedule mcu.schedule_search picks on the layer, its count,
-    and every candidate's}} for quiltc's int8 kernels and the bit-serial one at `widths`:
-    what the recipes' defaults (recipes.mcu.REGISTER_BLOCKS, default_groups_per_step)
-    were chosen from."""
+    and every candidate's}} for quiltc's int8 kernels and the bit-serial one at `widths`
+    (with its ratio_vs_int8 against `layer`'s baseline): what the recipes' defaults
+    (recipes.mcu.REGISTER_BLOCKS, default_groups_per_step) were chosen from, and what a
+    per-board choice that spends flash (window_unrolled) reaches."""
     kernels = [(kind, 8) for kind in INT8_KINDS] + [("bitserial", bits) for bits in widths]
     result = {}
     for core in CORES:
@@ -261,8 +267,13 @@ def searched_schedules(shape, widths):
                 "best": best, "instructions": fewest,
                 "candidates": [{"schedule": schedule, "instructions": n}
                                for schedule, n in counts]}
+            ratio = ""
+            if kind == "bitserial":
+                result[core][name]["ratio_vs_int8"] = round(
+                    layer[core]["baseline_instructions"] / fewest, 3)
+                ratio = f", ratio_vs_int8 {result[core][name]['ratio_vs_int8']}"
             print(f"  {core} {name}: best {best}: {fewest:,} instructions "
-                  f"({len(counts)} candidates)")
+                  f"({len(counts)} candidates){ratio}")
     return result
 
 
@@ -341,7 +352,7 @@ def main():
         schedules = None
         if not arguments.quick:
             print("schedules of quiltc's kernels, searched under unicorn")
-            schedules = searched_schedules(shape, (2, 4))
+            schedules = searched_schedules(shape, (2, 4), layer)
         model, int8_model, pooled, (_, _, x_test, y_test) = pooled_digits(POOL_SIZE)
         image = x_test[:1]
         print("digits CNN, one inference: instructions under unicorn")

@@ -39,7 +39,8 @@ _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "
 
 def layer_kernel(layer, int8_conv="smlad"):
     """(schedule, {placeholder name: numpy table}) of one `QuantLayer`, or None for a
-    flatten (NHWC storage is already flat). `int8_conv` picks the int8 conv kernel."""
+    flatten (NHWC storage is already flat). `int8_conv` picks the int8 conv and dense
+    kernels ("plain" or "smlad")."""
     out_range = (int(layer.out_min), int(layer.out_max))
     in_dtype = np.dtype(layer.in_dtype).name
     requant = {"bias": layer.bias, "multiplier": layer.multiplier, "shift": layer.shift}
@@ -67,8 +68,8 @@ def layer_kernel(layer, int8_conv="smlad"):
         return sch, {"weight": layer.weight.transpose(2, 0, 1), **requant}
     if layer.kind == "dense":
         cin, cout = layer.weight.shape
-        sch = kernels.dense_int8(cin, cout, in_dtype, out_range)
-        return sch, {"weight": layer.weight.T, **requant}
+        sch = kernels.dense_int8(cin, cout, in_dtype, out_range, variant=int8_conv)
+        return sch, {"weight": _int8_dense_weight(layer.weight, int8_conv), **requant}
     if layer.kind in ("max_pool", "avg_pool"):
         pool = kernels.max_pool if layer.kind == "max_pool" else kernels.avg_pool
         return pool(*layer.in_shape, layer.kernel, in_dtype), {}
@@ -76,6 +77,11 @@ def layer_kernel(layer, int8_conv="smlad"):
         return None
     raise QuiltError(f"layer kind {layer.kind!r} of {layer.name} has no microcontroller "
                      "kernel; use conv2d, depthwise_conv2d, dense, pools and flatten")
+
+
+def _int8_dense_weight(weight, variant):
+    """(cin, cout) int8 dense weights in the layout the dense variant reads."""
+    return weight.T if variant == "plain" else kernels.pack_pairs(weight)
 
 
 def _int8_conv_weight(weight, variant):
@@ -309,8 +315,8 @@ def depthwise_layer_source(shape, seed=0, function="quiltc_depthwise_layer", sch
 def dense_layer_source(cin, cout, seed=0, function="quiltc_dense_layer", schedule=None):
     """A fully connected layer `cin` -> `cout` with reproducible random int8 weights,
     8-bit activations in and out, as a callable C function (kind "int8_dense");
-    `schedule` holds keyword arguments for recipes.mcu.dense_int8 (its block). Returns
-    a LayerSource."""
+    `schedule` holds keyword arguments for recipes.mcu.dense_int8 (its block and
+    variant). Returns a LayerSource."""
     if not (is_integer_in(cin, 1, 1 << 16) and is_integer_in(cout, 1, 1 << 16)):
         raise QuiltError(f"a dense layer {cin!r} -> {cout!r} needs whole numbers of features "
                          "in 1..65536 on each side")
@@ -322,7 +328,8 @@ def dense_layer_source(cin, cout, seed=0, function="quiltc_dense_layer", schedul
     def reference(x):
         return q.dense_int(np.asarray(x)[None], weight, **requant, out_min=0, out_max=255)[0]
 
-    return _layer_source("int8_dense", "int8 dense", 8, sch, {"weight": weight.T, **requant},
+    table = _int8_dense_weight(weight, (schedule or {}).get("variant", "plain"))
+    return _layer_source("int8_dense", "int8 dense", 8, sch, {"weight": table, **requant},
                          function, (cin, cout), reference, {"weight": weight, **requant})
 
 

@@ -391,17 +391,36 @@ def depthwise_int8(shape, in_dtype, out_range, name="depthwise", block=None):
     return sch
 
 
-def dense_int8(cin, cout, in_dtype, out_range, name="dense", block=None):
+def dense_int8(cin, cout, in_dtype, out_range, name="dense", block=None, variant="plain"):
     """A fully connected layer, `block` = (output channels,) sharing each input load
-    (default REGISTER_BLOCKS["dense"]). Placeholders: x (cin,), weight (cout, cin) int8,
-    bias, multiplier, shift."""
+    (default REGISTER_BLOCKS["dense"]); `variant` "plain" or "smlad" as for `conv_int8`
+    (the input packed once into int16 pairs). Placeholders: x (cin,), weight (cout, cin)
+    int8 ("plain") or (cout, pairs) int32 (`pack_pairs` of the (cin, cout) weights),
+    then bias, multiplier, shift."""
     _check_range(out_range)
+    if variant not in ("plain", "smlad"):
+        raise QuiltError(f"dense variant {variant!r} is unknown; use 'plain' or 'smlad'")
     block = _block_for(block, "dense", (cout,), "a dense layer")
     x = qc.placeholder((cin,), in_dtype, "x")
-    weight = qc.placeholder((cout, cin), "int8", "weight")
-    ci = qc.reduce_axis(cin, "ci")
-    acc = qc.compute((cout,), lambda co: qc.sum(
-        qc.cast(x[ci], "int32") * qc.cast(weight[co, ci], "int32"), axis=ci), f"{name}_acc")
+    if variant == "plain":
+        weight = qc.placeholder((cout, cin), "int8", "weight")
+        ci = qc.reduce_axis(cin, "ci")
+        acc = qc.compute((cout,), lambda co: qc.sum(
+            qc.cast(x[ci], "int32") * qc.cast(weight[co, ci], "int32"), axis=ci),
+            f"{name}_acc")
+    else:
+        pairs = (cin + 1) // 2
+
+        def packed(t):
+            high = qc.where(2 * t + 1 < cin, qc.cast(x[sympy.Min(2 * t + 1, cin - 1)], "int32"),
+                            0)
+            return (qc.cast(x[2 * t], "int32") & 0xFFFF) | (high << 16)
+
+        columns = qc.compute((pairs,), packed, f"{name}_columns")
+        weight = qc.placeholder((cout, pairs), "int32", "weight")
+        t = qc.reduce_axis(pairs, "t")
+        acc = qc.compute((cout,), lambda co: qc.sum(
+            qc.smlad(columns[t], weight[co, t], 0), axis=t), f"{name}_acc")
     out = _requantized(acc, out_range, name)
     sch = Schedule(out, name)
     _register_block(sch, acc, out, block)

@@ -129,17 +129,20 @@ def test_the_depthwise_conv_matches_the_reference(shape, seed, signed_in, block)
 
 
 @settings(max_examples=examples(6))
+@pytest.mark.parametrize("variant", ["plain", "smlad"])
 @given(cin=st.integers(1, 70), cout=st.integers(1, 12), seed=SEEDS, signed_out=st.booleans(),
        block=st.none() | st.tuples(st.integers(1, 9)))
-def test_the_dense_layer_matches_the_reference(cin, cout, seed, signed_out, block):
+def test_the_dense_layer_matches_the_reference(variant, cin, cout, seed, signed_out, block):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (1, cin)).astype(np.uint8)
     weight = rng.integers(-127, 128, (cin, cout)).astype(np.int8)
     out_range = (-128, 127) if signed_out else (0, 255)
     requant = requantization(rng, cout, cin, 255, out_range[1])
     want = q.dense_int(x, weight, *requant, *out_range)[0]
-    got = host_build(kernels.dense_int8(cin, cout, "uint8", out_range, block=block))(
-        x=x[0], weight=np.ascontiguousarray(weight.T), bias=requant[0],
+    table = weight.T if variant == "plain" else kernels.pack_pairs(weight)
+    got = host_build(kernels.dense_int8(cin, cout, "uint8", out_range, block=block,
+                                        variant=variant))(
+        x=x[0], weight=np.ascontiguousarray(table), bias=requant[0],
         multiplier=requant[1], shift=requant[2])
     np.testing.assert_array_equal(got, want)
 

@@ -208,7 +208,8 @@ def test_a_depthwise_layer_source_computes_its_reference(data, h, w, channels, k
        seed=st.integers(0, 2**16))
 def test_a_dense_layer_source_computes_its_reference(data, cin, cout, seed):
     require_cc()
-    schedule = _drawn_block(data, (cout,), 8)
+    schedule = {**(_drawn_block(data, (cout,), 8) or {}),
+                "variant": data.draw(st.sampled_from(["plain", "smlad"]))}
     layer = dense_layer_source(cin, cout, seed=seed, schedule=schedule)
     x = np.random.default_rng(seed).integers(0, 256, cin).astype(np.uint8)
     expected = layer.reference(x)
@@ -230,8 +231,8 @@ def test_the_depthwise_and_dense_layers_run_their_reference_under_unicorn(tmp_pa
     for name, layer, x in (
             ("depthwise", depthwise_layer_source(shape, seed=2),
              rng.integers(0, 256, (6, 5, 8)).astype(np.uint8)),
-            ("dense", dense_layer_source(40, 12, seed=3),
-             rng.integers(0, 256, 40).astype(np.uint8))):
+            ("dense", dense_layer_source(41, 12, seed=3, schedule={"variant": "smlad"}),
+             rng.integers(0, 256, 41).astype(np.uint8))):
         elf = mcu_toolchain.compile_elf({"layer.c": layer.source}, board_for_core(core).machine,
                                         tmp_path / name, [layer.function])
         call = call_function(elf, layer.function, [x, np.zeros(layer.output_size, np.uint8)],
