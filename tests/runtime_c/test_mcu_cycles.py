@@ -16,20 +16,11 @@ from quiltc.runtime_c.mcu_cycles import call_with_cycles, estimate_cycles
 from quiltc.runtime_c.unicorn_run import call_function
 
 from support.helpers import require_tool
+from support.mcu_sources import DOT_INT8
 from support.tiers import examples
 
 P = mcu_cycles.PIPELINE_REFILL
-SOURCE = r"""
-#include <stdint.h>
-
-int32_t dot_int8(const int8_t *a, const int8_t *b, int n)
-{
-    int32_t sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += a[i] * b[i];
-    return sum;
-}
-
+SOURCE = DOT_INT8 + r"""
 /* Two independent loads a pass: the second is pipelined behind the first. */
 __attribute__((naked)) int sum_pairs(const int32_t *x, int n)
 {

@@ -13,21 +13,12 @@ from quiltc.runtime_c import mcu_toolchain
 from quiltc.runtime_c.unicorn_run import call_function, thumb_instruction_count
 
 from support.helpers import require_tool
+from support.mcu_sources import DOT_INT8
 from support.tiers import examples
 
 pytest.importorskip("unicorn", reason="install the test extra: pip install -e '.[test]'")
 
-SOURCE = r"""
-#include <stdint.h>
-
-int32_t dot_int8(const int8_t *a, const int8_t *b, int n)
-{
-    int32_t sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += a[i] * b[i];
-    return sum;
-}
-
+SOURCE = DOT_INT8 + r"""
 void add_scalar(int16_t *x, int n, int16_t value)
 {
     for (int i = 0; i < n; i++)
