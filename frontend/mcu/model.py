@@ -5,8 +5,9 @@ model from `weightpool.compress`) into the files of its C implementation:
 
     model.h     QUILTC_INPUT_SIZE, QUILTC_OUTPUT_SIZE and
                 int quiltc_model_run(const int8_t *in, int8_t *out)   (returns 0)
-    model.c     one static function per layer (kernels from mcu_kernels.py, lowered and
-                rendered by codegen/mcu.py), two ping-pong activation buffers sized to
+    model.c     one static function per layer (kernels from recipes/mcu.py and
+                mcu_bitserial.py, lowered and rendered by codegen/mcu.py), two
+                ping-pong activation buffers sized to
                 the largest layer output, and quiltc_model_run calling the layers
     weights.c   the const weight, pool-index, lookup and requantization tables (flash)
 
@@ -29,6 +30,7 @@ from ..nn import quantize as q
 from ..nn.bitserial import bitserial_conv2d_int, build_lut, check_act_bits
 from ..nn.qmodel import QuantModel
 from ..recipes import mcu as kernels
+from ..recipes import mcu_bitserial
 
 RUN_SIGNATURE = "int quiltc_model_run(const int8_t *in, int8_t *out);"
 CONV_KINDS = ("int8_plain", "int8_smlad", "bitserial")
@@ -60,7 +62,7 @@ def layer_kernel(layer, int8_conv="smlad"):
             raise QuiltError(f"layer {layer.name} has pool index {int(layer.indices.max())}, "
                              f"but its table has only {lut.shape[1]} entries; compress the "
                              "model again with qc.weightpool.compress")
-        sch = kernels.bitserial_conv(shape, layer.act_bits, lut.shape[1], out_range,
+        sch = mcu_bitserial.bitserial_conv(shape, layer.act_bits, lut.shape[1], out_range,
                                      lut_dtype=np.dtype(lut.dtype).name)
         return sch, {"index": layer.indices, "lut": lut, **requant}
     if layer.kind == "depthwise_conv2d":
@@ -241,7 +243,7 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
     step, for cores without DSP instructions), "int8_smlad" (im2col + dual MACs) or
     "bitserial" (a pool of `pool_size` vectors, activations of `act_bits` bits; the int8
     kinds take 8-bit ones). `schedule` holds keyword arguments for the kernel's recipe
-    (recipes.mcu.conv_int8's block and unrolled_rows, bitserial_conv's
+    (recipes.mcu.conv_int8's block and unrolled_rows, mcu_bitserial.bitserial_conv's
     groups_per_step). Returns a LayerSource."""
     if kind not in CONV_KINDS:
         raise QuiltError(f"conv kind {kind!r} is unknown; use one of {', '.join(CONV_KINDS)}")
@@ -255,11 +257,12 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
     requant = _drawn_requantization(rng, shape.cout, shape.kh * shape.kw * shape.cin, bits)
     stride, padding = shape.stride, shape.padding
     if kind == "bitserial":
-        pool = rng.integers(-127, 128, (pool_size, kernels.VECTOR_LEN)).astype(np.int8)
-        indices = rng.integers(0, pool_size, (shape.kh, shape.kw, shape.cin // kernels.VECTOR_LEN,
+        vector = mcu_bitserial.VECTOR_LEN
+        pool = rng.integers(-127, 128, (pool_size, vector)).astype(np.int8)
+        indices = rng.integers(0, pool_size, (shape.kh, shape.kw, shape.cin // vector,
                                               shape.cout)).astype(np.uint8)
         lut = build_lut(pool)
-        sch = kernels.bitserial_conv(shape, bits, pool_size, out_range,
+        sch = mcu_bitserial.bitserial_conv(shape, bits, pool_size, out_range,
                                      lut_dtype=np.dtype(lut.dtype).name, **(schedule or {}))
         tables = parameters = {"index": indices, "lut": lut, **requant}
 

@@ -19,7 +19,7 @@ import tempfile
 import numpy as np
 
 from ..ir.errors import QuiltError
-from ..recipes.mcu import VECTOR_LEN
+from ..recipes.mcu_bitserial import VECTOR_LEN
 from ..runtime_c import mcu_toolchain
 from ..runtime_c.mcu_boards import board_for_core
 from ..runtime_c.unicorn_run import call_function

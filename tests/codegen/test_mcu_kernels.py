@@ -17,6 +17,7 @@ from quiltc.codegen.mcu import mcu_signature, render_mcu
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
 from quiltc.recipes import mcu as kernels
+from quiltc.recipes import mcu_bitserial
 from quiltc.runtime_c.cache import DEFAULT_CACHE
 from quiltc.runtime_c.call import CompiledKernel
 from quiltc.runtime_c.toolchain import find_toolchain
@@ -96,13 +97,13 @@ def test_the_bitserial_conv_matches_the_reference_at_every_width(
         act_bits, shape, seed, pool_size, groups_per_step, window_unrolled):
     rng = np.random.default_rng(seed)
     x, _, requant, out_range = conv_case(shape, seed, bits=act_bits)
-    pool = rng.integers(-127, 128, (pool_size, kernels.VECTOR_LEN)).astype(np.int8)
+    pool = rng.integers(-127, 128, (pool_size, mcu_bitserial.VECTOR_LEN)).astype(np.int8)
     indices = rng.integers(0, pool_size, (shape.kh, shape.kw, shape.cin // 8, shape.cout))
     indices = indices.astype(np.uint8)
     lut = build_lut(pool)
     want = bitserial_conv2d_int(x, indices, lut, *requant, act_bits, shape.stride,
                                 shape.padding, *out_range)[0]
-    sch = kernels.bitserial_conv(shape, act_bits, pool_size, out_range,
+    sch = mcu_bitserial.bitserial_conv(shape, act_bits, pool_size, out_range,
                                  lut_dtype=np.dtype(lut.dtype).name,
                                  groups_per_step=groups_per_step, window_unrolled=window_unrolled)
     # Written out, the window's pool indices go into the code as immediates.
@@ -175,7 +176,7 @@ def test_every_kernel_computes_the_reference_in_the_interpreter():
         np.testing.assert_array_equal(got["conv"], want, err_msg=variant)
     pool = np.random.default_rng(3).integers(-127, 128, (4, 8)).astype(np.int8)
     indices = np.random.default_rng(4).integers(0, 4, (3, 3, 1, 3)).astype(np.uint8)
-    sch = kernels.bitserial_conv(shape, 3, 4, out_range, lut_dtype="int16")
+    sch = mcu_bitserial.bitserial_conv(shape, 3, 4, out_range, lut_dtype="int16")
     got = interp.run(verify(sch.kernel), x=x[0], index=indices,
                      lut=build_lut(pool).astype(np.int16), **named)
     want = bitserial_conv2d_int(x, indices, pool, *requant, 3, 2, 1, *out_range)[0]
@@ -199,11 +200,11 @@ def test_a_block_that_is_not_positive_integers_is_refused(block):
 def test_a_pooled_conv_needs_channels_in_groups_of_eight():
     shape = kernels.ConvShape(4, 4, 12, 4, 3, 3)
     with pytest.raises(qc.QuiltError, match="multiples of 8, got 12; keep this layer int8"):
-        kernels.bitserial_conv(shape, 4, 64, (0, 15))
+        mcu_bitserial.bitserial_conv(shape, 4, 64, (0, 15))
 
 
 @pytest.mark.parametrize("act_bits", [0, 9])
 def test_act_bits_outside_one_to_eight_are_refused(act_bits):
     shape = kernels.ConvShape(4, 4, 8, 4, 3, 3)
     with pytest.raises(qc.QuiltError, match=f"act_bits={act_bits} is outside 1..8"):
-        kernels.bitserial_conv(shape, act_bits, 64, (0, 15))
+        mcu_bitserial.bitserial_conv(shape, act_bits, 64, (0, 15))

@@ -14,6 +14,7 @@ from quiltc.driver.schedule import Schedule
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
 from quiltc.recipes import mcu as kernels
+from quiltc.recipes import mcu_bitserial
 from quiltc.runtime_c.cache import DEFAULT_CACHE
 from quiltc.runtime_c.call import CompiledKernel
 from quiltc.runtime_c.toolchain import find_toolchain
@@ -90,7 +91,7 @@ def test_a_row_index_written_in_the_loop_body_is_read_after_the_write():
 
 
 def test_the_bitserial_conv_reads_plane_rows_through_pointers_without_a_mask():
-    sch = kernels.bitserial_conv(kernels.ConvShape(4, 4, 16, 8, 3, 3, 1, 1), 3, 48, (0, 7))
+    sch = mcu_bitserial.bitserial_conv(kernels.ConvShape(4, 4, 16, 8, 3, 3, 1, 1), 3, 48, (0, 7))
     source = render_mcu(verify(sch.kernel), str(sch.trace))
     for plane in range(3):
         assert f"const int16_t *quiltc_lut_row{plane} = &lut[48 * (int32_t)" in source

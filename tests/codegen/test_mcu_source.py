@@ -12,6 +12,7 @@ import quiltc as qc
 from quiltc.codegen.mcu import mcu_signature, render_mcu, render_mcu_unit
 from quiltc.ir import interp
 from quiltc.recipes import mcu as kernels
+from quiltc.recipes import mcu_bitserial
 from quiltc.runtime_c.cache import DEFAULT_CACHE
 from quiltc.runtime_c.call import CompiledKernel
 from quiltc.runtime_c.toolchain import find_toolchain
@@ -55,7 +56,7 @@ def test_the_acle_header_is_included_only_for_dsp_cores():
 
 
 def test_unrolled_loops_are_written_out_with_constant_indices():
-    sch = kernels.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 3, 16, (0, 7))
+    sch = mcu_bitserial.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 3, 16, (0, 7))
     source = render_mcu(sch.kernel)
     for plane in range(3):
         assert f"/* k = {plane} */" in source
@@ -88,7 +89,7 @@ def test_the_rendered_kernel_computes_what_the_interpreter_does():
 
 
 def test_a_constant_table_read_at_constant_offsets_becomes_immediates():
-    sch = kernels.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 2, 16, (0, 3),
+    sch = mcu_bitserial.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 2, 16, (0, 3),
                                  window_unrolled=True)
     indices = np.array([[[[5, 11]]]], np.uint8)
     source = render_mcu(sch.kernel, constants={"index": indices})
@@ -99,7 +100,7 @@ def test_a_constant_table_read_at_constant_offsets_becomes_immediates():
 
 
 def test_constants_must_name_a_parameter():
-    sch = kernels.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 2, 16, (0, 3))
+    sch = mcu_bitserial.bitserial_conv(kernels.ConvShape(3, 3, 8, 2, 1, 1), 2, 16, (0, 3))
     with pytest.raises(qc.QuiltError, match=r"constants \['weights'\] name no parameter of "
                                             r"kernel conv; its parameters are \['x', 'index'"):
         render_mcu(sch.kernel, constants={"weights": np.zeros(2)})
