@@ -72,10 +72,10 @@ def search_schedule(kind, shape, core, act_bits=8, candidates=None):
     if not candidates:
         raise QuiltError(f"no schedule to count for a {kind} conv of {shape}; pass candidates")
     counts = []
+    bits = act_bits if kind == "bitserial" else 8
     with tempfile.TemporaryDirectory() as folder:
         for number, schedule in enumerate(candidates):
             layer = conv_layer_source(kind, shape, act_bits=act_bits, schedule=schedule)
-            bits = act_bits if kind == "bitserial" else 8
             counts.append((schedule, layer_instructions(layer, shape, core,
                                                         f"{folder}/{number}", bits)))
     best = min(counts, key=lambda entry: entry[1])[0]

@@ -99,6 +99,11 @@ def requantized(acc, out_range, name):
     return qc.compute(acc.shape, lambda oy, ox, co: element(oy, ox, co), name)
 
 
+def _check_variant(variant, what):
+    if variant not in ("plain", "smlad"):
+        raise QuiltError(f"{what} variant {variant!r} is unknown; use 'plain' or 'smlad'")
+
+
 def check_range(out_range):
     """Refuse an output range that 8-bit activations cannot hold."""
     low, high = out_range
@@ -119,8 +124,7 @@ def conv_int8(shape, in_dtype, out_range, variant="plain", name="conv", block=No
     ("plain") or (cout, pairs) int32 holding two int16 weights per word ("smlad", see
     `pack_pairs`), then bias, multiplier, shift."""
     check_range(out_range)
-    if variant not in ("plain", "smlad"):
-        raise QuiltError(f"conv variant {variant!r} is unknown; use 'plain' or 'smlad'")
+    _check_variant(variant, "conv")
     block = _block_for(block, variant, (shape.ow, shape.cout), "an int8 conv")
     x = qc.placeholder((shape.h, shape.w, shape.cin), in_dtype, "x")
     xp = padded(x, shape.padding, name)
@@ -157,7 +161,7 @@ def _smlad_sum(shape, xp, name):
     if shape.cin % 2 == 0:
         window = (shape.kh, shape.kw, shape.cin // 2)
         columns = qc.compute((shape.oh, shape.ow, *window), lambda oy, ox, ky, kx, cp: (
-            (pixel(oy, ox, ky, kx, 2 * cp) & 0xFFFF) | (pixel(oy, ox, ky, kx, 2 * cp + 1) << 16)),
+            _pair(pixel(oy, ox, ky, kx, 2 * cp), pixel(oy, ox, ky, kx, 2 * cp + 1))),
             f"{name}_columns")
     else:
         window = ((depth + 1) // 2,)
@@ -170,7 +174,7 @@ def _smlad_sum(shape, xp, name):
 
         def packed(oy, ox, t):
             high = qc.where(2 * t + 1 < depth, tap(oy, ox, 2 * t + 1), 0)
-            return (tap(oy, ox, 2 * t) & 0xFFFF) | (high << 16)
+            return _pair(tap(oy, ox, 2 * t), high)
 
         columns = qc.compute((shape.oh, shape.ow, *window), packed, f"{name}_columns")
     weight = qc.placeholder((shape.cout, (depth + 1) // 2), "int32", "weight")
@@ -184,7 +188,13 @@ def _smlad_sum(shape, xp, name):
     return acc, columns
 
 
-def _register_block(sch, acc, out, block, unrolled_rows=0):
+def _pair(low, high):
+    """Two int32 values as the int16 pair in one word that smlad reads: `low` in the low
+    half, `high` in the high half."""
+    return (low & 0xFFFF) | (high << 16)
+
+
+def _register_block(sch, acc, out, block, unrolled_rows=False):
     """Block the last len(block) output loops (pixels along a row, then channels; a dense
     layer has channels only) by `block`, and compute each block's accumulators across
     the whole reduction before requantizing them, its outermost reduction loop (the
@@ -278,8 +288,7 @@ def dense_int8(cin, cout, in_dtype, out_range, name="dense", block=None, variant
     int8 ("plain") or (cout, pairs) int32 (`pack_pairs` of the (cin, cout) weights),
     then bias, multiplier, shift."""
     check_range(out_range)
-    if variant not in ("plain", "smlad"):
-        raise QuiltError(f"dense variant {variant!r} is unknown; use 'plain' or 'smlad'")
+    _check_variant(variant, "dense")
     block = _block_for(block, "dense", (cout,), "a dense layer")
     x = qc.placeholder((cin,), in_dtype, "x")
     if variant == "plain":
@@ -294,7 +303,7 @@ def dense_int8(cin, cout, in_dtype, out_range, name="dense", block=None, variant
         def packed(t):
             high = qc.where(2 * t + 1 < cin, qc.cast(x[sympy.Min(2 * t + 1, cin - 1)], "int32"),
                             0)
-            return (qc.cast(x[2 * t], "int32") & 0xFFFF) | (high << 16)
+            return _pair(qc.cast(x[2 * t], "int32"), high)
 
         columns = qc.compute((pairs,), packed, f"{name}_columns")
         weight = qc.placeholder((cout, pairs), "int32", "weight")
