@@ -12,7 +12,7 @@ toolchain drivers in `quiltc.runtime_c`.
 import sys
 
 from . import autotune, graph, mcu, nn, ops, recipes
-from .driver import Schedule, build
+from .driver import Schedule, build, export
 from .ir import dtypes
 from .ir.arrays import RaggedArray
 from .ir.dtypes import float32, float64, int8, int16, int32, uint8
@@ -53,6 +53,7 @@ from .lang import (
 )
 from .nn import bitserial, digits, qmodel, quantize, weightpool
 from .ops import attention, encoder
+from .progress import configure_logging, quiet
 from .recipes import cuda as recipes_cuda
 
 # The module paths of the flat layout that users import: `import quiltc.attention` finds
@@ -63,9 +64,12 @@ for _name, _module in {"attention": attention, "encoder": encoder, "recipes_cuda
     sys.modules[f"{__name__}.{_name}"] = _module
 del _name, _module
 
+configure_logging()
+
 __all__ = [
     "AllocationError", "BuildError", "LanguageError", "QuiltError", "ScheduleError", "ShapeError",
     "ToolchainMissing", "VerifyError", "RaggedArray", "Schedule", "Tensor", "abs", "build", "cast",
+    "export", "quiet", "configure_logging",
     "causal_dim", "compute", "dtypes", "erf", "exp", "float32", "float64", "int8", "int16",
     "int32", "log",
     "lower", "max", "maximum", "min", "minimum", "placeholder", "ragged_dim", "reduce_axis",

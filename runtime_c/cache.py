@@ -17,6 +17,7 @@ memory, so building the same kernel again is a lookup.
 """
 
 import hashlib
+import logging
 import os
 import shutil
 import struct
@@ -28,6 +29,8 @@ from pathlib import Path
 import cffi
 
 from ..ir.errors import BuildError, QuiltError
+
+log = logging.getLogger(__name__)
 
 
 def cache_directory():
@@ -141,10 +144,14 @@ class LibraryCache:
         key = cache_key(source, toolchain)
         memory_key = (str(directory), key, signature)
         if memory_key in self.loaded:
+            log.debug("cache hit in memory: %s", key)
             return self.loaded[memory_key]
         path = directory / key[:2] / f"{key}.so"
         library = self._open_checked(path, signature)
-        if library is None:
+        if library is not None:
+            log.info("cache hit: %s", path)
+        else:
+            log.debug("cache miss: building %s", path)
             self._build(source, path, toolchain)
             try:
                 library = _open(path, signature)
@@ -195,6 +202,53 @@ class LibraryCache:
                              "space there or set QUILTC_CACHE_DIR to a writable folder") from None
         finally:
             temporary.unlink(missing_ok=True)
+
+
+# What quiltc keeps in the cache folder, by kind: {kind: glob patterns under it}.
+CACHE_KINDS = {
+    "compiled kernels": ("[0-9a-f][0-9a-f]/*.so",),
+    "CUDA builds": ("cuda/*/*.json",),
+    "fused graphs": ("graphs/*.json",),
+    "trained models": ("digits_cnn_*.npz",),
+    "fusion rule overrides": ("fusion_overrides.json",),
+}
+_CACHE_TREES = ("[0-9a-f][0-9a-f]", "cuda", "graphs")
+_CACHE_FILES = ("digits_cnn_*.npz", "fusion_overrides.json")
+
+
+def _quiltc_paths(directory):
+    """Every file and folder of `directory` that quiltc wrote (its entries' folders whole)."""
+    trees = [path for pattern in _CACHE_TREES for path in directory.glob(pattern)
+             if path.is_dir()]
+    files = [path for pattern in _CACHE_FILES for path in directory.glob(pattern)]
+    return trees, files
+
+
+def cache_contents(directory=None):
+    """(folder, {kind: entries}, bytes): what the cache at `directory` (default
+    `cache_directory()`) holds, counted by kind, and the bytes of all of it."""
+    directory = Path(directory or cache_directory())
+    counts = {kind: sum(len(list(directory.glob(pattern))) for pattern in patterns)
+              for kind, patterns in CACHE_KINDS.items()}
+    trees, files = _quiltc_paths(directory)
+    size = sum(path.stat().st_size for tree in trees for path in tree.rglob("*")
+               if path.is_file())
+    size += sum(path.stat().st_size for path in files)
+    return directory, counts, size
+
+
+def clear_cache(directory=None):
+    """Remove what quiltc wrote in the cache folder (other files there stay) and forget
+    the libraries loaded from it; returns the bytes freed."""
+    directory = Path(directory or cache_directory())
+    _, _, size = cache_contents(directory)
+    trees, files = _quiltc_paths(directory)
+    for tree in trees:
+        shutil.rmtree(tree, ignore_errors=True)
+    for path in files:
+        path.unlink(missing_ok=True)
+    DEFAULT_CACHE.loaded.clear()
+    return size
 
 
 DEFAULT_CACHE = LibraryCache()

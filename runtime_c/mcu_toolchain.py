@@ -7,7 +7,9 @@ A missing tool raises ToolchainMissing with the apt-get command that installs al
 """
 
 import importlib.resources
+import logging
 import pathlib
+import shlex
 import shutil
 import subprocess
 
@@ -32,6 +34,7 @@ LIBRARIES = ("-lgcc",)
 # The board files every project carries; main.c also needs model.h and test_inputs.h.
 PROJECT_FILES = ("startup.c", "semihost.c", "semihost.h", "main.c")
 ELF_NAME = "model.elf"
+log = logging.getLogger(__name__)
 
 
 def require(tool):
@@ -96,6 +99,7 @@ def _first_problem_lines(output, count=12):
 
 
 def _check_run(arguments, what, source_path, cwd=None):
+    log.info("%s%s", f"(in {cwd}) " if cwd else "", shlex.join(map(str, arguments)))
     try:
         result = subprocess.run(arguments, capture_output=True, text=True, cwd=cwd)
     except FileNotFoundError:
@@ -138,6 +142,15 @@ def compile_elf(files, board_name, path, functions, library_sources=(), include_
     return output
 
 
+def compile_object(source_path, board_name, output_path):
+    """Compile one Cortex-M C source for the board's core into the object `output_path`
+    (the flags a project's Makefile uses), for a user's own embedded build to link."""
+    board = find_board(board_name)
+    _check_run([require(COMPILER), *board.compile_flags, *CFLAGS, "-c", str(source_path),
+                "-o", str(output_path)], COMPILER, str(source_path))
+    return pathlib.Path(output_path)
+
+
 def elf_size(elf_path):
     """(flash bytes, RAM bytes) of an ELF: flash = text + data, RAM = data + bss (the stack
     reserve included), as arm-none-eabi-size reports them."""
@@ -152,6 +165,7 @@ def run_project(path, timeout=60):
     path = pathlib.Path(path)
     arguments = ["make", "-s", "--no-print-directory", "-C", str(path), "run",
                  f"RUN_TIMEOUT={timeout}"]
+    log.info("%s", shlex.join(arguments))
     result = subprocess.run(arguments, capture_output=True, text=True)
     if result.returncode != 0:
         reason = (f"it ran past its timeout of {timeout} s" if result.returncode == 124

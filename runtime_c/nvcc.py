@@ -12,6 +12,7 @@ digests and rebuilt when an entry is incomplete or corrupt.
 
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -27,6 +28,7 @@ from .toolchain import Toolchain, compiler_version, first_error_lines
 INSTALL_HINT = ("install the CUDA toolkit (https://developer.nvidia.com/cuda-downloads, or "
                 "apt-get install -y nvidia-cuda-toolkit) and put nvcc on PATH or in NVCC")
 ARCHITECTURES = ("sm_80", "sm_90")
+log = logging.getLogger(__name__)
 DEVICE_FLAGS = ("-O3", "-std=c++17", "-x", "cu")
 # The shared object for a real GPU: device code for both architectures plus PTX of the
 # newest for later GPUs to JIT, and the host launcher position-independent for dlopen.
@@ -73,6 +75,7 @@ def _key(source, nvcc):
 
 
 def _run(arguments, name, source_path):
+    log.info("%s", shlex.join(arguments))
     try:
         result = subprocess.run(arguments, capture_output=True, text=True)
     except FileNotFoundError:
@@ -87,6 +90,7 @@ def _compile(nvcc, source_path, folder):
     for arch in ARCHITECTURES:
         arguments = [*nvcc, *DEVICE_FLAGS, "-ptx", f"-arch={arch}", "-o",
                      str(folder / f"{arch}.ptx"), str(source_path)]
+        log.info("%s", shlex.join(arguments))
         try:
             processes[arch] = subprocess.Popen(arguments, stdout=subprocess.PIPE,
                                                stderr=subprocess.PIPE, text=True)
@@ -126,6 +130,7 @@ def compile_cuda(source, directory=None):
     manifest_path = folder / f"{key}.json"
     cached = _load(manifest_path)
     if cached is not None:
+        log.info("cache hit: %s", manifest_path)
         return cached
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ it is part of every cache key, so a compiler upgrade never reuses stale objects.
 """
 
 import functools
+import logging
 import os
 import platform
 import shlex
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from ..ir.errors import BuildError, QuiltError, ToolchainMissing
 
 INSTALL_HINT = "apt-get install -y gcc"
+log = logging.getLogger(__name__)
 # -std=c99 turns off gcc's default contraction of a * b + c into fused multiply-adds,
 # which costs a matmul half its throughput: -ffp-contract=fast brings it back.
 # gcc's partial redundancy elimination turns the selects of an inlined math helper into
@@ -78,6 +80,7 @@ class Toolchain:
         """Compile `source_path` into the shared object `output_path`."""
         arguments = [*self.command, *self.flags, "-o", str(output_path), str(source_path),
                      *LIBRARIES]
+        log.info("%s", shlex.join(arguments))
         try:
             result = subprocess.run(arguments, capture_output=True, text=True)
         except FileNotFoundError:

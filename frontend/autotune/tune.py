@@ -9,9 +9,8 @@ A tuning killed part way and run again with the same seed and database redraws t
 candidates and finds the finished ones recorded (`quiltc tune --resume`).
 """
 
-import sys
-
 from ..ir.errors import QuiltError
+from ..progress import bars_shown, progress_bar
 from .database import Database
 from .dispatch import Dispatcher
 from .executor import executor_for
@@ -91,12 +90,10 @@ def _short(shape):
 
 
 def _progress_bar(workload, trials, verify, per_shape, progress):
-    """A bar when output is a terminal (or `progress` is True), else None."""
-    if progress is False or (progress is None and not sys.stderr.isatty()):
+    """A bar when `progress` is True, or None and quiltc.progress shows bars; else None."""
+    if progress is False or (progress is None and not bars_shown()):
         return None
-    from tqdm import tqdm
-
     shapes = workload.shape_keys()
     total = trials * len(shapes) if per_shape else trials + verify * len(shapes)
-    return _Bar(tqdm(total=total, desc=f"tuning {workload.name}", unit="trial",
-                     file=sys.stderr), shapes)
+    return _Bar(progress_bar(total=total, description=f"tuning {workload.name}", unit="trial",
+                             shown=True), shapes)

@@ -84,6 +84,6 @@ def trained_digits_model():
     except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, QuiltError):
         model = digits_cnn()
     x_train, y_train, _, _ = load_digits()
-    model.fit(x_train, y_train, **TRAINING)
+    model.fit(x_train, y_train, **TRAINING, description="training the digits CNN (cached)")
     _save_atomically(path, model.get_weights())
     return model

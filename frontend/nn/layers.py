@@ -20,6 +20,7 @@ import numpy as np
 
 from ..ir.array_checks import is_integer_in, to_numpy
 from ..ir.errors import QuiltError, ShapeError
+from ..progress import progress_bar
 from .im2col import col2im, im2col, output_size, windows
 
 
@@ -345,7 +346,8 @@ class Sequential:
         for (layer, name), value in zip(slots, weights):
             setattr(layer, name, np.array(value, np.float32))
 
-    def fit(self, x, y, epochs=10, lr=1e-3, batch_size=32, seed=0, lr_end=None, project=None):
+    def fit(self, x, y, epochs=10, lr=1e-3, batch_size=32, seed=0, lr_end=None, project=None,
+            description="training"):
         """Train with Adam on softmax cross-entropy over shuffled mini-batches.
 
         The learning rate is `lr` throughout, or, with `lr_end`, anneals from `lr` to
@@ -354,7 +356,8 @@ class Sequential:
         `project`, if given, maps the `get_weights()` list to the weights the forward
         pass uses (a constraint such as snapping to a weight pool): gradients computed
         through the projected weights update the unconstrained ones (straight-through),
-        and the model ends with the projected weights. Returns the mean loss per epoch."""
+        and the model ends with the projected weights. A progress bar named `description`
+        counts the epochs (quiltc.progress). Returns the mean loss per epoch."""
         for name, value, least in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                                    ("seed", seed, 0)):
             if not is_integer_in(value, least):
@@ -374,7 +377,8 @@ class Sequential:
         params = [p for layer in self._parameterized() for p in layer.params()]
         optimizer = Adam(params, lr)
         history = []
-        for epoch in range(epochs):
+        bar = progress_bar(range(epochs), description=description, unit="epoch")
+        for epoch in bar:
             if lr_end is not None and epochs > 1:
                 progress = epoch / (epochs - 1)
                 optimizer.lr = lr_end + (lr - lr_end) * 0.5 * (1 + np.cos(np.pi * progress))
@@ -390,6 +394,7 @@ class Sequential:
                 optimizer.step(params, grads)
                 losses.append(loss)
             history.append(float(np.mean(losses)))
+            bar.set_postfix(loss=f"{history[-1]:.4f}", refresh=False)
         if project is not None:
             self.set_weights(project(params))
         return history

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..ir.array_checks import is_integer_in, to_numpy
 from ..ir.errors import QuiltError, ShapeError
+from ..progress import progress_bar
 from . import layers as nn
 from .bitserial import VECTOR_LEN, build_lut, check_act_bits
 from .qmodel import quantize
@@ -135,7 +136,8 @@ def kmeans(rows, k, distance="cosine", seed=0):
         centers = np.vstack([centers, data[chosen]])
         gap = np.minimum(gap, ((data - data[chosen]) ** 2).sum(axis=1))
     assignment = None
-    for _ in range(KMEANS_ITERATIONS):
+    for _ in progress_bar(range(KMEANS_ITERATIONS), description=f"k-means, {k} centers",
+                          unit="iteration"):
         fresh = nearest(data, centers, distance)
         if assignment is not None and np.array_equal(fresh, assignment):
             break
@@ -260,6 +262,39 @@ class PooledModel:
                 "lut_bytes": build_lut(self.pool).nbytes}
 
 
+def save_pooled(pooled, path):
+    """Write a PooledModel to `path` (an .npz): the float weights, the pool and its scale,
+    each pooled layer's indices and channel scales, and the calibration images."""
+    arrays = {"pool": pooled.pool, "pool_scale": np.float64(pooled.pool_scale),
+              "calib": pooled.calib}
+    arrays.update({f"weight_{i}": weight
+                   for i, weight in enumerate(pooled.float_model.get_weights())})
+    for position, (indices, scale) in pooled.pooled.items():
+        arrays[f"indices_{position}"], arrays[f"scale_{position}"] = indices, scale
+    np.savez(path, **arrays)
+
+
+def load_pooled(path, model):
+    """The PooledModel `save_pooled` wrote to `path`, over `model`, a network of the
+    architecture it was compressed from (its weights are replaced, in a copy)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise QuiltError(f"cannot read a pooled model from {path}: {error}") from None
+    if not {"pool", "pool_scale", "calib"} <= arrays.keys():
+        raise QuiltError(f"{path} is not a pooled model (no pool in it); write one with "
+                         "quiltc compress or qc.weightpool.save_pooled")
+    model = copy.deepcopy(model)
+    count = sum(name.startswith("weight_") for name in arrays)
+    model.set_weights([arrays[f"weight_{i}"] for i in range(count)])
+    pooled = {int(name.removeprefix("indices_")): (indices,
+                                                   arrays[f"scale_{name.removeprefix('indices_')}"])
+              for name, indices in arrays.items() if name.startswith("indices_")}
+    return PooledModel(model, arrays["pool"], float(arrays["pool_scale"]), pooled,
+                       arrays["calib"])
+
+
 def compress(model, calib, pool_size=64, vector_len=VECTOR_LEN, distance="cosine", train=None,
              epochs=8, lr=1e-3, seed=0, int8_layers=()):
     """Replace the weights of `model`'s pooled convs (see `pooled_positions`) by indices
@@ -302,7 +337,8 @@ def compress(model, calib, pool_size=64, vector_len=VECTOR_LEN, distance="cosine
     projection = PoolProjection(model, positions, pool.astype(np.float64) * pool_scale, distance)
     if train is not None:
         x, y = train
-        model.fit(x, y, epochs=epochs, lr=lr, lr_end=lr / 10, seed=seed, project=projection)
+        model.fit(x, y, epochs=epochs, lr=lr, lr_end=lr / 10, seed=seed, project=projection,
+                  description="fine-tuning on the pool")
     else:
         model.set_weights(projection(model.get_weights()))
     return PooledModel(model, pool, pool_scale, dict(projection.assignment), calib)
