@@ -1,11 +1,12 @@
-"""Checks on what callers pass as arrays: numpy conversion, supported dtypes, row
+"""Checks on what callers pass as arrays: supported dtypes, row
 lengths and row shapes, each refusal a ShapeError that says how to fix the input. Shared
 by `RaggedArray` (arrays.py) and the operators and models that take arrays."""
 
 import numpy as np
 
 from . import dtypes
-from .errors import QuiltError, ShapeError
+from .errors import ShapeError
+from .interop import to_numpy
 
 
 def is_integer_in(value, lo, hi=None):
@@ -14,32 +15,13 @@ def is_integer_in(value, lo, hi=None):
             and lo <= value and (hi is None or value <= hi))
 
 
-def to_numpy(name, value):
-    """A numpy view of `value` (a numpy array, a `__dlpack__` object, or `__array__`)."""
-    if isinstance(value, np.ndarray):
-        return value
-    if hasattr(value, "__dlpack__"):
-        try:
-            return np.from_dlpack(value)
-        except (TypeError, RuntimeError, BufferError):
-            pass
-    if hasattr(value, "__array__"):
-        return np.asarray(value)
-    raise ShapeError(
-        f"argument {name!r} is a {type(value).__name__}; pass a numpy array or an object "
-        "with __dlpack__ or __array__"
-    )
-
-
 SUPPORTED_DTYPES = tuple(
     d.numpy for d in (dtypes.float32, dtypes.float64, dtypes.int8, dtypes.int16, dtypes.int32,
                       dtypes.uint8)
 )
 INT32_MAX = np.iinfo(np.int32).max
 ROWS_SHOWN = 8
-TORCH_MISSING = (
-    "torch is not installed; pip install torch==2.13.0 (the bench extra: pip install -e '.[bench]')"
-)
+
 
 
 def as_lengths(lengths):
@@ -143,14 +125,6 @@ def few(array):
     return str(shown)[:-1] + (", ...]" if array.size > ROWS_SHOWN else "]")
 
 
-def import_torch():
-    try:
-        import torch
-    except ImportError:
-        raise QuiltError(TORCH_MISSING) from None
-    return torch
-
-
 def as_row_shapes(shapes):
     """`shapes` (one row shape per row, all of one rank) as a read-only int64 array of
     shape (batch, rank)."""
@@ -213,35 +187,3 @@ def varying_axes(shapes, causal):
     if causal is not None:
         varying |= {causal - 1, causal}
     return sorted(varying)
-
-
-def jagged_parts(nested):
-    """(values, lengths) of a CPU `torch.nested` jagged tensor whose rows lie back to back,
-    the values a numpy view of its memory; ShapeError says how to fix any other tensor."""
-    torch = import_torch()
-    if not getattr(nested, "is_nested", False) or nested.layout != torch.jagged:
-        layout = getattr(nested, "layout", None)
-        raise ShapeError(
-            f"from_torch_nested needs a nested tensor of layout torch.jagged, got a "
-            f"{type(nested).__name__} of layout {layout}; build one with "
-            "torch.nested.nested_tensor(rows, layout=torch.jagged)"
-        )
-    if nested.device.type != "cpu":
-        raise ShapeError(
-            f"from_torch_nested reads memory in place, but the nested tensor is on "
-            f"{nested.device}; move it first with nested.cpu()"
-        )
-    if nested.lengths() is not None or not nested.values().is_contiguous():
-        raise ShapeError(
-            "the nested tensor's rows do not lie back to back in one contiguous buffer; "
-            "make them so first with nested.contiguous()"
-        )
-    try:
-        values = nested.values().detach().numpy()
-    except TypeError as error:
-        raise ShapeError(
-            f"the nested tensor's dtype {nested.dtype} has no numpy equivalent ({error}); "
-            "convert it first, e.g. nested.to(torch.float32)"
-        ) from None
-    offsets = nested.offsets().detach().numpy()
-    return values[offsets[0]:offsets[-1]], np.diff(offsets)

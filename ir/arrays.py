@@ -32,15 +32,13 @@ from .array_checks import (
     as_values,
     check_causal,
     first_row_over,
-    import_torch,
-    jagged_parts,
     read_only,
     row_mask,
     row_sizes,
-    to_numpy,
     varying_axes,
 )
 from .errors import ShapeError
+from .interop import as_like, framework_name, import_torch, jagged_parts, to_numpy
 
 
 class RaggedArray:
@@ -307,11 +305,13 @@ class RaggedArray:
             )
         return cls(padded[row_mask(lengths, positions)], lengths)
 
-    def to_padded(self, fill=0, max_length=None, mask=False):
+    def to_padded(self, fill=0, max_length=None, mask=False, like=None):
         """A new `(batch, *longest)` array: each row, then `fill` up to the end of every
         axis (and above a causal triangle). `max_length` (default: the longest) pads the
         first axis, and every axis that varies, to that length. With `mask=True` returns
-        (padded, mask), the mask True where a row holds an element."""
+        (padded, mask), the mask True where a row holds an element. `like` ("torch",
+        "jax" or an array of one) returns them in that framework instead of numpy."""
+        framework_name(like)
         if max_length is not None and int(max_length) < 0:
             raise ShapeError(f"to_padded got max_length={max_length}; pass a length of 0 or more")
         longest = self._shapes.max(axis=0) if self.batch else self._shapes.sum(axis=0)
@@ -347,7 +347,8 @@ class RaggedArray:
             kept[_triangle(row.shape, self._causal)] = True
             padded[place] = np.where(kept, row, fill_value)
             present[place] = kept
-        return (padded, present) if mask else padded
+        padded = as_like(padded, like)
+        return (padded, as_like(present, like)) if mask else padded
 
     def to_list(self):
         """A list of copies of the rows, each an array of its row shape."""

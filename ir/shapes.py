@@ -5,9 +5,9 @@ the same bad input with the same `ShapeError`."""
 import numpy as np
 import sympy
 
-from .array_checks import to_numpy
 from .arrays import RaggedArray
 from .errors import ShapeError
+from .interop import to_numpy
 from .nodes import FlatRows, PrefixSum
 
 

@@ -3,6 +3,8 @@
     C = f(A=a, B=b)                 # outputs allocated and returned
     f(A=a, B=b, out={"C": c})       # outputs written in place
     Y = f(X=ragged)                 # RaggedArrays in, RaggedArrays out
+    C = f(A=torch_a, B=jax_b, like="torch")   # any DLPack or __array__ object in,
+                                              # torch out (see ir/interop.py)
 
 Before it calls into C it checks every argument's name, dtype, rank and shape and every
 symbolic size's declared range (through `ir.shapes`, as the interpreter does), so a bad
@@ -13,6 +15,7 @@ import numpy as np
 
 from ..ir.dtypes import storage_type
 from ..ir.errors import ShapeError
+from ..ir.interop import as_like, framework_name
 from ..ir.shapes import bind_shape_vars, gather_ragged, ragged_result, storage_shape
 from .forks import before_kernel_call
 from .memory import AllocationCheck
@@ -36,11 +39,14 @@ class CompiledKernel:
         return (f"CompiledKernel({self.kernel.name}: inputs {', '.join(self.inputs)} -> "
                 f"outputs {', '.join(self.outputs)}; {self.library_path})")
 
-    def __call__(self, out=None, **arguments):
-        """Run the kernel on `arguments` (input name -> array); see the module docstring.
+    def __call__(self, out=None, like=None, **arguments):
+        """Run the kernel on `arguments` (input name -> array; CPU tensors of any
+        framework are read in place); see the module docstring.
 
-        Returns the output array when the kernel has one output, else {name: array}.
+        Returns the output array when the kernel has one output, else {name: array}, as
+        numpy, or in the framework `like` names ("torch", "jax", or an array of one).
         """
+        framework_name(like)
         out = {} if out is None else out
         self._check_names(arguments, out)
         arrays, lengths, row_shapes = gather_ragged(self.kernel, {**arguments, **out})
@@ -75,7 +81,7 @@ class CompiledKernel:
                   for d in self.kernel.ragged_dims]
         before_kernel_call(self.library_path)
         self._function(*pointers, *sizes, *tables)
-        results = {name: self._result(name, arrays[name], binding, lengths, out)
+        results = {name: as_like(self._result(name, arrays[name], binding, lengths, out), like)
                    for name in self.outputs}
         return results[self.outputs[0]] if len(self.outputs) == 1 else results
 

@@ -87,7 +87,7 @@ class CudaKernel:
         return (f"CudaKernel({self.kernel.name} for {self.target}: inputs "
                 f"{', '.join(self.inputs)} -> outputs {', '.join(self.outputs)})")
 
-    def __call__(self, out=None, **arguments):
+    def __call__(self, out=None, like=None, **arguments):
         """Run the kernel like a C target callable; see runtime_c/call.py."""
         if self._launcher is None:
             raise QuiltError(
@@ -95,7 +95,7 @@ class CudaKernel:
                 f".ptx and .cubin), but it cannot run here: {gpu_unavailable_reason()}; build "
                 "with target='cuda-emu' to run the same source on the CPU"
             )
-        result = self._launcher(out=out, **arguments)
+        result = self._launcher(out=out, like=like, **arguments)
         error_text = getattr(self._library.handle, f"{self.kernel.name}_error")()
         error = self._library.ffi.string(error_text).decode()
         if error:

@@ -24,7 +24,8 @@ def add_commands(commands, common):
                     "and writes benchmarks/results/NAME.json and a plot.",
         epilog="example: quiltc bench matmul --quick   (one small case; results to a "
                "temporary folder)")
-    bench.add_argument("names", nargs="*", metavar="NAME", help=f"which: {', '.join(BENCHMARKS)} (default: all)")
+    bench.add_argument("names", nargs="*", metavar="NAME",
+                       help=f"which: {', '.join(BENCHMARKS)} (default: all)")
     bench.add_argument("--quick", action="store_true",
                        help="a smoke run: small cases, few repeats, results to a temporary "
                             "folder instead of benchmarks/results/")

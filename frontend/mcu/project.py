@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.array_checks import to_numpy
 from ..ir.errors import QuiltError, ShapeError
+from ..ir.interop import to_numpy
 from ..nn.bitserial import check_act_bits
 from ..runtime_c import mcu_toolchain
 from ..runtime_c.mcu_boards import BOARDS, check_fits, find_board

@@ -18,8 +18,9 @@ flattens NHWC, so the first Dense after convs expects (h, w, c) order.
 
 import numpy as np
 
-from ..ir.array_checks import is_integer_in, to_numpy
+from ..ir.array_checks import is_integer_in
 from ..ir.errors import QuiltError, ShapeError
+from ..ir.interop import to_numpy
 from ..progress import progress_bar
 from .im2col import col2im, im2col, output_size, windows
 

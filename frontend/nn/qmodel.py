@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ir.array_checks import to_numpy
 from ..ir.errors import QuiltError, ShapeError
+from ..ir.interop import to_numpy
 from . import layers as nn
 from . import quantize as q
 from .bitserial import VECTOR_LEN, bitserial_conv2d_int, build_lut, check_act_bits

@@ -19,8 +19,9 @@ import copy
 
 import numpy as np
 
-from ..ir.array_checks import is_integer_in, to_numpy
+from ..ir.array_checks import is_integer_in
 from ..ir.errors import QuiltError, ShapeError
+from ..ir.interop import to_numpy
 from ..progress import progress_bar
 from . import layers as nn
 from .bitserial import VECTOR_LEN, build_lut, check_act_bits

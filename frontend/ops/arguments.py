@@ -9,9 +9,10 @@ is how the message spells it: `dense("a", a, ("tokens", 16))` expects (tokens, 1
 
 import numpy as np
 
-from ..ir.array_checks import is_integer_in, to_numpy
+from ..ir.array_checks import is_integer_in
 from ..ir.arrays import RaggedArray
 from ..ir.errors import QuiltError, ShapeError
+from ..ir.interop import to_numpy
 from ..ir.shapes import is_ragged_value
 
 
