@@ -10,8 +10,10 @@ symbolic dims, each op's kind, shape rule and numpy meaning in one table (primit
 The partitioner (partition.py) groups ops by the rule table of rules.py; each partition
 becomes tensor-language stages (lower.py) fused by schedule primitives (schedules.py); the
 whole graph becomes one C unit with a static memory plan (memory.py) and one entry point
-(entry.py), built and called by module.py; draw.py pictures a plan. Policy only: fusion
-itself is schedule primitives. May import driver and what lies below it.
+(entry.py), built and called by module.py; draw.py pictures a plan. PyTorch models come
+in through torch.compile(model, backend="quiltc") (torch_backend.py), their ATen graphs
+converted by torch_fx.py. Policy only: fusion itself is schedule primitives. May import
+driver and what lies below it.
 """
 
 from .graph import Graph, Node, Value
