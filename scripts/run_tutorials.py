@@ -13,7 +13,7 @@ import time
 # One BLAS thread, as the test suite runs them (set before a page first imports numpy).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from mktestdocs import check_md_file  # noqa: E402
+from mktestdocs import check_md_file
 
 TUTORIALS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "tutorials"
 
