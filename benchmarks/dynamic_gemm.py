@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 
 import quiltc as qc  # noqa: E402
 from quiltc.autotune import space  # noqa: E402
+from quiltc.progress import progress_bar  # noqa: E402
 from quiltc.schedule.trace import Trace  # noqa: E402
 
 QUESTION = " ".join(__doc__.split("\n\n")[0].split()[1:])
@@ -144,7 +145,7 @@ def time_every_t(hi, contenders, x_full, w, y_full, check_at, repeats):
     """{T: {contender: {"gflops"} | {"mismatch"}}}, T outermost so that drift in the host's
     load falls on every contender alike."""
     results = {}
-    for t in range(1, hi + 1):
+    for t in progress_bar(range(1, hi + 1), description="timing every T", unit="T"):
         rows = ROWS_PER_T * t
         x, y = x_full[:rows], y_full[:rows]  # leading rows: C-contiguous views
         reference = x @ w

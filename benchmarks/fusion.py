@@ -57,6 +57,7 @@ import numpy as np  # noqa: E402
 from fusion_report import CONTENDERS, LEVELS, PEERS, geomean, plot, print_tables  # noqa: E402
 
 import quiltc as qc  # noqa: E402
+from quiltc.progress import progress_bar  # noqa: E402
 
 PEER_MODULES = {"torch_eager": ("torch",), "torch_compile": ("torch",), "jax_jit": ("jax",),
                 "onnxruntime": ("onnx", "onnxruntime")}
@@ -355,7 +356,7 @@ def main():
           f"{flusher.bytes >> 20} MiB; numpy uses {common.blas_description()}")
     cases, ablations, compile_time = {}, {}, None
     load_at_start = os.getloadavg()  # other work on this host shows in every figure
-    for case in selected:
+    for case in progress_bar(selected, description="fusion cases", unit="case"):
         reference = case.function(fusion_cases.NumpyOps())({**case.inputs, **case.params})
         builds = QuiltcBuilds(case)
         results = time_case(case, reference, skipped, flusher, repeats, builds)

@@ -24,6 +24,7 @@ common.unpin_openblas()  # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE go before nump
 import numpy as np  # noqa: E402
 
 import quiltc as qc  # noqa: E402
+from quiltc.progress import progress_bar  # noqa: E402
 from quiltc.recipes import matmul_program, schedule_matmul  # noqa: E402
 
 SHAPES = [(512, 512, 512), (128, 768, 768), (37, 768, 3072)]  # (m, k, n)
@@ -55,7 +56,7 @@ def time_shapes(shapes, repeats, peak):
     """One row per (m, k, n): each library's GFLOP/s and share of `peak`, and the ratio."""
     rows = []
     rng = np.random.default_rng(0)
-    for m, k, n in shapes:
+    for m, k, n in progress_bar(shapes, description="matmul shapes", unit="shape"):
         _, _, c = matmul_program(m, n, k)
         fn = qc.build(schedule_matmul(c), target="c")
         a = rng.standard_normal((m, k)).astype(np.float32)

@@ -45,6 +45,7 @@ from quiltc.mcu.model import (  # noqa: E402
     depthwise_layer_source,
 )
 from quiltc.mcu.schedule_search import search_schedule  # noqa: E402
+from quiltc.progress import progress_bar  # noqa: E402
 from quiltc.recipes.mcu import ConvShape  # noqa: E402
 from quiltc.runtime_c import mcu_toolchain  # noqa: E402
 from quiltc.runtime_c.mcu_boards import board_for_core  # noqa: E402
@@ -191,7 +192,7 @@ def layer_by_core(shape, widths, cmsis, folder):
     """{core: quiltc's int8 kernels, the best of them, the baseline ratio_vs_int8 divides
     (the better of quiltc's int8 and CMSIS-NN) and the bit-serial kernels at `widths`}."""
     result = {}
-    for core in CORES:
+    for core in progress_bar(CORES, description="layer on each core", unit="core"):
         kinds = {kind: layer_counts(kind, shape, core, 8, folder) for kind in INT8_KINDS}
         best = min(kinds, key=lambda kind: kinds[kind]["instructions"])
         baseline_name, baseline = best, kinds[best]

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import quiltc as qc  # noqa: E402
 from quiltc import attention, encoder  # noqa: E402
 from quiltc.driver.timing import measure  # noqa: E402
+from quiltc.progress import progress_bar  # noqa: E402
 
 SEQLENS = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "seqlens"
 DATASETS = ("race", "wiki_512", "squadv2", "wiki_128", "mnli", "xnli", "mrpc", "cola")
@@ -160,7 +161,7 @@ def run(batches, datasets, peak):
     rng = np.random.default_rng(0)
     results, shares = {}, {}
     for batch in batches:
-        for dataset in datasets:
+        for dataset in progress_bar(datasets, description=f"batch {batch}", unit="dataset"):
             lengths, longest = batch_lengths(dataset, batch)
             layer = encoder.EncoderLayer(weights, HEADS, longest)
             tokens = qc.RaggedArray(

@@ -18,6 +18,7 @@ import numpy as np
 from ..ir.errors import QuiltError, ShapeError
 from ..ir.interop import to_numpy
 from ..nn.bitserial import check_act_bits
+from ..progress import progress_bar
 from ..runtime_c import mcu_toolchain
 from ..runtime_c.mcu_boards import BOARDS, check_fits, find_board
 from ..runtime_c.unicorn_run import call_function
@@ -184,7 +185,9 @@ def emulated_run(model, inputs, act_bits=8, board=DEFAULT_BOARD, folder=None):
         elf = mcu_toolchain.compile_elf(sources, spec.machine, folder or scratch,
                                         ["quiltc_model_run"])
         calls = [call_function(elf, "quiltc_model_run", [row, np.zeros(output_size, np.int8)],
-                               core=spec.core) for row in rows]
+                               core=spec.core)
+                 for row in progress_bar(rows, description=f"emulating {spec.machine}",
+                                         unit="input")]
     return EmulatedRun(spec.machine, act_bits,
                        np.array([call.arrays[1] for call in calls], np.int8).reshape(
                            len(rows), output_size),
