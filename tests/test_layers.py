@@ -4,8 +4,10 @@ package folder.
     ir                                   imports no other quiltc package
     schedule, codegen, runtime_c, lang   import ir (runtime_c builds and loads source text,
                                          so it never imports codegen)
+    progress                             imports no other quiltc package (bars, logs)
     driver                               the five above
-    nn, ops, recipes, mcu, graph,        driver and below, and the siblings ALLOWED names
+    nn, ops, recipes, mcu, graph,        driver and below, progress, and the siblings ALLOWED
+                                         names
     autotune
     demo, cli, quiltc/__init__           anything
 """
@@ -20,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE_ROOTS = {"frontend": "quiltc", "ir": "quiltc.ir", "schedule": "quiltc.schedule",
                 "codegen": "quiltc.codegen", "runtime_c": "quiltc.runtime_c"}
 CORE = {"ir", "schedule", "codegen", "runtime_c", "lang"}
-DRIVER_AND_BELOW = CORE | {"driver"}
+DRIVER_AND_BELOW = CORE | {"driver", "progress"}
 ANYTHING = None
 ALLOWED = {
     "ir": set(),
@@ -28,6 +30,7 @@ ALLOWED = {
     "codegen": {"ir"},
     "runtime_c": {"ir"},
     "lang": {"ir"},
+    "progress": set(),
     "driver": CORE,
     "nn": DRIVER_AND_BELOW,
     "ops": DRIVER_AND_BELOW,
