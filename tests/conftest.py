@@ -68,3 +68,16 @@ def c_compiles(monkeypatch):
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/golden/ from the current emitted code")
+
+
+@pytest.fixture(scope="session")
+def weights_file(tmp_path_factory):
+    """An .npz of an untrained digits CNN's weights (np.savez of get_weights()): what the
+    command-line tests pass as a user's model, made in a moment."""
+    import numpy as np
+
+    from quiltc.digits import digits_cnn
+
+    path = tmp_path_factory.mktemp("weights") / "digits.npz"
+    np.savez(path, *digits_cnn(seed=5).get_weights())
+    return path

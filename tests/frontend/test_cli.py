@@ -13,19 +13,11 @@ import numpy as np
 import pytest
 
 from quiltc.cli import main
-from quiltc.digits import digits_cnn
 from quiltc.runtime_c import mcu_toolchain
 
 from support.helpers import require_mcu_toolchain
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "digits.npz"
-    np.savez(path, *digits_cnn(seed=5).get_weights())
-    return path
 
 
 @pytest.mark.slow

@@ -11,8 +11,6 @@ import cffi
 import numpy as np
 import pytest
 
-from quiltc.digits import digits_cnn
-
 from support.helpers import require_cc, require_mcu_toolchain
 
 QUILTC = str(pathlib.Path(sys.executable).with_name("quiltc"))
@@ -109,13 +107,6 @@ def test_run_reads_inputs_from_files_and_saves_the_outputs(programs):
     with np.load(programs / "s.npz") as saved:
         np.testing.assert_allclose(saved["S"], [values[:3].sum(), np.float32(0),
                                                 values[3:].sum()], rtol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def weights_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "digits.npz"
-    np.savez(path, *digits_cnn(seed=5).get_weights())
-    return path
 
 
 @pytest.mark.slow
