@@ -4,6 +4,7 @@ a small one calibrated on images from a file), writes a Cortex-M project, and wi
 builds it and checks the emulated predictions against numpy; bad arguments end with
 status 2 and a message."""
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -169,14 +170,17 @@ def test_emit_mcu_names_the_onnx_node_it_cannot_import(tmp_path, capsys):
     assert error.count("\n") == 1
 
 
-def test_fuse_writes_a_module_a_program_can_load(tmp_path, capsys, monkeypatch):
+def test_fuse_writes_a_module_a_program_can_load(tmp_path):
+    """Through the console script, as a user runs it."""
     pytest.importorskip("onnx", reason="install it with: pip install onnx")
-    monkeypatch.setenv("QUILTC_FUSION_OVERRIDES", str(tmp_path / "overrides.json"))
     model = DATA / "bert_layer_small.onnx"
     out = tmp_path / "out"
-    status = main(["fuse", str(model), "-o", str(out), "--name", "bert", "--size", "seq=1:64"])
-    assert status == 0, capsys.readouterr().err
-    assert "60 ops in 14 kernels" in capsys.readouterr().out
+    result = subprocess.run(
+        [str(pathlib.Path(sys.executable).with_name("quiltc")), "fuse", str(model), "-o",
+         str(out), "--name", "bert", "--size", "seq=1:64"], capture_output=True, text=True,
+        env={**os.environ, "QUILTC_FUSION_OVERRIDES": str(tmp_path / "overrides.json")})
+    assert result.returncode == 0, result.stderr
+    assert "60 ops in 14 kernels" in result.stdout
     assert {path.name for path in out.iterdir()} == {"bert.c", "bert.h", "bert.weights",
                                                      "libbert.so", "plan.txt"}
     assert "fusion plan (level 3)" in (out / "plan.txt").read_text()
