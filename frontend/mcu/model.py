@@ -115,6 +115,17 @@ def _quant_model(model, act_bits):
                      f"compress), got {type(model).__name__}; quantize the network first")
 
 
+def _table_name(tables, name, array):
+    """The name a layer passes for `array`: an identical table already in `tables` (the
+    network-wide pool's LUT, which every pooled layer reads), else `name`, added."""
+    for existing, stored in tables:
+        if stored.dtype == array.dtype and stored.shape == array.shape and (
+                np.array_equal(stored, array)):
+            return existing
+    tables.append((name, array))
+    return name
+
+
 def model_sources(model, act_bits, int8_conv="smlad"):
     """{file name: C text} of `model` (a QuantModel or a pooled model) at `act_bits`:
     model.h, model.c and weights.c, as the module docstring describes."""
@@ -141,9 +152,8 @@ def model_sources(model, act_bits, int8_conv="smlad"):
             elif buffer.name in sch.kernel.outputs:
                 arguments.append(f"({buffer.dtype.c} *){target}")
             else:
-                table = f"{name}_{buffer.name}"
-                tables.append((table, np.asarray(arrays[buffer.name]).astype(buffer.dtype.numpy)))
-                arguments.append(table)
+                array = np.asarray(arrays[buffer.name]).astype(buffer.dtype.numpy)
+                arguments.append(_table_name(tables, f"{name}_{buffer.name}", array))
         calls.append(f"    {name}({', '.join(arguments)});")
     header = _header(input_size, output_size)
     weights = "\n\n".join(["/* quiltc model tables: const, so they stay in flash */",

@@ -89,6 +89,12 @@ def test_the_sources_declare_the_api_and_keep_tables_in_flash(pooled):
     tables = [line for line in weights.splitlines() if "[" in line and "=" in line]
     assert tables and all(line.startswith("const ") for line in tables)
     assert "_lut[" in weights and "_index[" in weights
+    # One pool, so one table: stored once, handed to every pooled layer.
+    pooled_layers = [layer for layer in pooled.quantized(4).layers
+                     if layer.kind == "bitserial_conv2d"]
+    lut_name = next(line for line in tables if "_lut[" in line).split()[2].split("[")[0]
+    assert weights.count("_lut[") == 1
+    assert model_c.count(f", {lut_name},") == len(pooled_layers) > 1
     flash, ram = declared_bytes(sources)
     table_bytes = sum(a.nbytes for layer in pooled.quantized(4).layers
                       for a in (layer.bias, layer.multiplier, layer.shift) if a is not None)
