@@ -10,7 +10,7 @@ import pytest
 import quiltc as qc
 from quiltc import QuiltError, ShapeError
 
-from support.helpers import require_cc
+from support.helpers import ArrayInterfaceOnly, DLPackOnly, require_cc
 
 
 @pytest.fixture(scope="module")
@@ -37,27 +37,6 @@ def called_pointers(kernel, monkeypatch):
     return calls
 
 
-class DLPackOnly:
-    """An array known only by its DLPack methods (numpy's own)."""
-
-    def __init__(self, array):
-        self.array = array
-
-    def __dlpack__(self, **options):
-        return self.array.__dlpack__(**options)
-
-    def __dlpack_device__(self):
-        return self.array.__dlpack_device__()
-
-
-class ArrayOnly:
-    def __init__(self, array):
-        self.array = array
-
-    def __array__(self, dtype=None, copy=None):
-        return self.array
-
-
 def test_a_dlpack_capsule_and_a_dlpack_object_from_numpy_are_read_in_place(scale_add,
                                                                              monkeypatch):
     rng = np.random.default_rng(0)
@@ -72,7 +51,8 @@ def test_a_dlpack_capsule_and_a_dlpack_object_from_numpy_are_read_in_place(scale
 
 def test_an_array_interface_object_is_converted(scale_add):
     a = np.ones((2, 2), np.float32)
-    np.testing.assert_array_equal(scale_add(A=ArrayOnly(a), B=a), np.full((2, 2), 3, np.float32))
+    np.testing.assert_array_equal(scale_add(A=ArrayInterfaceOnly(a), B=a),
+                                  np.full((2, 2), 3, np.float32))
 
 
 def test_memory_on_a_gpu_is_refused_with_the_way_to_move_it(scale_add):

@@ -12,7 +12,7 @@ import quiltc as qc
 from quiltc.ir.errors import ShapeError
 
 from support import programs
-from support.helpers import random_array, require_cc
+from support.helpers import ArrayInterfaceOnly, DLPackOnly, random_array, require_cc
 
 
 @pytest.fixture(autouse=True)
@@ -59,32 +59,9 @@ def test_non_contiguous_inputs_are_made_contiguous(matmul):
     np.testing.assert_allclose(matmul(A=wide_a, B=strided_b), a @ b, rtol=1e-5, atol=1e-5)
 
 
-class _DLPackOnly:
-    """Exposes an array through the DLPack protocol alone."""
-
-    def __init__(self, array):
-        self._array = array
-
-    def __dlpack__(self, **kwargs):
-        return self._array.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self):
-        return self._array.__dlpack_device__()
-
-
-class _ArrayInterfaceOnly:
-    """Exposes an array through __array__ alone."""
-
-    def __init__(self, array):
-        self._array = array
-
-    def __array__(self, dtype=None, copy=None):
-        return self._array
-
-
 def test_dlpack_and_array_protocol_inputs(matmul):
     a, b = _arrays()
-    got = matmul(A=_DLPackOnly(a), B=_ArrayInterfaceOnly(b))
+    got = matmul(A=DLPackOnly(a), B=ArrayInterfaceOnly(b))
     np.testing.assert_allclose(got, a @ b, rtol=1e-5, atol=1e-5)
 
 

@@ -117,3 +117,26 @@ def with_loop_kinds(kernel, kinds):
         return node
 
     return dataclasses.replace(kernel, body=rewrite(kernel.body, annotate))
+
+
+class DLPackOnly:
+    """Exposes an array through the DLPack protocol alone (numpy's own methods)."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __dlpack__(self, **options):
+        return self.array.__dlpack__(**options)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+class ArrayInterfaceOnly:
+    """Exposes an array through __array__ alone."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array
