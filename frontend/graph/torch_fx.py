@@ -9,6 +9,7 @@ The layer PyTorch's TransformerEncoderLayer runs in inference (its fused
 feed-forward block, so the whole layer fuses.
 """
 
+import functools
 import math
 import operator
 
@@ -176,15 +177,11 @@ def _aten():
     return table
 
 
-_TABLE = None
-
-
+@functools.cache
 def converters():
-    """{ATen op: function(graph, fx node, *arguments) -> Value or tuple of Values}."""
-    global _TABLE
-    if _TABLE is None:
-        _TABLE = _aten()
-    return _TABLE
+    """{ATen op: function(graph, fx node, *arguments) -> Value or tuple of Values}, built
+    on first use so that importing quiltc does not import torch."""
+    return _aten()
 
 
 def _float32_tensors(node):
