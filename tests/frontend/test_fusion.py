@@ -171,6 +171,25 @@ def test_matmul_with_gelu_epilogue_at_every_row_count(level):
         np.testing.assert_allclose(module(x=x), g.evaluate(x=x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(2, "T", 24), ("T", 24)])
+def test_a_matmul_epilogue_written_out_midway_stays_one_partition(shape):
+    # y = x @ w + b is an output and also read by relu; 520 columns take the panel groups
+    # that threads share out with the row blocks, and leave a tail block.
+    tokens = qc.var("T", 1, 64)
+    g = Graph()
+    x = g.input("x", tuple(tokens if dim == "T" else dim for dim in shape))
+    weights = g.constant("w", np.linspace(-1, 1, 24 * 520, dtype=F32).reshape(24, 520))
+    y = g.add(g.matmul(x, weights), g.constant("b", np.linspace(-1, 1, 520, dtype=F32)))
+    g.output(y, g.relu(y))
+    module = fuse(g)
+    assert module.calls == 1 and not module.learned
+    for rows in (1, 9, 33):
+        values = np.linspace(-2, 2, rows * np.prod([d for d in shape if d != "T"]), dtype=F32)
+        values = values.reshape(tuple(rows if dim == "T" else dim for dim in shape))
+        for got, want in zip(module(x=values), g.evaluate(x=values)):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 @settings(max_examples=examples(12), suppress_health_check=[HealthCheck.too_slow])
 @given(model=onnx_models(), level=st.integers(0, 3), rows=st.lists(st.integers(1, 40),
                                                                      min_size=1, max_size=2))
