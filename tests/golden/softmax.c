@@ -33,8 +33,8 @@ static void* quiltc_alloc(size_t bytes)
 
 static inline float quiltc_expf(float x)
 {
+    x = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    n = n < -150.0f ? -150.0f : (n > 128.0f ? 128.0f : n);
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -45,20 +45,12 @@ static inline float quiltc_expf(float x)
     p = p * r + 5.0000001201e-1f;
     float y = p * r * r + r + 1.0f;
     int32_t half = (int32_t)n >> 1;
-    int32_t first_bits = (half + 127) << 23, second_bits = ((int32_t)n - half + 127) << 23;
+    uint32_t first_bits = (uint32_t)(half + 127) << 23;
+    uint32_t second_bits = (uint32_t)((int32_t)n - half + 127) << 23;
     float first_scale, second_scale;
     memcpy(&first_scale, &first_bits, sizeof first_scale);
     memcpy(&second_scale, &second_bits, sizeof second_scale);
-    y = y * first_scale * second_scale;
-    int32_t y_bits, x_bits;
-    memcpy(&y_bits, &y, sizeof y_bits);
-    memcpy(&x_bits, &x, sizeof x_bits);
-    int32_t overflows = -(int32_t)(x > 88.7228394f), underflows = -(int32_t)(x < -103.972084f);
-    int32_t not_a_number = -(int32_t)(x != x);
-    y_bits = (y_bits & ~overflows) | (0x7f800000 & overflows);
-    y_bits = (y_bits & ~underflows & ~not_a_number) | (x_bits & not_a_number);
-    memcpy(&y, &y_bits, sizeof y);
-    return y;
+    return y * first_scale * second_scale;
 }
 
 static inline float quiltc_max_float32(float a, float b) { return (a > b || a != a) ? a : b; }
