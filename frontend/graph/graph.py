@@ -170,11 +170,12 @@ class Graph:
         return self.mul(self.mul(x, self.scalar(0.5, x)), self.add(inner, self.scalar(1, x)))
 
     def gelu_tanh(self, x):
-        """x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))), GELU's tanh form."""
+        """x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))), GELU's tanh form,
+        computed as x * sigmoid(2 sqrt(2 / pi) * (x + 0.044715 x^3)): the same function
+        ((1 + tanh(u)) / 2 = sigmoid(2u)) for one exp and no cancellation of 1 + tanh(u)."""
         cubed = self.mul(self.mul(x, x), x)
         inner = self.add(x, self.mul(cubed, self.scalar(0.044715, x)))
-        curve = self.tanh(self.mul(inner, self.scalar(np.sqrt(2 / np.pi), x)))
-        return self.mul(self.mul(x, self.scalar(0.5, x)), self.add(curve, self.scalar(1, x)))
+        return self.mul(x, self.sigmoid(self.mul(inner, self.scalar(2 * np.sqrt(2 / np.pi), x))))
 
     # -------------------------------------------------------------------------- reading
 
