@@ -120,6 +120,13 @@ def _interval(expr, ranges):
     if isinstance(expr, sympy.floor):
         lo, hi = _interval(expr.args[0], ranges)
         return sympy.floor(lo), sympy.floor(hi)
+    if expr.is_Pow and expr.exp == -1 and expr.base.is_integer and expr.base.is_nonnegative:
+        base_lo, base_hi = (sympy.sympify(end) for end in _interval(expr.base, ranges))
+        if base_lo == base_hi:
+            return 1 / base_lo, 1 / base_hi
+        # The divisor of a floor division (a fused loop's extent): where it is 0 the loop
+        # it divides is empty, so whenever the division runs the divisor is at least 1.
+        return 1 / base_hi, (1 / base_lo if _provably(base_lo >= 1) else sympy.Integer(1))
     if isinstance(expr, sympy.Mod):
         value_lo, value_hi = _interval(expr.args[0], ranges)
         divisor = expr.args[1]

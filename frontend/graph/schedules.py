@@ -19,11 +19,12 @@ from ..ir import nodes as ir
 from ..ir.errors import QuiltError, ScheduleError
 from ..ir.walk import find_all
 from ..lang.tensor import ReduceExpr
-from ..runtime_c.host import isa_for
+from ..runtime_c.host import cache_sizes, isa_for
 from .primitives import at_largest, element_count
 
-# Columns of the right operand a row block passes over before moving on: 768 x 256 floats
-# (a BERT-base weight panel) is 768 KiB, inside a Xeon core's L2.
+# Columns of the right operand a row block passes over before moving on, at most: 768 x
+# 256 floats (a BERT-base weight panel) is 768 KiB, inside a Xeon core's L2. A deeper
+# panel is narrower (_panel_blocks).
 PANEL_COLUMNS = 256
 
 # Calls costly enough that a value read twice, or read by a wider stage (a row's norm read
@@ -206,18 +207,20 @@ def _schedule_matmul(sch, program):
     *batch, i, j = sch.loops(final)
     i_outer, i_inner = sch.split(i, rows)
     j_outer, j_inner = sch.split(j, columns)
-    # Column panels of PANEL_COLUMNS: the panel of the right operand stays in L2 while every
-    # row block passes over it, and each row block's rows stay in L1 across the panel.
-    panels = PANEL_COLUMNS // columns
+    # Column panels: the panel of the right operand stays in L2 while every row block
+    # passes over it, and each row block's rows stay in L1 across the panel.
+    panels = _panel_blocks(product.body.axes, columns)
     extent = sympy.sympify(final.shape[-1])
     if extent.is_Integer and int(extent) >= 2 * panels * columns:
         j_group, j_outer = sch.split(j_outer, panels)
-        sch.reorder(j_group, i_outer, j_outer, i_inner, j_inner)
+        sch.reorder(j_group, *batch, i_outer, j_outer, i_inner, j_inner)
         block_loop = j_outer
-        # Threads take contiguous runs of (panel group, row block) pairs, so each keeps
-        # mostly to its own panel group in its own L2; threads splitting the rows of every
-        # group fetched every group (1.35x slower on 4096 x 768 x 3072, 2 threads).
-        parallel = (None if batch else _try(sch.fuse, j_group, i_outer)) or i_outer
+        # Threads take contiguous runs of (panel group, batch or row block) pairs, so each
+        # keeps mostly to its own panel group in its own L2; threads splitting the rows of
+        # every group fetched every group (1.35x slower on 4096 x 768 x 3072, 2 threads).
+        # Under batch loops the row blocks stay serial: proving a loop fused from three
+        # with symbolic extents race-free took seconds a kernel.
+        parallel, batch = _fused([j_group, *(batch or [i_outer])], sch), []
     else:
         sch.reorder(j_outer, i_outer, i_inner, j_inner)
         parallel, block_loop = j_outer, i_outer
@@ -237,16 +240,30 @@ def _schedule_matmul(sch, program):
     return sch
 
 
+def _panel_blocks(reduce_axes, columns):
+    """Register blocks of `columns` per panel: PANEL_COLUMNS, fewer where a panel as deep
+    as the reduction would fill more than half the L2 (FFN2's 3072-deep panel of 256
+    columns is 3 MiB)."""
+    depth = sympy.Mul(*(sympy.sympify(extent) for _, extent in reduce_axes))
+    if not depth.is_Integer:
+        return PANEL_COLUMNS // columns
+    fitting = cache_sizes().get("L2", 1 << 20) // 2 // (4 * int(depth) * columns)
+    return max(1, min(PANEL_COLUMNS // columns, fitting))
+
+
 def _parallel_batch(sch, batch, fallback):
     """Parallel over the batch loops when there are some (fused into one), else over
     `fallback`."""
-    if not batch:
-        _try(sch.parallel, fallback)
-        return
-    outer = batch[0]
-    for loop in batch[1:]:
+    _try(sch.parallel, _fused(batch, sch) if batch else fallback)
+
+
+def _fused(loops, sch):
+    """`loops` (directly nested, outermost first) fused into one loop as far as fuse
+    allows: the outermost loop of what is left."""
+    outer = loops[0]
+    for loop in loops[1:]:
         fused = _try(sch.fuse, outer, loop)
         if fused is None:
             break
-        outer = fused[0] if isinstance(fused, list) else fused
-    _try(sch.parallel, outer)
+        outer = fused
+    return outer

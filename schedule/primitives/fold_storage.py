@@ -95,10 +95,13 @@ def fold_storage(kernel, name, loop):
     buffer = inside[0].buffer
     ranges = {l.var: (sympy.Integer(0), l.extent - 1)
               for l in find_all(kernel.body, lambda node: isinstance(node, ir.For))}
+    # An offset may name the sizes (`f % batch` of a loop fused over a batch), which stay
+    # put while the kernel runs, but no loop inside `loop`.
+    inner_vars = {l.var for l in find_all(target.body, lambda node: isinstance(node, ir.For))}
     shape = []
     for dim, extent in enumerate(buffer.shape):
         offsets = {sympy.expand(a.indices[dim] - a.indices[dim].xreplace(fixed)) for a in inside}
-        if len(offsets) != 1 or not offsets.pop().free_symbols <= set(fixed):
+        if len(offsets) != 1 or offsets.pop().free_symbols & inner_vars:
             _fail(asked, f"the accesses of {name} move differently in dim {dim}", kernel,
                   "Fold at a loop whose iterations each use one block of the buffer.")
         varies_by_row = (dim in getattr(buffer.layout, "ragged", ())

@@ -171,21 +171,22 @@ def test_matmul_with_gelu_epilogue_at_every_row_count(level):
         np.testing.assert_allclose(module(x=x), g.evaluate(x=x), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(2, "T", 24), ("T", 24)])
+@pytest.mark.parametrize("shape", [("B", "T", 24), (2, "T", 24), ("T", 24)])
 def test_a_matmul_epilogue_written_out_midway_stays_one_partition(shape):
     # y = x @ w + b is an output and also read by relu; 520 columns take the panel groups
-    # that threads share out with the row blocks, and leave a tail block.
-    tokens = qc.var("T", 1, 64)
+    # that threads share out with the batch or the row blocks, and leave a tail block.
+    sizes = {"T": qc.var("T", 1, 64), "B": qc.var("B", 1, 8)}
     g = Graph()
-    x = g.input("x", tuple(tokens if dim == "T" else dim for dim in shape))
+    x = g.input("x", tuple(sizes.get(dim, dim) for dim in shape))
     weights = g.constant("w", np.linspace(-1, 1, 24 * 520, dtype=F32).reshape(24, 520))
     y = g.add(g.matmul(x, weights), g.constant("b", np.linspace(-1, 1, 520, dtype=F32)))
     g.output(y, g.relu(y))
     module = fuse(g)
     assert module.calls == 1 and not module.learned
+    assert "sch.fold_storage" in module.source  # the product's block is one local array
     for rows in (1, 9, 33):
-        values = np.linspace(-2, 2, rows * np.prod([d for d in shape if d != "T"]), dtype=F32)
-        values = values.reshape(tuple(rows if dim == "T" else dim for dim in shape))
+        concrete = tuple({"T": rows, "B": 3}.get(dim, dim) for dim in shape)
+        values = np.linspace(-2, 2, int(np.prod(concrete)), dtype=F32).reshape(concrete)
         for got, want in zip(module(x=values), g.evaluate(x=values)):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 

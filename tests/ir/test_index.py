@@ -27,6 +27,17 @@ def test_floor_keeps_what_it_cannot_prove():
     assert simplify(floordiv(fo * 12 + fi, 4), {fi: (0, 5)}) == 3 * fo + floordiv(fi, 4)
 
 
+def test_a_quotient_by_a_symbolic_extent_stays_below_the_outer_extent():
+    # A loop fused from (3, N): its index f < 3N gives f // N in [0, 2], which needs the
+    # divisor to be at least 1 wherever the division runs.
+    f = symbol("f")
+    ranges = {N: (1, 4096), f: (0, 3 * N - 1)}
+    assert proves(sympy.Lt(floordiv(f, N), 3), ranges)
+    assert not proves(sympy.Lt(floordiv(f, N), 2), ranges)
+    assert bounds(1 / N, {N: (1, 8)}) == (sympy.Rational(1, 8), 1)
+    assert bounds(1 / N, {k: (0, 3)}) == (1 / N, 1 / N)  # a size left symbolic cancels
+
+
 def test_min_picks_the_provably_smaller_side():
     assert simplify(sympy.Min(ii + 1, 8), {ii: (0, 7)}) == ii + 1
 
