@@ -13,13 +13,15 @@ and rewrites every access with the loop variables of ox and the loops around it 
 This is sound when every access lies inside the loop, and in each dim every access is
 shifted by the same offset by those variables (so each iteration's slice moves as one
 block and never overlaps another's live data): compute_at's producer writes each
-iteration's region before its reader runs. The folded buffer is a fixed-size local array,
-so a slice whose extent is symbolic (a whole row of N elements) is refused here rather
-than by the build; a slice that ends at a constant index is sized by that index, and a
-row of a ragged dim by the dim's declared maximum.
+iteration's region before its reader runs. The folded buffer is a fixed-size local array:
+a slice that ends at a constant index is sized by that index, a row of a ragged dim by
+the dim's declared maximum, and a slice as long as a size (a row of N elements) by the
+largest N its range allows, while that keeps the slice within SYMBOLIC_SLICE_ELEMENTS;
+a longer one is refused here rather than by the build.
 """
 
 import dataclasses
+import math
 
 import sympy
 
@@ -30,6 +32,10 @@ from ...ir.layout import Dense
 from ...ir.printer import render
 from ...ir.walk import find_all, rewrite
 from ..nest import loops_on_path, walk_paths
+
+# The most elements a folded slice sized by a size's declared maximum may hold: 64 KiB of
+# float32, a row that stays in L1 (a softmax row over a sequence of up to 16,384).
+SYMBOLIC_SLICE_ELEMENTS = 16384
 
 
 def _fail(asked, obstacle, kernel, hint, mark=None):
@@ -48,19 +54,23 @@ def _accesses(stmt, name):
 
 
 def _slice_extent(asked, name, dim, extent, inside, fixed, ranges, kernel, target,
-                  varies_by_row):
+                  varies_by_row, elements_so_far):
     """The constant extent of dim `dim` of one iteration's slice: past the highest index
     any access reaches, no more than the buffer's own extent (for a dim that `varies_by_row`,
-    a ragged one, its declared maximum). The folded buffer is local (a fixed-size array in
-    C), so a symbolic extent is refused here, not at build."""
+    a ragged one, its declared maximum; for one as long as a size, the size's largest value
+    while the slice, `elements_so_far` times it, stays within SYMBOLIC_SLICE_ELEMENTS). The
+    folded buffer is local (a fixed-size array in C), so a longer symbolic extent is
+    refused here, not at build."""
     highest = max(bounds(a.indices[dim].xreplace(fixed), ranges)[1] for a in inside)
-    # The sizes' ranges only settle a Min such as Min(1, N) for N >= 1; the highest index
-    # stays in loop terms, so a slice as long as N is refused rather than sized by N's hi.
     size = simplify(sympy.Min(sympy.sympify(extent), highest + 1), {**kernel.ranges(), **ranges})
     if not size.is_Integer and (highest + 1).is_Integer:
         size = highest + 1  # room for every index reached, even where the extent is less
     if not size.is_Integer and varies_by_row and sympy.sympify(extent).is_Integer:
         size = sympy.Integer(extent)  # a row of a ragged dim: room for its declared maximum
+    if not size.is_Integer:
+        largest = bounds(size, kernel.ranges())[1]
+        if largest.is_Integer and elements_so_far * int(largest) <= SYMBOLIC_SLICE_ELEMENTS:
+            size = largest
     if not size.is_Integer:
         _fail(asked, f"one iteration of loop {target.var} uses a slice of {name} that is "
                      f"{size} long in dim {dim}, which is not a constant, and a folded buffer "
@@ -107,7 +117,7 @@ def fold_storage(kernel, name, loop):
         varies_by_row = (dim in getattr(buffer.layout, "ragged", ())
                          or dim in getattr(buffer.layout, "causal", ()))
         shape.append(_slice_extent(asked, name, dim, extent, inside, fixed, ranges, kernel,
-                                   target, varies_by_row))
+                                   target, varies_by_row, math.prod(map(int, shape))))
     # One iteration's slice of a ragged buffer is a plain array: its rows no longer lie
     # back to back.
     folded = dataclasses.replace(buffer, shape=tuple(shape), layout=Dense())

@@ -65,7 +65,8 @@ def _two_stages(size):
 
 
 def test_a_fold_into_a_slice_of_symbolic_size_is_refused_by_fold_storage():
-    _, P, C = _two_stages(qc.var("N", 1, 64))
+    # At its largest N would make a slice of a million elements, too long for local storage.
+    _, P, C = _two_stages(qc.var("N", 1, 1 << 20))
     sch = qc.Schedule(C)
     row = sch.loops(C)[0]
     sch.compute_at(P, row)
@@ -74,6 +75,18 @@ def test_a_fold_into_a_slice_of_symbolic_size_is_refused_by_fold_storage():
                                                r"constant") as refused:
         sch.fold_storage(P, row)
     assert "Split the loops that run over dim 1 of P by a constant factor" in str(refused.value)
+
+
+@pytest.mark.parametrize("size", [1, 5, 64])
+def test_a_fold_into_a_row_of_a_size_holds_the_longest_row_and_computes_right(size):
+    _, P, C = _two_stages(qc.var("N", 1, 64))
+    sch = qc.Schedule(C)
+    row = sch.loops(C)[0]
+    sch.compute_at(P, row)
+    sch.fold_storage(P, row)
+    assert "P = alloc[1, 64] float32  # local" in repr(sch.kernel)
+    values = np.random.default_rng(size).standard_normal((size, size)).astype(np.float32)
+    check_schedule(sch, {"A": values}, {"C": values * 2 + 1})
 
 
 @pytest.mark.parametrize("size", [1, 5, 8])
