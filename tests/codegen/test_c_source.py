@@ -142,6 +142,13 @@ def test_local_buffers_need_a_constant_size():
         render_c(_with_alloc("local", (symbol("n"),)))
 
 
+def test_a_local_buffer_too_large_for_the_registers_is_reached_through_a_restrict_pointer():
+    source = render_c(_with_alloc("local", (600,)))
+    assert ("float scratch_storage[600];\n"
+            "        float* restrict scratch = scratch_storage;") in source
+    assert "    float scratch[512];" in render_c(_with_alloc("local", (512,)))
+
+
 def test_global_buffers_may_have_symbolic_sizes():
     source = render_c(_with_alloc("global", (symbol("n"), 2)))
     assert "float* restrict scratch = quiltc_alloc(sizeof(float) * 2 * n);" in source
