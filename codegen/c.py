@@ -12,6 +12,7 @@ import sympy
 
 from ..ir import nodes as ir
 from ..ir.dtypes import storage_type
+from ..ir.verify_gpu import element_bytes
 from ..ir.walk import find_all
 from . import helpers
 from .base import CLikeRenderer
@@ -31,22 +32,18 @@ class CRenderer(CLikeRenderer):
     MATH_FUNCTIONS = {**CLikeRenderer.MATH_FUNCTIONS,
                       "tanh": ("quiltc_tanhf", "tanh"), "erf": ("quiltc_erff", "erf")}
 
-    def render_alloc_local(self, stmt, depth):
-        """A fixed-size array; one too large for the registers is read and written through
-        a restrict pointer to it. gcc keeps a block of accumulators (a small local array)
-        in registers, but with a second, larger local array read in the same loop (a
-        packed panel of a matmul's right operand) it kept every accumulator on the stack,
-        a load and a store around each multiply-add (a packed 8 x 32 dense kernel at 49
-        GFLOP/s instead of 116); through the pointer it knows the two do not overlap."""
-        size = sympy.sympify(stmt.buffer.size())
-        element_bytes = max(stmt.buffer.dtype.bits // 8, 1)
-        if not size.is_Integer or int(size) * element_bytes <= _REGISTER_FILE_BYTES:
-            super().render_alloc_local(stmt, depth)
-            return
-        name, element = self.buffer_names[stmt.buffer.name], storage_type(stmt.buffer.dtype)
-        self.emit(depth, f"{element} {name}_storage[{int(size)}];")
-        self.emit(depth, f"{element}* {self.restrict} {name} = {name}_storage;")
-        self.statement(stmt.body, depth)
+    def local_array(self, dtype, name, length):
+        """A local array; one too large for the registers is read and written through a
+        restrict pointer to it. gcc keeps a block of accumulators (a small local array) in
+        registers, but with a second, larger local array read in the same loop (a packed
+        panel of a matmul's right operand) it kept every accumulator on the stack, a load
+        and a store around each multiply-add (a packed 8 x 32 dense kernel at 49 GFLOP/s
+        instead of 116); through the pointer it knows the two do not overlap."""
+        if length * element_bytes(dtype) <= _REGISTER_FILE_BYTES:
+            return super().local_array(dtype, name, length)
+        element = storage_type(dtype)
+        return [f"{element} {name}_storage[{length}];",
+                f"{element}* {self.restrict} {name} = {name}_storage;"]
 
     def math_function(self, function, dtype):
         """As the base spells it, also defining the tanh and erf helpers and the

@@ -211,7 +211,8 @@ def _schedule_matmul(sch, program):
     # passes over it, and each row block's rows stay in L1 across the panel.
     panels = _panel_blocks(product.body.axes, columns)
     extent = sympy.sympify(final.shape[-1])
-    if extent.is_Integer and int(extent) >= 2 * panels * columns:
+    grouped = extent.is_Integer and int(extent) >= 2 * panels * columns
+    if grouped:
         j_group, j_outer = sch.split(j_outer, panels)
         sch.reorder(j_group, *batch, i_outer, j_outer, i_inner, j_inner)
         block_loop = j_outer
@@ -220,10 +221,10 @@ def _schedule_matmul(sch, program):
         # every group fetched every group (1.35x slower on 4096 x 768 x 3072, 2 threads).
         # Under batch loops the row blocks stay serial: proving a loop fused from three
         # with symbolic extents race-free took seconds a kernel.
-        parallel, batch = _fused([j_group, *(batch or [i_outer])], sch), []
+        parallel = _fused([j_group, *(batch or [i_outer])], sch)
     else:
         sch.reorder(j_outer, i_outer, i_inner, j_inner)
-        parallel, block_loop = j_outer, i_outer
+        block_loop = i_outer
     _fusion_step(sch.compute_at, product, block_loop)
     _try(sch.fold_storage, product.name, block_loop)
     *_, block_i, block_j, k = sch.loops(product)
@@ -234,7 +235,10 @@ def _schedule_matmul(sch, program):
     sch.unroll(vectors)
     sch.vectorize(vector_lanes)
     _try(sch.vectorize, j_inner)
-    _parallel_batch(sch, batch, parallel)
+    if not grouped:
+        # The batch loops (fused into one), else the column blocks.
+        parallel = _fused(batch, sch) if batch else j_outer
+    _try(sch.parallel, parallel)
     for tensor in later:
         _annotate_nest(sch, tensor)
     return sch
@@ -249,12 +253,6 @@ def _panel_blocks(reduce_axes, columns):
         return PANEL_COLUMNS // columns
     fitting = cache_sizes().get("L2", 1 << 20) // 2 // (4 * int(depth) * columns)
     return max(1, min(PANEL_COLUMNS // columns, fitting))
-
-
-def _parallel_batch(sch, batch, fallback):
-    """Parallel over the batch loops when there are some (fused into one), else over
-    `fallback`."""
-    _try(sch.parallel, _fused(batch, sch) if batch else fallback)
 
 
 def _fused(loops, sch):
