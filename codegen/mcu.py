@@ -113,9 +113,18 @@ class MCURenderer(CLikeRenderer):
         """int32_t counters; constant `unroll` loops written out iteration by iteration;
         the body starts with the row pointers it can use (see `declare_rows`)."""
         if _written_out_loop(loop):
+            # An iteration that declares storage gets a block of its own: the copies'
+            # declarations would otherwise collide in one scope.
+            scoped = bool(find_all(loop.body, lambda node: isinstance(node, ir.Alloc)))
             for iteration in range(int(loop.extent)):
-                self.emit(depth, f"/* {loop.var} = {iteration} */")
-                self.statement(substitute(loop.body, {loop.var: sympy.Integer(iteration)}), depth)
+                self.emit(depth, f"/* {loop.var} = {iteration} */" + (" {" if scoped else ""))
+                body = substitute(loop.body, {loop.var: sympy.Integer(iteration)})
+                outer_rows = dict(self.rows)
+                self.declare_rows(body, depth + scoped)
+                self.statement(body, depth + scoped)
+                self.rows = outer_rows
+                if scoped:
+                    self.emit(depth, "}")
             return
         if loop.kind in ir.GPU_AXES:
             self.render_gpu_loop(loop, depth)
@@ -132,20 +141,53 @@ class MCURenderer(CLikeRenderer):
         self.emit(depth, "}")
 
     def declare_rows(self, body, depth):
-        """Row pointers for the gathered rows `body` reads on every iteration that the
-        enclosing loops fix, whose row index reads no buffer `body` writes."""
+        """Row pointers for the gathered rows `body` (a loop's body or one written-out
+        iteration) reads on every run that the enclosing loops fix, whose row index reads
+        no buffer `body` writes; a row read within one iteration of a loop written out
+        in `body` waits for that iteration."""
         written = {node.buffer.name for node in find_all(
             body, lambda node: isinstance(node, (ir.Store, ir.Reduce)))}
+        later = self.rows_of_one_iteration(body)
         for load in _unconditional_loads(_written_out(body)):
             row = self.gathered_row(load)
-            if (row is None or row.key in self.rows or not row.symbols <= set(self.bound)
-                    or row.reads & written):
+            if (row is None or row.key in self.rows or row.key in later
+                    or not row.symbols <= set(self.bound) or row.reads & written):
                 continue
             name = f"quiltc_{self.buffer_names[load.buffer.name].lstrip('_')}_row{self.row_count}"
             self.row_count += 1
             self.emit(depth, f"const {storage_type(load.buffer.dtype)} *{name} = "
                              f"&{self.buffer_names[load.buffer.name]}[{row.key[1]}];")
             self.rows[row.key] = name
+
+    def rows_of_one_iteration(self, body):
+        """Keys of the gathered rows that `body` reads only within one iteration of a
+        loop written out at its top (inside no other loop). Declared there, a row pointer
+        lives for that iteration alone: hoisted, every row of a written-out window
+        would be live at once, more than Cortex-M's registers hold, and gcc spills them
+        (measured on the bit-serial conv with its accumulators in registers)."""
+        places, stack, loops = {}, [(body, None)], 0
+        while stack:
+            node, place = stack.pop()
+            if isinstance(node, (ir.If, ir.Select)):
+                continue
+            if isinstance(node, ir.For):
+                if place is None and _written_out_loop(node):
+                    loops += 1
+                    for iteration in range(int(node.extent)):
+                        stack.append((substitute(node.body, {node.var: sympy.Integer(iteration)}),
+                                      (loops, iteration)))
+                    continue
+                loads = _unconditional_loads(_written_out(node))
+            elif isinstance(node, ir.Load):
+                loads = [node]
+            else:
+                stack.extend((child, place) for child in children(node))
+                continue
+            for load in loads:
+                row = self.gathered_row(load) if load.gather else None
+                if row is not None:
+                    places.setdefault(row.key, set()).add(place)
+        return {key for key, found in places.items() if len(found) == 1 and None not in found}
 
     def gathered_row(self, load):
         """The GatheredRow of a read from a dense table at a data-dependent row, or None."""

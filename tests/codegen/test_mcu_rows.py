@@ -97,3 +97,35 @@ def test_the_bitserial_conv_reads_plane_rows_through_pointers_without_a_mask():
         assert f"const int16_t *quiltc_lut_row{plane} = &lut[48 * (int32_t)" in source
         # The index byte is the column itself: no mask or clamp between them.
         assert re.search(rf"quiltc_lut_row{plane}\[\(int32_t\)index\[[^\]]*\]\]", source)
+
+
+def test_a_row_read_within_one_written_out_iteration_is_declared_there():
+    # Row p[b, i] of the table for every b, the i loop written out: each row pointer
+    # belongs to one iteration of i and is declared at its head, not at the head of the b
+    # loop's body, where all of them would be live at once.
+    p = qc.placeholder((4, 3), "uint8", "p")
+    _, idx, lut = _tables(1, 6)
+    out = qc.compute((4, 3, 6), lambda b, i, j: qc.cast(lut[p[b, i], idx[j]], "int32"), "out")
+    sch = Schedule(out, "written_rows")
+    _, i, j = sch.loops(out)
+    sch.unroll(i)
+    sch.unroll(j)
+    rng = np.random.default_rng(5)
+    arrays = {**_arrays(rng, 1, 6), "p": rng.integers(0, 256, (4, 3)).astype(np.uint8)}
+    source, got = _host_run(sch, **arrays)
+    np.testing.assert_array_equal(got, arrays["lut"][arrays["p"][:, :, None], arrays["idx"]])
+    for row in range(3):
+        declaration = source.index(f"const int16_t *quiltc_lut_row{row} = &lut[6 * (int32_t)p[")
+        assert source.index(f"/* i = {row} */") < declaration
+        assert row == 0 or source.index(f"quiltc_lut_row{row - 1}[") < declaration
+
+
+def test_a_row_shared_by_written_out_iterations_is_declared_once_above_them():
+    p, idx, lut = _tables(3, 6)
+    out = qc.compute((3, 6), lambda i, j: qc.cast(lut[p[i], idx[j]], "int32"), "out")
+    sch = Schedule(out, "shared_rows")
+    sch.unroll(sch.loops(out)[1])
+    arrays = _arrays(np.random.default_rng(6), 3, 6)
+    source, _ = _host_run(sch, **arrays)
+    assert source.count("const int16_t *quiltc_lut_row") == 1
+    assert source.index("const int16_t *quiltc_lut_row0") < source.index("/* j = 0 */")

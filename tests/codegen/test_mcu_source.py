@@ -10,7 +10,9 @@ import pytest
 
 import quiltc as qc
 from quiltc.codegen.mcu import mcu_signature, render_mcu, render_mcu_unit
+from quiltc.driver.schedule import Schedule
 from quiltc.ir import interp
+from quiltc.ir.verify import verify
 from quiltc.recipes import mcu as kernels
 from quiltc.recipes import mcu_bitserial
 from quiltc.runtime_c.cache import DEFAULT_CACHE
@@ -104,3 +106,22 @@ def test_constants_must_name_a_parameter():
     with pytest.raises(qc.QuiltError, match=r"constants \['weights'\] name no parameter of "
                                             r"kernel conv; its parameters are \['x', 'index'"):
         render_mcu(sch.kernel, constants={"weights": np.zeros(2)})
+
+
+def test_a_written_out_loop_that_declares_storage_gives_each_iteration_a_block():
+    # Two written-out iterations each declaring the same local accumulator must not
+    # collide in one C scope.
+    x = qc.placeholder((2, 4, 3), "int32", "x")
+    r = qc.reduce_axis(3, "r")
+    out = qc.compute((2, 4), lambda i, j: qc.sum(x[i, j, r], axis=r), "out")
+    sch = Schedule(out, "scoped")
+    i, j, _ = sch.loops(out)
+    sch.cache_write(out, "local", at=i)
+    sch.unroll(i)
+    source = render_mcu(verify(sch.kernel), str(sch.trace))
+    assert "/* i = 0 */ {" in source and "/* i = 1 */ {" in source
+    values = np.arange(24, dtype=np.int32).reshape(2, 4, 3)
+    require_cc()
+    library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
+    got = CompiledKernel(sch.kernel, source, library)(x=values)
+    np.testing.assert_array_equal(got, values.sum(axis=2))
