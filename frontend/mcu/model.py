@@ -292,9 +292,10 @@ def conv_layer_source(kind, shape, act_bits=8, pool_size=64, seed=0,
             return q.conv2d_int(np.asarray(x)[None], weight, **requant, stride=stride,
                                 padding=padding, out_min=out_range[0],
                                 out_max=out_range[1])[0]
-    # A bit-serial window written out reads the pool indices at constant offsets: they
-    # go into the code as immediates.
-    in_code = ("index",) if (schedule or {}).get("window_unrolled") else ()
+    # A bit-serial window written out reads the pool indices, and its requantization the
+    # per-channel tables, at constant offsets: they go into the code as immediates.
+    in_code = (("index", "bias", "multiplier", "shift")
+               if (schedule or {}).get("window_unrolled") else ())
     return _layer_source(kind, f"{kind} conv", bits, sch, tables, function,
                          (shape.h * shape.w * shape.cin, shape.oh * shape.ow * shape.cout),
                          reference, parameters, in_code)

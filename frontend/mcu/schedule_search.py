@@ -29,6 +29,10 @@ from .model import CONV_KINDS, conv_layer_source
 # beside a block's operands and pointers.
 BLOCKS = ((1, 1), (2, 1), (4, 1), (8, 1), (1, 2), (2, 2), (4, 2), (1, 4), (2, 4))
 GROUPS_PER_STEP = (1, 2, 4)
+# Output channels whose accumulators stay in registers (bit-serial, channel blocks outside
+# the pixels): 8 leaves the planes' row pointers and two temporaries the rest of the
+# registers at b <= 2; 4 leaves room for more planes.
+CHANNEL_BLOCKS = (4, 8)
 
 
 def layer_instructions(layer, shape, core, folder, act_bits=8, seed=1):
@@ -52,13 +56,17 @@ def candidates_for(kind, shape):
     every block in BLOCKS that divides the row and the channels, with the window's rows
     looped and written out; for "bitserial" every GROUPS_PER_STEP dividing the groups,
     the window looped and written out (its pool indices then immediates in the code:
-    fewer instructions for more flash)."""
+    fewer instructions for more flash), and every CHANNEL_BLOCKS dividing the channels
+    with the window written out (looped, gcc runs out of registers for the block's
+    accumulators beside the loops' counters and pointers)."""
     if kind not in CONV_KINDS:
         raise QuiltError(f"conv kind {kind!r} is unknown; use one of {', '.join(CONV_KINDS)}")
     if kind == "bitserial":
         groups = shape.cin // VECTOR_LEN
-        return [{"groups_per_step": n, "window_unrolled": unrolled}
-                for n in GROUPS_PER_STEP if groups % n == 0 for unrolled in (False, True)]
+        return ([{"groups_per_step": n, "window_unrolled": unrolled}
+                 for n in GROUPS_PER_STEP if groups % n == 0 for unrolled in (False, True)]
+                + [{"channel_block": block, "window_unrolled": True}
+                   for block in CHANNEL_BLOCKS if shape.cout % block == 0])
     return [{"block": block, "unrolled_rows": unrolled}
             for block in BLOCKS if shape.ow % block[0] == 0 and shape.cout % block[1] == 0
             for unrolled in (False, True)]

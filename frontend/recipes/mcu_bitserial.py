@@ -30,7 +30,7 @@ def default_groups_per_step(groups, act_bits):
 
 
 def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype="int16",
-                   groups_per_step=None, window_unrolled=False):
+                   groups_per_step=None, window_unrolled=False, channel_block=None):
     """A weight-pool convolution run bit-plane by bit-plane through a lookup table.
 
     Placeholders: x (h, w, cin) uint8 holding act_bits-bit activations; index (kh, kw,
@@ -45,7 +45,12 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     groups and channels are written out, so every index read has a constant offset:
     rendered with the index table as a constant (render(..., constants={"index": ...})),
     each table entry becomes an immediate offset from its row pointer and the index
-    loads vanish, for code a few times the table's size."""
+    loads vanish, for code a few times the table's size (the requantization's per-channel
+    tables likewise: render with bias, multiplier and shift as constants too).
+    With `channel_block` (a divisor of cout) the order turns around: blocks of that many
+    output channels outermost, each block's accumulators kept in registers across the
+    whole window instead of loaded and stored every group step (see
+    `_channel_block_outermost`); groups_per_step does not apply then."""
     check_range(out_range)
     if not 1 <= act_bits <= 8:
         raise QuiltError(f"act_bits={act_bits} is outside 1..8; pick 1 to 8 bits")
@@ -87,9 +92,16 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     acc = qc.compute((shape.oh, shape.ow, shape.cout), accumulate, f"{name}_acc")
     out = requantized(acc, out_range, name)
     sch = Schedule(out, name)
-    if groups_per_step is None:
-        groups_per_step = default_groups_per_step(groups, act_bits)
-    _channel_loop_innermost(sch, acc, out, shape.cout, groups_per_step, window_unrolled)
+    if channel_block is not None:
+        if groups_per_step is not None or shape.cout % channel_block:
+            raise QuiltError(f"channel_block={channel_block} needs a divisor of the layer's "
+                             f"{shape.cout} output channels and no groups_per_step (got "
+                             f"{groups_per_step}): its groups are written out one by one")
+        _channel_block_outermost(sch, acc, out, channel_block, window_unrolled)
+    else:
+        if groups_per_step is None:
+            groups_per_step = default_groups_per_step(groups, act_bits)
+        _channel_loop_innermost(sch, acc, out, shape.cout, groups_per_step, window_unrolled)
     # Written out plane by plane, each shift is a constant (a bit-field extract) and the
     # eight activations are read once for all planes.
     sch.unroll(sch.loops(planes)[-1])
@@ -135,3 +147,35 @@ def _channel_loop_innermost(sch, acc, out, channels, groups_per_step, window_unr
         for loop in (ky, kx, g_outer, channel_outer):
             if loop is not None and loop in sch.loops(acc):
                 sch.unroll(loop)
+        if channel is not None:
+            sch.unroll(sch.loops(out)[-1])
+
+
+def _channel_block_outermost(sch, acc, out, block, window_unrolled):
+    """Loop order for the lookup-table conv with accumulators in registers: blocks of
+    `block` output channels outermost, then the pixels, then the window taps and groups,
+    then the block's channels written out. Each group's table-row pointers are read once
+    per block and pixel (act_bits of them live at a time), and each channel costs its
+    planes' loads and adds and nothing else: no accumulator load or store. The blocks
+    stay outside the pixels so that nothing is shared between one block's code and the
+    next's: with the blocks inside the pixel loop, gcc keeps the whole window's row
+    pointers and repeated table reads live from one block to the next and spills them
+    (measured under unicorn: 2.35M against 1.70M instructions on the M4 at b = 2)."""
+    oy, ox, channel = sch.loops(out)
+    channel_outer, channel_inner = sch.split(channel, block)
+    sch.reorder(channel_outer, oy, ox, channel_inner)
+    sch.compute_at(acc, ox)
+    loops = sch.loops(acc)
+    inner = loops[loops.index(ox) + 1:]
+    # A one-channel block leaves no channel loop (compute_at drops extent-1 regions).
+    block_loop, (ky, kx, g) = (inner[0] if len(inner) == 4 else None), inner[-3:]
+    sch.reorder(*(loop for loop in (ky, kx, g, block_loop) if loop is not None))
+    sch.decompose(acc, ky)
+    sch.fold_storage(acc, ox)
+    if block_loop is not None:
+        sch.unroll(block_loop)
+    if window_unrolled:
+        for loop in (ky, kx, g, channel_outer):
+            sch.unroll(loop)
+        if block > 1:
+            sch.unroll(channel_inner)
