@@ -7,8 +7,9 @@ channels, 3x3, 16x16 input, padding 1) on a Cortex-M3 and a Cortex-M4: Arm's CMS
 (`arm_convolve_wrapper_s8`, built from CMSIS_NN_DIR or the shared copy, see cmsis_nn.py;
 the column is left out when neither exists), quiltc's own int8 kernels (the plain loop
 and the SMLAD one, each on both cores; the fewer-instruction one is `int8_instructions`)
-and the bit-serial kernels at activation widths 1..8, then one whole inference of the
-digits CNN. Beside the conv, quiltc's int8 depthwise conv (16x16x32, 3x3, padding 1) and
+and the bit-serial kernels at activation widths 1..8 (each under the schedule
+mcu.schedule_search picks for the core by counting, its default beside it), then one
+whole inference of the digits CNN. Beside the conv, quiltc's int8 depthwise conv (16x16x32, 3x3, padding 1) and
 dense layer (256 -> 64) against CMSIS-NN's arm_depthwise_conv_wrapper_s8 and
 arm_fully_connected_per_channel_s8 on the same weights and data ("other_layers", ratio =
 quiltc / CMSIS-NN instructions: below 1, quiltc runs fewer). Every emulated output is
@@ -47,6 +48,7 @@ from quiltc.mcu.model import (  # noqa: E402
 from quiltc.mcu.schedule_search import search_schedule  # noqa: E402
 from quiltc.progress import progress_bar  # noqa: E402
 from quiltc.recipes.mcu import ConvShape  # noqa: E402
+from quiltc.recipes.mcu_bitserial import VECTOR_LEN, default_groups_per_step  # noqa: E402
 from quiltc.runtime_c import mcu_toolchain  # noqa: E402
 from quiltc.runtime_c.mcu_boards import board_for_core  # noqa: E402
 from quiltc.runtime_c.mcu_cycles import call_with_cycles  # noqa: E402
@@ -188,6 +190,25 @@ def print_other_layers(others):
     print("ratio: quiltc / CMSIS-NN (below 1: quiltc runs fewer)")
 
 
+def searched_bitserial(shape, core, bits, folder):
+    """source_counts of the bit-serial conv `shape` at `bits` under the schedule
+    mcu.schedule_search picks for `core`, with that "schedule", every candidate's count
+    and the recipe's default schedule's (the one a whole model gets: no window written
+    out, so no flash spent on it)."""
+    best, candidates = search_schedule("bitserial", shape, core, act_bits=bits)
+    layer = conv_layer_source("bitserial", shape, act_bits=bits, pool_size=POOL_SIZE,
+                              schedule=best)
+    x = layer_input((shape.h, shape.w, shape.cin), bits)
+    counts = source_counts(layer, x, core, f"{folder}/{core}_bitserial_{bits}")
+    default = {"groups_per_step": default_groups_per_step(shape.cin // VECTOR_LEN, bits),
+               "window_unrolled": False}
+    return {**counts, "schedule": best,
+            "default_schedule_instructions": next(n for schedule, n in candidates
+                                                  if schedule == default),
+            "candidates": [{"schedule": schedule, "instructions": n}
+                           for schedule, n in candidates]}
+
+
 def layer_by_core(shape, widths, cmsis, folder):
     """{core: quiltc's int8 kernels, the best of them, the baseline ratio_vs_int8 divides
     (the better of quiltc's int8 and CMSIS-NN) and the bit-serial kernels at `widths`}."""
@@ -203,7 +224,7 @@ def layer_by_core(shape, widths, cmsis, folder):
                  "baseline": baseline_name, "baseline_instructions": baseline["instructions"],
                  "bitserial": {}}
         for bits in widths:
-            counts = layer_counts("bitserial", shape, core, bits, folder)
+            counts = searched_bitserial(shape, core, bits, folder)
             counts["ratio_vs_int8"] = round(baseline["instructions"] / counts["instructions"], 3)
             counts["cycles_ratio_vs_int8"] = round(
                 baseline["cycles_estimate"] / counts["cycles_estimate"], 3)
@@ -250,31 +271,23 @@ def digits_by_core(int8_count, bitserial_count, widths):
     return result
 
 
-def searched_schedules(shape, widths, layer):
+def searched_schedules(shape):
     """{core: {kernel: the schedule mcu.schedule_search picks on the layer, its count,
-    and every candidate's}} for quiltc's int8 kernels and the bit-serial one at `widths`
-    (with its ratio_vs_int8 against `layer`'s baseline): what the recipes' defaults
-    (recipes.mcu.REGISTER_BLOCKS, default_groups_per_step) were chosen from, and what a
-    per-board choice that spends flash (window_unrolled) reaches."""
-    kernels = [(kind, 8) for kind in INT8_KINDS] + [("bitserial", bits) for bits in widths]
+    and every candidate's}} for quiltc's int8 kernels: what the recipe's default
+    (recipes.mcu.REGISTER_BLOCKS) was chosen from. (The bit-serial kernels' searches are
+    in the layer's entries.)"""
     result = {}
     for core in CORES:
         result[core] = {}
-        for kind, bits in kernels:
-            best, counts = search_schedule(kind, shape, core, act_bits=bits)
+        for kind in INT8_KINDS:
+            best, counts = search_schedule(kind, shape, core)
             fewest = min(n for _, n in counts)
-            name = kind if kind != "bitserial" else f"bitserial b={bits}"
-            result[core][name] = {
+            result[core][kind] = {
                 "best": best, "instructions": fewest,
                 "candidates": [{"schedule": schedule, "instructions": n}
                                for schedule, n in counts]}
-            ratio = ""
-            if kind == "bitserial":
-                result[core][name]["ratio_vs_int8"] = round(
-                    layer[core]["baseline_instructions"] / fewest, 3)
-                ratio = f", ratio_vs_int8 {result[core][name]['ratio_vs_int8']}"
-            print(f"  {core} {name}: best {best}: {fewest:,} instructions "
-                  f"({len(counts)} candidates){ratio}")
+            print(f"  {core} {kind}: best {best}: {fewest:,} instructions "
+                  f"({len(counts)} candidates)")
     return result
 
 
@@ -316,7 +329,10 @@ def plot(payload, folder):
     for core, color in (("m3", "tab:blue"), ("m4", "tab:orange")):
         layer = payload["layer"][core]
         count_axes.plot(widths, [layer["bitserial"][b]["instructions"] / 1e6 for b in bits],
-                        "o-", color=color, label=f"{core} bit-serial")
+                        "o-", color=color, label=f"{core} bit-serial, searched schedule")
+        count_axes.plot(widths, [layer["bitserial"][b]["default_schedule_instructions"] / 1e6
+                                 for b in bits], "x:", color=color,
+                        label=f"{core} bit-serial, default schedule")
         count_axes.axhline(layer["int8_instructions"] / 1e6, color=color, linestyle="--",
                            label=f"{core} quiltc {layer['int8_kernel']}")
         if payload["cmsis_nn"] is not None:
@@ -353,7 +369,7 @@ def main():
         schedules = None
         if not arguments.quick:
             print("schedules of quiltc's kernels, searched under unicorn")
-            schedules = searched_schedules(shape, (2, 4), layer)
+            schedules = searched_schedules(shape)
         model, int8_model, pooled, (_, _, x_test, y_test) = pooled_digits(POOL_SIZE)
         image = x_test[:1]
         print("digits CNN, one inference: instructions under unicorn")
