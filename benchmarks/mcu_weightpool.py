@@ -9,8 +9,9 @@ the column is left out when neither exists), quiltc's own int8 kernels (the plai
 and the SMLAD one, each on both cores; the fewer-instruction one is `int8_instructions`)
 and the bit-serial kernels at activation widths 1..8 (each under the schedule
 mcu.schedule_search picks for the core by counting, its default beside it), then one
-whole inference of the digits CNN. Beside the conv, quiltc's int8 depthwise conv (16x16x32, 3x3, padding 1) and
-dense layer (256 -> 64) against CMSIS-NN's arm_depthwise_conv_wrapper_s8 and
+whole inference of the digits CNN. Beside the conv, quiltc's int8 depthwise conv
+(16x16x32, 3x3, padding 1) and dense layer (256 -> 64) against CMSIS-NN's
+arm_depthwise_conv_wrapper_s8 and
 arm_fully_connected_per_channel_s8 on the same weights and data ("other_layers", ratio =
 quiltc / CMSIS-NN instructions: below 1, quiltc runs fewer). Every emulated output is
 checked against the numpy integer reference.
