@@ -32,7 +32,7 @@ from ..ir.dtypes import storage_type
 from ..ir.errors import QuiltError
 from ..ir.index import print_index
 from ..ir.layout import Dense
-from ..ir.walk import children, exprs_of, find_all, rewrite, substitute
+from ..ir.walk import children, exprs_of, find_all, substitute
 from . import helpers
 from .base import CLikeRenderer, render_unit
 from .names import strip_parentheses
@@ -66,6 +66,9 @@ class MCURenderer(CLikeRenderer):
         # Loop variables of the loops being rendered, and the row pointers in scope
         # ({(buffer, row offset text): pointer name}).
         self.bound, self.rows, self.row_count = [], {}, 0
+        # The written-out iterations being rendered ((loop variable, iteration) pairs,
+        # outermost first), and the row reads waiting for the iteration they belong to.
+        self.iteration_path, self.waiting_rows = [], {}
 
     def preamble(self):
         """Fixed-width types, and the ACLE header only where the core has DSP instructions."""
@@ -111,17 +114,21 @@ class MCURenderer(CLikeRenderer):
 
     def render_for(self, loop, depth):
         """int32_t counters; constant `unroll` loops written out iteration by iteration;
-        the body starts with the row pointers it can use (see `declare_rows`)."""
+        the body (or the iteration) starts with the row pointers it can use (see
+        `declare_rows`)."""
         if _written_out_loop(loop):
             # An iteration that declares storage gets a block of its own: the copies'
             # declarations would otherwise collide in one scope.
             scoped = bool(find_all(loop.body, lambda node: isinstance(node, ir.Alloc)))
             for iteration in range(int(loop.extent)):
                 self.emit(depth, f"/* {loop.var} = {iteration} */" + (" {" if scoped else ""))
-                body = substitute(loop.body, {loop.var: sympy.Integer(iteration)})
                 outer_rows = dict(self.rows)
-                self.declare_rows(body, depth + scoped)
-                self.statement(body, depth + scoped)
+                self.iteration_path.append((loop.var.name, iteration))
+                for load in self.waiting_rows.pop(tuple(self.iteration_path), ()):
+                    self.declare_row(load, depth + scoped)
+                self.statement(substitute(loop.body, {loop.var: sympy.Integer(iteration)}),
+                               depth + scoped)
+                self.iteration_path.pop()
                 self.rows = outer_rows
                 if scoped:
                     self.emit(depth, "}")
@@ -141,53 +148,39 @@ class MCURenderer(CLikeRenderer):
         self.emit(depth, "}")
 
     def declare_rows(self, body, depth):
-        """Row pointers for the gathered rows `body` (a loop's body or one written-out
-        iteration) reads on every run that the enclosing loops fix, whose row index reads
-        no buffer `body` writes; a row read within one iteration of a loop written out
-        in `body` waits for that iteration."""
+        """Row pointers for the gathered rows the loop body `body` reads on every
+        iteration that the enclosing loops fix, whose row index reads no buffer `body`
+        writes. Each is declared where all its reads are: at the head of `body`, or of
+        the one written-out iteration inside it that holds them all. Hoisted above a
+        written-out window, every row pointer of the window would be live at once, more
+        than Cortex-M's registers hold, and gcc spills them (measured on the bit-serial
+        conv with its accumulators in registers)."""
         written = {node.buffer.name for node in find_all(
             body, lambda node: isinstance(node, (ir.Store, ir.Reduce)))}
-        later = self.rows_of_one_iteration(body)
-        for load in _unconditional_loads(_written_out(body)):
+        places = {}
+        for load, path in _loads_by_iteration(body):
             row = self.gathered_row(load)
-            if (row is None or row.key in self.rows or row.key in later
-                    or not row.symbols <= set(self.bound) or row.reads & written):
+            if (row is None or row.key in self.rows or not row.symbols <= set(self.bound)
+                    or row.reads & written):
                 continue
-            name = f"quiltc_{self.buffer_names[load.buffer.name].lstrip('_')}_row{self.row_count}"
-            self.row_count += 1
-            self.emit(depth, f"const {storage_type(load.buffer.dtype)} *{name} = "
-                             f"&{self.buffer_names[load.buffer.name]}[{row.key[1]}];")
-            self.rows[row.key] = name
-
-    def rows_of_one_iteration(self, body):
-        """Keys of the gathered rows that `body` reads only within one iteration of a
-        loop written out at its top (inside no other loop). Declared there, a row pointer
-        lives for that iteration alone: hoisted, every row of a written-out window
-        would be live at once, more than Cortex-M's registers hold, and gcc spills them
-        (measured on the bit-serial conv with its accumulators in registers)."""
-        places, stack, loops = {}, [(body, None)], 0
-        while stack:
-            node, place = stack.pop()
-            if isinstance(node, (ir.If, ir.Select)):
-                continue
-            if isinstance(node, ir.For):
-                if place is None and _written_out_loop(node):
-                    loops += 1
-                    for iteration in range(int(node.extent)):
-                        stack.append((substitute(node.body, {node.var: sympy.Integer(iteration)}),
-                                      (loops, iteration)))
-                    continue
-                loads = _unconditional_loads(_written_out(node))
-            elif isinstance(node, ir.Load):
-                loads = [node]
+            first, common = places.get(row.key, (load, path))
+            places[row.key] = (first, _common_prefix(common, path))
+        for first, path in places.values():
+            if path:
+                self.waiting_rows.setdefault(tuple(self.iteration_path) + path, []).append(first)
             else:
-                stack.extend((child, place) for child in children(node))
-                continue
-            for load in loads:
-                row = self.gathered_row(load) if load.gather else None
-                if row is not None:
-                    places.setdefault(row.key, set()).add(place)
-        return {key for key, found in places.items() if len(found) == 1 and None not in found}
+                self.declare_row(first, depth)
+
+    def declare_row(self, load, depth):
+        """A row pointer for the row `load` reads, unless one is in scope."""
+        row = self.gathered_row(load)
+        if row.key in self.rows:
+            return
+        name = f"quiltc_{self.buffer_names[load.buffer.name].lstrip('_')}_row{self.row_count}"
+        self.row_count += 1
+        self.emit(depth, f"const {storage_type(load.buffer.dtype)} *{name} = "
+                         f"&{self.buffer_names[load.buffer.name]}[{row.key[1]}];")
+        self.rows[row.key] = name
 
     def gathered_row(self, load):
         """The GatheredRow of a read from a dense table at a data-dependent row, or None."""
@@ -280,31 +273,36 @@ def _written_out_loop(loop):
             and int(loop.extent) <= _MAX_UNROLL)
 
 
-def _written_out(stmt):
-    """`stmt` with the loops MCURenderer writes out replaced by their iterations."""
-    def expand(node):
-        if not _written_out_loop(node):
-            return node
-        return ir.seq(*(substitute(node.body, {node.var: sympy.Integer(i)})
-                        for i in range(int(node.extent))))
-
-    return rewrite(stmt, expand)
-
-
-def _unconditional_loads(stmt):
-    """The reads `stmt` makes on every run: none under an If, a Select, or a loop that
-    may run zero times."""
-    found, stack = [], [stmt]
+def _loads_by_iteration(stmt):
+    """(load, path) for each read `stmt` makes on every run, with the loops MCURenderer
+    writes out expanded: `path` names the written-out iterations it lies in, outermost
+    first, as (loop variable, iteration) pairs. Reads under an If, a Select, or a loop
+    that may run zero times are left out."""
+    found, stack = [], [(stmt, {}, ())]
     while stack:
-        node = stack.pop()
+        node, values, path = stack.pop()
         if isinstance(node, (ir.If, ir.Select)):
             continue
-        if isinstance(node, ir.For) and not (node.extent.is_Integer and node.extent > 0):
-            continue
+        if isinstance(node, ir.For):
+            if _written_out_loop(node):
+                for iteration in reversed(range(int(node.extent))):
+                    stack.append((node.body, {**values, node.var: sympy.Integer(iteration)},
+                                  path + ((node.var.name, iteration),)))
+                continue
+            extent = node.extent.subs(values)
+            if not (extent.is_Integer and extent > 0):
+                continue
         if isinstance(node, ir.Load):
-            found.append(node)
-        stack.extend(reversed(children(node)))
+            found.append((substitute(node, values) if values else node, path))
+        stack.extend((child, values, path) for child in reversed(children(node)))
     return found
+
+
+def _common_prefix(first, second):
+    """The longest tuple both tuples start with."""
+    length = next((at for at, (a, b) in enumerate(zip(first, second)) if a != b),
+                  min(len(first), len(second)))
+    return first[:length]
 
 
 def _free_symbols(value):
