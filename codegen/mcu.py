@@ -18,7 +18,9 @@ What differs from the host C target, and why:
   declared at the top of the body of the innermost loop the row depends on
   (`const int16_t *quiltc_lut_row0 = &lut[64 * p];`, then `quiltc_lut_row0[idx[c]]`):
   gcc folds `lut[64 * p + idx[c]]` into one index and adds it again for every read,
-  where a row pointer in a register makes each read one `ldrsh r, [row, idx, lsl #1]`.
+  where a row pointer in a register makes each read one `ldrsh r, [row, idx, lsl #1]`;
+  such a kernel carries gcc's `optimize` attribute that keeps its written-out table
+  reads in order (`TABLE_KERNEL_ATTRIBUTE`).
 
 `render_mcu_unit(kernels)` writes several kernels into one translation unit.
 """
@@ -41,6 +43,13 @@ PREAMBLE = "\n".join(["#include <stdint.h>", "#if defined(__ARM_FEATURE_DSP)",
                       "#include <arm_acle.h>", "#endif"])
 # Unrolled loops longer than this stay loops: code size matters more than a branch.
 _MAX_UNROLL = 64
+# A kernel that reads table rows (the bit-serial conv) is written out in the order its
+# registers allow: gcc's reassociation of the integer sums and its temporary expression
+# replacement move the table reads ahead of their adds and spill them (bit-serial conv,
+# 8-channel blocks, M4, b = 2: 2.16M -> 1.62M instructions). Only those kernels turn the
+# two passes off: as global flags they cost the depthwise conv 8-15% and the int8 convs
+# up to 2%.
+TABLE_KERNEL_ATTRIBUTE = '__attribute__((optimize("no-tree-reassoc", "no-tree-ter"))) '
 
 
 class MCURenderer(CLikeRenderer):
@@ -69,6 +78,13 @@ class MCURenderer(CLikeRenderer):
         # The written-out iterations being rendered ((loop variable, iteration) pairs,
         # outermost first), and the row reads waiting for the iteration they belong to.
         self.iteration_path, self.waiting_rows = [], {}
+        self.kernel_prefix = ((TABLE_KERNEL_ATTRIBUTE if self.reads_table_rows() else "")
+                              + self.kernel_prefix)
+
+    def reads_table_rows(self):
+        """Whether the kernel reads a table at data-dependent rows (through row pointers)."""
+        return bool(find_all(self.kernel.body, lambda node: isinstance(node, ir.Load)
+                             and node.gather and self.gathered_row(node) is not None))
 
     def preamble(self):
         """Fixed-width types, and the ACLE header only where the core has DSP instructions."""

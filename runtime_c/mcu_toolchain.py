@@ -27,14 +27,10 @@ EMULATOR = "qemu-system-arm"
 # library: -fno-tree-loop-distribute-patterns keeps them loops. gcc's first scheduling
 # pass hoists loads ahead of their use and, with Cortex-M's few registers, spills them:
 # -fno-schedule-insns saves instructions in every kernel, the int8 baselines included.
-# Straight-line code written out from a schedule's unrolled loops is already in the
-# order the registers allow: gcc's reassociation of its integer sums and its temporary
-# expression replacement reorder the table reads ahead of their adds and spill them
-# (-fno-tree-reassoc -fno-tree-ter: bit-serial conv with accumulators in registers 2.35M
-# -> 1.70M instructions on the M4 at b = 2; int8 kernels within 2% either way).
+# (Kernels that read table rows turn two more passes off for themselves: see
+# codegen/mcu.py TABLE_KERNEL_ATTRIBUTE.)
 CFLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-ffreestanding", "-ffunction-sections",
-          "-fdata-sections", "-fno-tree-loop-distribute-patterns", "-fno-schedule-insns",
-          "-fno-tree-reassoc", "-fno-tree-ter")
+          "-fdata-sections", "-fno-tree-loop-distribute-patterns", "-fno-schedule-insns")
 LDFLAGS = ("-nostdlib", "-T", "board.ld", "-Wl,--gc-sections")
 LIBRARIES = ("-lgcc",)
 # The board files every project carries; main.c also needs model.h and test_inputs.h.

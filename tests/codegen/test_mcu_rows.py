@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from quiltc.codegen.mcu import mcu_signature, render_mcu
+from quiltc.codegen.mcu import TABLE_KERNEL_ATTRIBUTE, mcu_signature, render_mcu
 from quiltc.driver.schedule import Schedule
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
@@ -129,3 +129,11 @@ def test_a_row_shared_by_written_out_iterations_is_declared_once_above_them():
     source, _ = _host_run(sch, **arrays)
     assert source.count("const int16_t *quiltc_lut_row") == 1
     assert source.index("const int16_t *quiltc_lut_row0") < source.index("/* j = 0 */")
+
+
+def test_only_a_kernel_that_reads_table_rows_turns_gccs_reassociation_off():
+    shape = kernels.ConvShape(4, 4, 16, 8, 3, 3, 1, 1)
+    bitserial = mcu_bitserial.bitserial_conv(shape, 2, 48, (0, 3))
+    int8 = kernels.conv_int8(shape, "uint8", (0, 255), "smlad")
+    assert TABLE_KERNEL_ATTRIBUTE + "void" in render_mcu(verify(bitserial.kernel))
+    assert "optimize(" not in render_mcu(verify(int8.kernel))

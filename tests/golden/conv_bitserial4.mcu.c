@@ -42,7 +42,7 @@ static inline int32_t quiltc_requantize(int32_t value, int32_t multiplier, int32
  *     sch.compute_inline('conv_padded')
  */
 static uint8_t quiltc_conv_layer_kernel_conv_planes[800];
-static void quiltc_conv_layer_kernel(
+__attribute__((optimize("no-tree-reassoc", "no-tree-ter"))) static void quiltc_conv_layer_kernel(
     const uint8_t* restrict x,
     const uint8_t* restrict index,
     const int16_t* restrict lut,
