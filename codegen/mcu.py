@@ -20,7 +20,9 @@ What differs from the host C target, and why:
   gcc folds `lut[64 * p + idx[c]]` into one index and adds it again for every read,
   where a row pointer in a register makes each read one `ldrsh r, [row, idx, lsl #1]`;
   such a kernel carries gcc's `optimize` attribute that keeps its written-out table
-  reads in order (`TABLE_KERNEL_ATTRIBUTE`).
+  reads in order (`TABLE_KERNEL_ATTRIBUTE`);
+- a buffer marked by `store_row_pointers` holds the rows' addresses
+  (`planes[i] = &lut[64 * p];`), so a row pointer is one load (`planes[i]`).
 
 `render_mcu_unit(kernels)` writes several kernels into one translation unit.
 """
@@ -194,8 +196,7 @@ class MCURenderer(CLikeRenderer):
             return
         name = f"quiltc_{self.buffer_names[load.buffer.name].lstrip('_')}_row{self.row_count}"
         self.row_count += 1
-        self.emit(depth, f"const {storage_type(load.buffer.dtype)} *{name} = "
-                         f"&{self.buffer_names[load.buffer.name]}[{row.key[1]}];")
+        self.emit(depth, f"const {storage_type(load.buffer.dtype)} *{name} = {row.key[1]};")
         self.rows[row.key] = name
 
     def gathered_row(self, load):
@@ -214,8 +215,13 @@ class MCURenderer(CLikeRenderer):
             *(_free_symbols(value) for value in row_gathers))
         reads = frozenset(node.buffer.name for value in row_gathers
                           for node in find_all(value, lambda node: isinstance(node, ir.Load)))
-        key = (load.buffer.name, self.gathered_offset(start, stand_ins))
-        return GatheredRow(key, self.gathered_offset(column, stand_ins), symbols, reads)
+        stored = next((value for value in row_gathers if isinstance(value, ir.Load)
+                       and value.buffer.rows_of == load.buffer.name), None)
+        address = (self.value(stored) if stored is not None else
+                   f"&{self.buffer_names[load.buffer.name]}"
+                   f"[{self.gathered_offset(start, stand_ins)}]")
+        return GatheredRow((load.buffer.name, address), self.gathered_offset(column, stand_ins),
+                           symbols, reads, stored is not None)
 
     def gathered_offset(self, expr, stand_ins):
         """C text of an offset in which stand-in symbols stand for gathered values."""
@@ -236,7 +242,36 @@ class MCURenderer(CLikeRenderer):
         row = self.gathered_row(load) if load.gather else None
         if row is not None and row.key in self.rows:
             return f"{self.rows[row.key]}[{row.column}]"
+        if row is not None and row.stored:
+            return f"{row.key[1]}[{row.column}]"
         return super().render_load(load)
+
+    def render_store(self, stmt, depth):
+        """A buffer of row pointers stores the address of the row its value picks."""
+        table = stmt.buffer.rows_of
+        if table is None:
+            super().render_store(stmt, depth)
+            return
+        stand_in = sympy.Symbol("quiltc_row", integer=True)
+        start = sympy.expand(self.kernel.param(table).offset((stand_in, 0)))
+        offset = self.gathered_offset(start, {stand_in: (0, stmt.value)})
+        self.emit(depth, f"{self.access(stmt.buffer, stmt.indices)} = "
+                         f"&{self.buffer_names[table]}[{offset}];")
+
+    def declarator(self, buffer, name):
+        """`type name` for the elements of `buffer`: row pointers for one that holds rows."""
+        if buffer.rows_of is None:
+            return f"{storage_type(buffer.dtype)} {name}"
+        return f"const {storage_type(self.kernel.param(buffer.rows_of).dtype)} *{name}"
+
+    def render_alloc_local(self, stmt, depth):
+        """A local array of row pointers for a buffer that holds rows, else as the base."""
+        if stmt.buffer.rows_of is None:
+            super().render_alloc_local(stmt, depth)
+            return
+        name, length = self.buffer_names[stmt.buffer.name], max(int(stmt.buffer.size()), 1)
+        self.emit(depth, f"{self.declarator(stmt.buffer, name)}[{length}];")
+        self.statement(stmt.body, depth)
 
     def render_select(self, value):
         """A plain `?:`: Cortex-M has no masked vector loads to miscompile (see the base),
@@ -253,8 +288,7 @@ class MCURenderer(CLikeRenderer):
                              "constant sizes")
         name = f"{self.kernel.name}_{self.buffer_names[stmt.buffer.name].lstrip('_')}"
         self.buffer_names[stmt.buffer.name] = name
-        element = storage_type(stmt.buffer.dtype)
-        self.statics.append(f"static {element} {name}[{max(int(size), 1)}];")
+        self.statics.append(f"static {self.declarator(stmt.buffer, name)}[{max(int(size), 1)}];")
         self.statement(stmt.body, depth)
 
     def render_reduce(self, stmt, depth):
@@ -273,14 +307,15 @@ class MCURenderer(CLikeRenderer):
 
 @dataclass(frozen=True)
 class GatheredRow:
-    """A table read split at its row: `key` (buffer name, C text of the row's start
-    offset), the C text of the column, the loop variables the row depends on and the
-    buffers its index reads."""
+    """A table read split at its row: `key` (buffer name, C text of the row's address),
+    the C text of the column, the loop variables the row depends on, the buffers its index
+    reads, and whether the address is read from a buffer of row pointers (`stored`)."""
 
     key: tuple
     column: str
     symbols: frozenset
     reads: frozenset
+    stored: bool
 
 
 def _written_out_loop(loop):

@@ -40,13 +40,16 @@ class Node:
 class Buffer(Node):
     """A named array: its layout maps an index tuple to a flat offset. `value_range`,
     when set, is an inclusive (lo, hi) that whoever fills the buffer promises every
-    element lies in (the verifier trusts it; nothing checks it at run time)."""
+    element lies in (the verifier trusts it; nothing checks it at run time). `rows_of`,
+    when set, names the table whose row each element picks: the mcu target stores the
+    row's address instead of the value (see schedule/primitives/row_pointers.py)."""
 
     name: str
     dtype: dtypes.DType
     shape: tuple
     layout: object = field(default_factory=Dense)
     value_range: tuple = None
+    rows_of: str = None
 
     def offset(self, indices):
         """The flat offset of `indices` as a sympy expression."""

@@ -101,6 +101,7 @@ def _lines(stmt, depth, mark):
         bulk = getattr(stmt.buffer.layout, "bulk", 1)
         note = stmt.scope if padding == 1 else f"{stmt.scope}, rows padded to {padding}"
         note += "" if bulk == 1 else f", storage after the last row to a multiple of {bulk}"
+        note += "" if stmt.buffer.rows_of is None else f", rows of {stmt.buffer.rows_of}"
         out.append(f"{pad}{stmt.buffer.name} = alloc[{shape}] {stmt.buffer.dtype}  # {note}")
         out.extend(_lines(stmt.body, depth, mark))
     elif isinstance(stmt, ir.Barrier):

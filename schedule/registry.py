@@ -43,6 +43,7 @@ from .primitives import (
     pad_storage,
     remap,
     reorder,
+    row_pointers,
     split,
     split_op,
     tile,
@@ -291,6 +292,10 @@ PRIMITIVES = _entries(
               "Shrink intermediate `tensor` to the slice one iteration of `loop` uses (for "
               "memory-starved targets, after compute_at).",
               (tensor("tensor"), loop("loop"))),
+    Primitive("store_row_pointers", row_pointers.store_row_pointers,
+              "Let intermediate `tensor`, read only as rows of `table`, hold the rows' "
+              "addresses where the target can (mcu): one load a row pointer.",
+              (tensor("tensor"), tensor("table"))),
     Primitive("remap", remap.remap,
               "Visit the rows of ragged batch loop `loop` in `order` (longest first).",
               (loop("loop"), choice("order", remap.ORDERS, default="length-desc",

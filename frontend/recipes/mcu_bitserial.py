@@ -30,7 +30,8 @@ def default_groups_per_step(groups, act_bits):
 
 
 def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype="int16",
-                   groups_per_step=None, window_unrolled=False, channel_block=None):
+                   groups_per_step=None, window_unrolled=False, channel_block=None,
+                   row_pointers=False):
     """A weight-pool convolution run bit-plane by bit-plane through a lookup table.
 
     Placeholders: x (h, w, cin) uint8 holding act_bits-bit activations; index (kh, kw,
@@ -50,7 +51,10 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     With `channel_block` (a divisor of cout) the order turns around: blocks of that many
     output channels outermost, each block's accumulators kept in registers across the
     whole window instead of loaded and stored every group step (see
-    `_channel_block_outermost`); groups_per_step does not apply then."""
+    `_channel_block_outermost`); groups_per_step does not apply then. With
+    `row_pointers` the planes buffer holds the addresses of the table rows its bytes pick
+    (`store_row_pointers`): each row pointer one load instead of a load and a shifted add,
+    for four bytes of RAM per plane byte."""
     check_range(out_range)
     if not 1 <= act_bits <= 8:
         raise QuiltError(f"act_bits={act_bits} is outside 1..8; pick 1 to 8 bits")
@@ -105,6 +109,8 @@ def bitserial_conv(shape, act_bits, pool_size, out_range, name="conv", lut_dtype
     # Written out plane by plane, each shift is a constant (a bit-field extract) and the
     # eight activations are read once for all planes.
     sch.unroll(sch.loops(planes)[-1])
+    if row_pointers:
+        sch.store_row_pointers(planes, lut)
     if xp is not x:
         # The planes pass reads each activation once, so testing the frame there costs
         # less than copying the image into a zeroed frame first, and keeps no frame in RAM.

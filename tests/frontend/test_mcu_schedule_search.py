@@ -23,7 +23,8 @@ def test_int8_candidates_are_the_blocks_that_divide_the_layer():
     # cout = 4: the 4-channel block divides it, the 8-channel one does not.
     assert candidates_for("bitserial", LAYER) == [
         {"groups_per_step": n, "window_unrolled": unrolled} for n in (1, 2)
-        for unrolled in (False, True)] + [{"channel_block": 4, "window_unrolled": True}]
+        for unrolled in (False, True)] + [
+            {"channel_block": 4, "window_unrolled": True, "row_pointers": True}]
 
 
 @pytest.mark.parametrize("kind, act_bits, candidates", [
@@ -53,6 +54,20 @@ def test_channel_blocks_match_numpy_looped_or_written_out(core):
     assert [schedule for schedule, _ in counts] == candidates
     # Four accumulators in registers over the written-out window beat one at a time.
     assert counts[5][1] < counts[1][1]
+
+
+@pytest.mark.parametrize("core", ["m3", "m4"])
+def test_planes_holding_row_pointers_match_numpy_in_fewer_instructions(core):
+    # Blocks of 4 channels with the window written out, then one group a step looped,
+    # each with the planes holding bytes and then row pointers.
+    require_tool(mcu_toolchain.COMPILER, mcu_toolchain.MCU_INSTALL_HINT)
+    candidates = [{**schedule, "row_pointers": stored}
+                  for schedule in ({"channel_block": 4, "window_unrolled": True},
+                                   {"groups_per_step": 1}) for stored in (False, True)]
+    _, counts = search_schedule("bitserial", LAYER, core, 2, candidates)
+    assert [schedule for schedule, _ in counts] == candidates
+    # Each block reads every row pointer again: one load each instead of two instructions.
+    assert counts[1][1] < counts[0][1]
 
 
 def test_a_channel_block_must_divide_the_channels_and_stands_alone():

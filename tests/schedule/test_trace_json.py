@@ -123,9 +123,19 @@ def _locally_padded():
     return c, sch
 
 
+def _row_pointers():
+    p = qc.placeholder((3,), "uint8", "p")
+    lut = qc.placeholder((256, 4), "int16", "lut")
+    picked = qc.compute((3,), lambda i: p[i] | 4, "picked")
+    out = qc.compute((3, 4), lambda i, j: qc.cast(lut[picked[i], j], "int32"), "out")
+    sch = qc.Schedule(out)
+    sch.store_row_pointers(picked, lut)
+    return out, sch
+
+
 SCHEDULES = [_register_blocked, _tiled_and_fused, _softmax_cpu, _inlined, _gpu, _softmax_gpu,
              _ragged, _folded, _side_by_side, _locally_padded, _bulk_padded,
-             _distributed]
+             _distributed, _row_pointers]
 
 
 @pytest.mark.parametrize("scheduled", SCHEDULES, ids=lambda f: f.__name__.strip("_"))
