@@ -21,7 +21,7 @@ static inline int32_t quiltc_requantize(int32_t value, int32_t multiplier, int32
     int32_t mask = (int32_t)((UINT32_C(1) << right) - 1u);
     int32_t result = high >> right;
     int32_t threshold = (mask >> 1) + (result < 0);
-    return result + ((high & mask) > threshold);
+    return result - ((threshold - (high & mask)) >> 31);
 }
 
 /*

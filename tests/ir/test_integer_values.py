@@ -164,10 +164,11 @@ def test_requantize_is_bit_exact_with_the_numpy_reference(n, seed, magnitude):
 
 def test_requantize_halves_ties_away_from_zero_after_the_high_multiply():
     # M = 0.25 is multiplier 2**30, shift -1: the doubling high multiply gives
-    # floor((acc + 1) / 2) (3, -3, 1, -1), whose halving ties round away from zero.
+    # floor((acc + 1) / 2) (3, -3, 1, -1), whose halving ties round away from zero (in
+    # the interpreter and in compiled C alike).
     multiplier, shift = quantize.quantize_multiplier(np.full(4, 0.25))
-    got = interp.run(REQUANTIZE, acc=np.array([6, -6, 2, -2], np.int32),
-                     multiplier=multiplier, shift=shift)
+    got = _both(REQUANTIZE, acc=np.array([6, -6, 2, -2], np.int32),
+                multiplier=multiplier, shift=shift)
     np.testing.assert_array_equal(got["out"], [2, -2, 1, -1])
 
 
