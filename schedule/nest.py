@@ -134,14 +134,20 @@ def writer_paths(kernel, buffer_name):
     ]
 
 
+def allocation(kernel, name):
+    """The Alloc statement of intermediate buffer `name`, or None (a parameter, or none)."""
+    return next((stmt for _, stmt in walk_paths(kernel.body)
+                 if isinstance(stmt, ir.Alloc) and stmt.buffer.name == name), None)
+
+
 def buffer_named(kernel, name, primitive):
     """The parameter or allocated buffer called `name`; ScheduleError if none."""
     for buffer in kernel.params:
         if buffer.name == name:
             return buffer
-    for _, stmt in walk_paths(kernel.body):
-        if isinstance(stmt, ir.Alloc) and stmt.buffer.name == name:
-            return stmt.buffer
+    alloc = allocation(kernel, name)
+    if alloc is not None:
+        return alloc.buffer
     raise ScheduleError(
         primitive,
         f"use buffer {name!r}",

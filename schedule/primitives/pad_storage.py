@@ -21,15 +21,8 @@ from ...ir.errors import ScheduleError
 from ...ir.layout import Dense, Ragged, round_up
 from ...ir.printer import render
 from ...ir.walk import rewrite
-from ..nest import buffer_named, walk_paths, with_body
+from ..nest import allocation, buffer_named, with_body
 from .pad_loop import check_multiple
-
-
-def _allocation(kernel, name):
-    for _, stmt in walk_paths(kernel.body):
-        if isinstance(stmt, ir.Alloc) and stmt.buffer.name == name:
-            return stmt
-    return None
 
 
 def _padded_buffer(kernel, buffer, dim, multiple, asked, alloc):
@@ -63,7 +56,7 @@ def pad_storage(kernel, buffer, dim, multiple):
     name = buffer if isinstance(buffer, str) else buffer.name
     asked = f"pad the storage of {name} along dim {dim} to a multiple of {multiple!r}"
     found = buffer_named(kernel, name, "pad_storage")
-    alloc = _allocation(kernel, name)
+    alloc = allocation(kernel, name)
     if alloc is None:
         raise ScheduleError(
             "pad_storage", asked,

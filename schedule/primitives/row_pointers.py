@@ -25,16 +25,11 @@ from ...ir.errors import ScheduleError
 from ...ir.layout import Dense
 from ...ir.printer import render
 from ...ir.walk import find_all, rewrite
-from ..nest import walk_paths
+from ..nest import allocation
 
 
 def _fail(asked, obstacle, hint, kernel, mark=None):
     raise ScheduleError("store_row_pointers", asked, obstacle, hint, render(kernel, mark=mark))
-
-
-def _allocation(kernel, name):
-    return next((stmt for _, stmt in walk_paths(kernel.body)
-                 if isinstance(stmt, ir.Alloc) and stmt.buffer.name == name), None)
 
 
 def _check_table(kernel, table, asked):
@@ -71,7 +66,7 @@ def store_row_pointers(kernel, tensor, table):
     (`table[tensor[...], column]`), marked to hold the rows' addresses where the target
     can (mcu); returns (kernel, [])."""
     asked = f"store pointers to rows of {table} in {tensor}"
-    alloc = _allocation(kernel, tensor)
+    alloc = allocation(kernel, tensor)
     if alloc is None:
         _fail(asked, f"{tensor} is not an intermediate buffer of the kernel",
               "Store row pointers in a buffer the kernel allocates, not a parameter.", kernel)
