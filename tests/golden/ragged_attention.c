@@ -35,6 +35,10 @@
  *     sch.vectorize('j_4')
  *     sch.vectorize('e')
  *     sch.vectorize('j_2')
+ *     sch.decompose('row_max', 'j_3')
+ *     sch.vectorize('j_3')
+ *     sch.decompose('row_sum', 'j_7')
+ *     sch.vectorize('j_7')
  *     sch.vectorize('e_2')
  *     b_h = sch.fuse('b', 'h')
  *     sch.parallel('b_h')
@@ -223,9 +227,14 @@ void ragged_attention(
     #pragma omp parallel for schedule(dynamic)
     for (int64_t b_3_h_3 = 0; b_3_h_3 < 4 * B; ++b_3_h_3) {
         for (int64_t i_2 = 0; i_2 < L_len[(b_3_h_3 / 4)]; ++i_2) {
-            for (int64_t j_3 = 0; j_3 < L_len[(b_3_h_3 / 4)]; ++j_3) {
-                if (j_3 == 0) row_max[i_2 + (4 * L_off1[(b_3_h_3 / 4)]) + (L_len[(b_3_h_3 / 4)] * (b_3_h_3 % 4))] = -INFINITY;
-                row_max[i_2 + (4 * L_off1[(b_3_h_3 / 4)]) + (L_len[(b_3_h_3 / 4)] * (b_3_h_3 % 4))] = quiltc_max_float32(row_max[i_2 + (4 * L_off1[(b_3_h_3 / 4)]) + (L_len[(b_3_h_3 / 4)] * (b_3_h_3 % 4))], masked[j_3 + (4 * L_off2[(b_3_h_3 / 4)]) + (i_2 * L_len[(b_3_h_3 / 4)]) + ((L_len[(b_3_h_3 / 4)] * L_len[(b_3_h_3 / 4)]) * (b_3_h_3 % 4))]);
+            row_max[i_2 + (4 * L_off1[(b_3_h_3 / 4)]) + (L_len[(b_3_h_3 / 4)] * (b_3_h_3 % 4))] = -INFINITY;
+            {
+                float quiltc_accumulator = row_max[i_2 + (4 * L_off1[(b_3_h_3 / 4)]) + (L_len[(b_3_h_3 / 4)] * (b_3_h_3 % 4))];
+                #pragma omp simd reduction(max:quiltc_accumulator)
+                for (int64_t j_3 = 0; j_3 < L_len[(b_3_h_3 / 4)]; ++j_3) {
+                    quiltc_accumulator = quiltc_max_float32(quiltc_accumulator, masked[j_3 + (4 * L_off2[(b_3_h_3 / 4)]) + (i_2 * L_len[(b_3_h_3 / 4)]) + ((L_len[(b_3_h_3 / 4)] * L_len[(b_3_h_3 / 4)]) * (b_3_h_3 % 4))]);
+                }
+                row_max[i_2 + (4 * L_off1[(b_3_h_3 / 4)]) + (L_len[(b_3_h_3 / 4)] * (b_3_h_3 % 4))] = quiltc_accumulator;
             }
         }
     }
@@ -271,9 +280,14 @@ void ragged_attention(
     #pragma omp parallel for schedule(dynamic)
     for (int64_t b_7_h_7 = 0; b_7_h_7 < 4 * B; ++b_7_h_7) {
         for (int64_t i_5 = 0; i_5 < L_len[(b_7_h_7 / 4)]; ++i_5) {
-            for (int64_t j_7 = 0; j_7 < L_len[(b_7_h_7 / 4)]; ++j_7) {
-                if (j_7 == 0) row_sum[i_5 + (4 * L_off1[(b_7_h_7 / 4)]) + (L_len[(b_7_h_7 / 4)] * (b_7_h_7 % 4))] = 0.0f;
-                row_sum[i_5 + (4 * L_off1[(b_7_h_7 / 4)]) + (L_len[(b_7_h_7 / 4)] * (b_7_h_7 % 4))] += exps[j_7 + (4 * L_off2[(b_7_h_7 / 4)]) + (i_5 * L_len[(b_7_h_7 / 4)]) + ((L_len[(b_7_h_7 / 4)] * L_len[(b_7_h_7 / 4)]) * (b_7_h_7 % 4))];
+            row_sum[i_5 + (4 * L_off1[(b_7_h_7 / 4)]) + (L_len[(b_7_h_7 / 4)] * (b_7_h_7 % 4))] = 0.0f;
+            {
+                float quiltc_accumulator = row_sum[i_5 + (4 * L_off1[(b_7_h_7 / 4)]) + (L_len[(b_7_h_7 / 4)] * (b_7_h_7 % 4))];
+                #pragma omp simd reduction(+:quiltc_accumulator)
+                for (int64_t j_7 = 0; j_7 < L_len[(b_7_h_7 / 4)]; ++j_7) {
+                    quiltc_accumulator += exps[j_7 + (4 * L_off2[(b_7_h_7 / 4)]) + (i_5 * L_len[(b_7_h_7 / 4)]) + ((L_len[(b_7_h_7 / 4)] * L_len[(b_7_h_7 / 4)]) * (b_7_h_7 % 4))];
+                }
+                row_sum[i_5 + (4 * L_off1[(b_7_h_7 / 4)]) + (L_len[(b_7_h_7 / 4)] * (b_7_h_7 % 4))] = quiltc_accumulator;
             }
         }
     }
