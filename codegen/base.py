@@ -229,13 +229,13 @@ class CLikeRenderer(ValueRenderer):
             )
         name = self.buffer_names[stmt.buffer.name]
         length = max(int(size), 1)  # C has no zero-length arrays
-        for line in self.local_array(stmt.buffer.dtype, name, length):
+        for line in self.local_array(stmt.buffer, name, length):
             self.emit(depth, line)
         self.statement(stmt.body, depth)
 
-    def local_array(self, dtype, name, length):
-        """The lines declaring local array `name` of `length` elements of `dtype`."""
-        return [f"{storage_type(dtype)} {name}[{length}];"]
+    def local_array(self, buffer, name, length):
+        """The lines declaring local array `name` of `length` elements of `buffer`."""
+        return [f"{storage_type(buffer.dtype)} {name}[{length}];"]
 
     def render_alloc_shared(self, stmt, depth):
         """GPU block memory: only GPU targets have it."""

@@ -32,16 +32,16 @@ class CRenderer(CLikeRenderer):
     MATH_FUNCTIONS = {**CLikeRenderer.MATH_FUNCTIONS,
                       "tanh": ("quiltc_tanhf", "tanh"), "erf": ("quiltc_erff", "erf")}
 
-    def local_array(self, dtype, name, length):
+    def local_array(self, buffer, name, length):
         """A local array; one too large for the registers is read and written through a
         restrict pointer to it. gcc keeps a block of accumulators (a small local array) in
         registers, but with a second, larger local array read in the same loop (a packed
         panel of a matmul's right operand) it kept every accumulator on the stack, a load
         and a store around each multiply-add (a packed 8 x 32 dense kernel at 49 GFLOP/s
         instead of 116); through the pointer it knows the two do not overlap."""
-        if length * element_bytes(dtype) <= _REGISTER_FILE_BYTES:
-            return super().local_array(dtype, name, length)
-        element = storage_type(dtype)
+        if length * element_bytes(buffer.dtype) <= _REGISTER_FILE_BYTES:
+            return super().local_array(buffer, name, length)
+        element = storage_type(buffer.dtype)
         return [f"{element} {name}_storage[{length}];",
                 f"{element}* {self.restrict} {name} = {name}_storage;"]
 

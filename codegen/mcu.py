@@ -264,14 +264,9 @@ class MCURenderer(CLikeRenderer):
             return f"{storage_type(buffer.dtype)} {name}"
         return f"const {storage_type(self.kernel.param(buffer.rows_of).dtype)} *{name}"
 
-    def render_alloc_local(self, stmt, depth):
-        """A local array of row pointers for a buffer that holds rows, else as the base."""
-        if stmt.buffer.rows_of is None:
-            super().render_alloc_local(stmt, depth)
-            return
-        name, length = self.buffer_names[stmt.buffer.name], max(int(stmt.buffer.size()), 1)
-        self.emit(depth, f"{self.declarator(stmt.buffer, name)}[{length}];")
-        self.statement(stmt.body, depth)
+    def local_array(self, buffer, name, length):
+        """A local array of `buffer`'s elements (row pointers for one that holds rows)."""
+        return [f"{self.declarator(buffer, name)}[{length}];"]
 
     def render_select(self, value):
         """A plain `?:`: Cortex-M has no masked vector loads to miscompile (see the base),

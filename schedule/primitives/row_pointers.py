@@ -52,7 +52,8 @@ def _check_reads(kernel, name, table, asked):
         kernel.body, lambda node: isinstance(node, ir.Load) and node.buffer.name == table
         and node.gather)
         if isinstance(load.gather[0], ir.Load) and load.gather[0].buffer.name == name]
-    other = next((read for read in reads if not any(read is row for row in rows)), None)
+    row_reads = {id(row) for row in rows}
+    other = next((read for read in reads if id(read) not in row_reads), None)
     if not reads or other is not None:
         obstacle = (f"the kernel never reads {name}" if not reads else
                     f"{render(other)} reads {name} other than as the row of a read of {table}")
