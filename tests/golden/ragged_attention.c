@@ -35,11 +35,19 @@
  *     sch.reorder('d_1_r_r', 'scores_j_1_r_r')
  *     sch.vectorize('scores_j_1_r_r')
  *     sch.reorder('j_6', 'context_e_1')
- *     context_local = sch.cache_write('context', 'local', at='context_i_4')
+ *     context_i_4_o, context_i_4_i, context_i_4_r = sch.split_op('context_i_4', 4)
+ *     sch.reorder('j_6', 'context_i_4_i')
+ *     context_local = sch.cache_write('context', 'local', at='context_i_4_o')
  *     sch.decompose('context_local', 'j_6')
+ *     sch.unroll('context_i_4_i')
  *     context_e_1_o, context_e_1_i = sch.split('context_e_1', 16)
  *     sch.unroll('context_e_1_o')
  *     sch.vectorize('context_e_1_i')
+ *     context_local_1 = sch.cache_write('context', 'local', at='context_i_4_r')
+ *     sch.decompose('context_local_1', 'j_6_r')
+ *     context_e_1_r_o, context_e_1_r_i = sch.split('context_e_1_r', 16)
+ *     sch.unroll('context_e_1_r_o')
+ *     sch.vectorize('context_e_1_r_i')
  *     sch.vectorize('keys_t_j')
  *     sch.vectorize('exps_j_4')
  *     sch.vectorize('values_e')
@@ -231,22 +239,47 @@ void ragged_attention(
                 values[values_e + (16 * values_j_5) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = QKV[128 + values_e + (16 * (b_8_h_8 % 4)) + (192 * values_j_5) + (192 * L_off1[(b_8_h_8 / 4)])];
             }
         }
-        for (int64_t context_i_4 = 0; context_i_4 < L_len[(b_8_h_8 / 4)]; ++context_i_4) {
-            float context_local[16];
-            for (int64_t context_e_1_init = 0; context_e_1_init < 16; ++context_e_1_init) {
-                context_local[context_e_1_init] = 0.0f;
+        for (int64_t context_i_4_o = 0; context_i_4_o < L_len[(b_8_h_8 / 4)] / 4; ++context_i_4_o) {
+            float context_local[64];
+            for (int64_t context_i_4_i_init = 0; context_i_4_i_init < 4; ++context_i_4_i_init) {
+                for (int64_t context_e_1_init = 0; context_e_1_init < 16; ++context_e_1_init) {
+                    context_local[context_e_1_init + (16 * context_i_4_i_init)] = 0.0f;
+                }
             }
             for (int64_t j_6 = 0; j_6 < L_len[(b_8_h_8 / 4)]; ++j_6) {
-                #pragma GCC unroll 1
-                for (int64_t context_e_1_o = 0; context_e_1_o < 1; ++context_e_1_o) {
-                    #pragma omp simd
-                    for (int64_t context_e_1_i = 0; context_e_1_i < 16; ++context_e_1_i) {
-                        context_local[context_e_1_i + (16 * context_e_1_o)] += exps[j_6 + (4 * L_off2[(b_8_h_8 / 4)]) + (context_i_4 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4))] * values[context_e_1_i + (16 * context_e_1_o) + (16 * j_6) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                #pragma GCC unroll 4
+                for (int64_t context_i_4_i = 0; context_i_4_i < 4; ++context_i_4_i) {
+                    #pragma GCC unroll 1
+                    for (int64_t context_e_1_o = 0; context_e_1_o < 1; ++context_e_1_o) {
+                        #pragma omp simd
+                        for (int64_t context_e_1_i = 0; context_e_1_i < 16; ++context_e_1_i) {
+                            context_local[context_e_1_i + (16 * context_e_1_o) + (16 * context_i_4_i)] += exps[j_6 + (4 * L_off2[(b_8_h_8 / 4)]) + (context_i_4_i * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * context_i_4_o * L_len[(b_8_h_8 / 4)])] * values[context_e_1_i + (16 * context_e_1_o) + (16 * j_6) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                        }
                     }
                 }
             }
-            for (int64_t context_local_3 = 0; context_local_3 < 16; ++context_local_3) {
-                context[context_local_3 + (16 * context_i_4) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = context_local[context_local_3];
+            for (int64_t context_local_2 = 0; context_local_2 < 4; ++context_local_2) {
+                for (int64_t context_local_3 = 0; context_local_3 < 16; ++context_local_3) {
+                    context[context_local_3 + (16 * context_local_2) + (64 * context_i_4_o) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = context_local[context_local_3 + (16 * context_local_2)];
+                }
+            }
+        }
+        for (int64_t context_i_4_r = 0; context_i_4_r < L_len[(b_8_h_8 / 4)] - (4 * (L_len[(b_8_h_8 / 4)] / 4)); ++context_i_4_r) {
+            float context_local_1[16];
+            for (int64_t context_e_1_r_init = 0; context_e_1_r_init < 16; ++context_e_1_r_init) {
+                context_local_1[context_e_1_r_init] = 0.0f;
+            }
+            for (int64_t j_6_r = 0; j_6_r < L_len[(b_8_h_8 / 4)]; ++j_6_r) {
+                #pragma GCC unroll 1
+                for (int64_t context_e_1_r_o = 0; context_e_1_r_o < 1; ++context_e_1_r_o) {
+                    #pragma omp simd
+                    for (int64_t context_e_1_r_i = 0; context_e_1_r_i < 16; ++context_e_1_r_i) {
+                        context_local_1[context_e_1_r_i + (16 * context_e_1_r_o)] += exps[j_6_r + (4 * L_off2[(b_8_h_8 / 4)]) + (context_i_4_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 4))] * values[context_e_1_r_i + (16 * context_e_1_r_o) + (16 * j_6_r) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                    }
+                }
+            }
+            for (int64_t context_local_1_3 = 0; context_local_1_3 < 16; ++context_local_1_3) {
+                context[context_local_1_3 + (16 * context_i_4_r) + (64 * L_off1[(b_8_h_8 / 4)]) + (64 * (L_len[(b_8_h_8 / 4)] / 4)) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = context_local_1[context_local_1_3];
             }
         }
         for (int64_t i_6 = 0; i_6 < L_len[(b_8_h_8 / 4)]; ++i_6) {
