@@ -20,7 +20,8 @@ import sympy
 
 from ..ir import nodes as ir
 from ..ir.errors import ScheduleError
-from ..ir.index import bounds, proves, simplify, symbol
+from ..ir.index import bounds, proves, simplify, symbol, table
+from ..ir.layout import Ragged
 from ..ir.printer import render
 from ..ir.walk import find_all
 from .nest import fresh_name, guard_leaves, loops_on_path, walk_paths
@@ -122,6 +123,23 @@ def _clamp(span, limit, outer_ranges):
     return span
 
 
+def _row_limit(buffer, dimension, found, outer_ranges):
+    """The extent of ragged dim `dimension` in the one row every access reads (`L_len(b)`
+    for row b), or None when the dim is dense or the accesses' row is not fixed outside
+    the statement. The shape's extent is the longest row's: a region that fits it may
+    still pass the end of a shorter row."""
+    layout = buffer.layout
+    if not isinstance(layout, Ragged) or dimension not in layout.ragged:
+        return None
+    rows = {access.indices[0] for access in found}
+    if len(rows) != 1:
+        return None
+    row = rows.pop()
+    if not row.free_symbols <= set(outer_ranges):
+        return None
+    return table(f"{layout.name_of(dimension)}_len")(row)
+
+
 def infer_region(stmt, buffer, outer_ranges, kind, primitive):
     """The Region of `buffer` that `stmt` reads (kind "read") or writes ("write"), or None
     when it does not access the buffer.
@@ -148,7 +166,7 @@ def infer_region(stmt, buffer, outer_ranges, kind, primitive):
         start = simplify(sympy.Min(*lows), outer_ranges)
         end = simplify(sympy.Max(*highs), outer_ranges)
         span = simplify(sympy.expand(end - start + 1), outer_ranges)
-        limit = sympy.sympify(limit)
+        limit = _row_limit(buffer, dimension, found, outer_ranges) or sympy.sympify(limit)
         extent = _clamp(span, limit, outer_ranges)
         needs_guard = not proves(sympy.Le(start + extent, limit), outer_ranges)
         intervals.append(Interval(start, extent, limit, needs_guard))

@@ -174,9 +174,8 @@ def test_a_reduction_decomposed_into_a_nest_of_its_own_moves_with_its_initialisa
     helpers.check_schedule(sch, {"X": X}, {"softmax": exps / exps.sum(axis=1, keepdims=True)})
 
 
-def test_a_ragged_softmax_computes_and_folds_each_row_inside_its_consumer():
-    """Each row's max, exponentials and sum computed at the row loop of the output, the
-    exponentials folded to one row sized by the ragged dim's maximum."""
+def _ragged_softmax():
+    """P = softmax over the keys of each (B, L, L) row: stages M (row max), E, Z, P."""
     batch = qc.var("B", 1, 8)
     length = qc.ragged_dim("L", batch, 9)
     x = qc.placeholder((batch, length, length), "float32", "X")
@@ -187,6 +186,22 @@ def test_a_ragged_softmax_computes_and_folds_each_row_inside_its_consumer():
     j2 = qc.reduce_axis(length, "j2")
     total = qc.compute((batch, length), lambda b, i: qc.sum(exps[b, i, j2], axis=j2), "Z")
     probs = qc.compute((batch, length, length), lambda b, i, k: exps[b, i, k] / total[b, i], "P")
+    return top, exps, total, probs
+
+
+def _check_ragged_softmax(sch):
+    rows = [helpers.random_array(np.random.default_rng(n), (n, n)) for n in (3, 0, 9, 1, 4)]
+    expected = []
+    for r in rows:
+        e = np.exp(r - r.max(axis=1, keepdims=True, initial=-np.inf))
+        expected.append(e / e.sum(axis=1, keepdims=True))
+    ragged_programs.check_ragged(sch, {"X": qc.RaggedArray.from_list(rows)}, {"P": expected})
+
+
+def test_a_ragged_softmax_computes_and_folds_each_row_inside_its_consumer():
+    """Each row's max, exponentials and sum computed at the row loop of the output, the
+    exponentials folded to one row sized by the ragged dim's maximum."""
+    top, exps, total, probs = _ragged_softmax()
     sch = qc.Schedule(probs)
     row = sch.loops(probs)[1]
     sch.decompose(total, sch.loops(total)[0])
@@ -194,12 +209,25 @@ def test_a_ragged_softmax_computes_and_folds_each_row_inside_its_consumer():
         sch.compute_at(producer, row)
     sch.fold_storage(exps, row)
     assert "E = alloc[1, 1, 9] float32  # local" in qc.ir.render(sch.kernel)
-    rows = [helpers.random_array(np.random.default_rng(n), (n, n)) for n in (3, 0, 9, 1)]
-    expected = []
-    for r in rows:
-        e = np.exp(r - r.max(axis=1, keepdims=True, initial=-np.inf))
-        expected.append(e / e.sum(axis=1, keepdims=True))
-    ragged_programs.check_ragged(sch, {"X": qc.RaggedArray.from_list(rows)}, {"P": expected})
+    _check_ragged_softmax(sch)
+
+
+def test_a_block_of_ragged_rows_guards_the_rows_past_the_sequence():
+    """Computed per block of 3 rows of the output (a split with a guard), each stage's
+    region may pass the end of a row shorter than the longest: the region's limit is that
+    row's length L_len(b), so the moved nests are guarded (the longest row's 9 would let
+    rows 3..5 of a 4-long sequence through, and the verifier refused the schedule)."""
+    top, exps, total, probs = _ragged_softmax()
+    sch = qc.Schedule(probs)
+    block, _ = sch.split(sch.loops(probs)[1], 3)
+    sch.decompose(total, sch.loops(total)[0])
+    for producer in (total, exps, top):
+        sch.compute_at(producer, block)
+    sch.fold_storage(exps, block)
+    text = qc.ir.render(sch.kernel)
+    assert "E = alloc[1, 3, 9] float32  # local" in text
+    assert text.count("< L_len(b") >= 4
+    _check_ragged_softmax(sch)
 
 
 def test_compute_at_after_splitting_the_producer_is_refused():
