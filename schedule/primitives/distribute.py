@@ -39,12 +39,22 @@ def _crossing(node, ranges, first, second):
     return None
 
 
+def _statements(body):
+    """The statements a loop with `body` distributes over. A guard without an else around
+    a sequence (what split with a guard or compute_at of a partial tile leaves) guards each
+    statement: its condition reads indices only, never a buffer the statements write."""
+    if isinstance(body, ir.If) and body.otherwise is None and isinstance(body.then, ir.Seq):
+        return tuple(ir.If(body.cond, statement) for statement in body.then.stmts)
+    return body.stmts if isinstance(body, ir.Seq) else (body,)
+
+
 def distribute(kernel, loop):
-    """Split `loop`, whose body is a sequence of statements, into one loop per statement
-    in the same order; returns the new loops, the first keeping the name."""
+    """Split `loop`, whose body is a sequence of statements (or one guard around such a
+    sequence), into one loop per statement in the same order; returns the new loops, the
+    first keeping the name."""
     path, node = resolve_loop(kernel, loop, "distribute")
     asked = f"distribute loop {node.var} over the statements of its body"
-    statements = node.body.stmts if isinstance(node.body, ir.Seq) else (node.body,)
+    statements = _statements(node.body)
     if len(statements) < 2:
         raise ScheduleError(
             "distribute", asked,

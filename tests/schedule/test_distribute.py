@@ -70,3 +70,27 @@ def test_a_loop_over_one_statement_is_refused():
     with pytest.raises(qc.ScheduleError, match=rf"the body of loop {second} is one Store, not a "
                                                r"sequence"):
         sch.distribute(second)
+
+
+def _guarded_pair():
+    """for i < N: if 2 i < N: {S[i] = 2 A[i]; T[i] = S[i] + A[i]}: one guard around both
+    statements, as split_op inside a guarded row leaves them."""
+    n, i = symbol("N"), symbol("i")
+    a, s, t = (ir.Buffer(name, qc.float32, (n,)) for name in ("A", "S", "T"))
+    doubled = ir.Store(s, (i,), ir.Load(a, (i,)) * 2.0)
+    total = ir.Store(t, (i,), ir.Load(s, (i,)) + ir.Load(a, (i,)))
+    body = ir.For(i, n, ir.If(sympy.Lt(2 * i, n), ir.seq(doubled, total)))
+    return ir.Kernel("guarded_pair", (a, s, t), body, ("S", "T"), (ir.ShapeVar(n, 1, 16),))
+
+
+def test_a_guard_around_the_statements_guards_each_distributed_loop():
+    sch = qc.Schedule(_guarded_pair())
+    first, second = sch.distribute("i")
+    text = qc.ir.render(sch.kernel)
+    assert text.count("if 2*i < N:") == 1 and text.count(f"if 2*{second} < N:") == 1
+    for size in (1, 4, 7):
+        a = np.arange(size, dtype=np.float32) + np.float32(1)
+        zeros = np.zeros(size, np.float32)
+        got = interp.run(sch.kernel, A=a, S=zeros, T=zeros.copy())
+        want = np.where(2 * np.arange(size) < size, a * np.float32(3), np.float32(0))
+        np.testing.assert_allclose(got["T"], want)
