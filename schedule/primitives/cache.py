@@ -229,7 +229,7 @@ def _guards_on_path(stmt, path):
 def _covers(access, region, guards, outer_ranges):
     """True when the write `access` stores every element of `region` that lies inside the
     buffer: each index is start + one inner loop spanning the extent, and its guards only
-    leave out elements past the buffer's end."""
+    leave out elements past the buffer's end (or, in a ragged dim, past the row's end)."""
     ranges = dict(outer_ranges)
     ranges.update({loop.var: (sympy.Integer(0), loop.extent - 1) for loop in access.loops})
     loops = {loop.var: loop for loop in access.loops}
@@ -250,7 +250,8 @@ def _covers(access, region, guards, outer_ranges):
             bound = _upper_limit(fact)
             if bound is None or not any(
                 sympy.expand(bound[0] - index) == 0 and proves(sympy.Ge(bound[1], limit), ranges)
-                for index, limit in zip(access.indices, region.buffer.shape)
+                for index, limit in zip(access.indices,
+                                        (interval.limit for interval in region.intervals))
             ):
                 return False
     return True

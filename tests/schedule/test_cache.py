@@ -1,6 +1,7 @@
 """cache_read and cache_write: property tests on split and register-blocked matmuls against
 the interpreter, compiled C and numpy, where copies and barriers go, and the errors."""
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,7 +10,7 @@ import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.schedule.nest import resolve_loop
 
-from support import helpers, programs
+from support import helpers, programs, ragged_programs
 from support.tiers import examples
 
 EXTENTS = st.sampled_from([1, 2, 3, 5, 7, 8])
@@ -214,3 +215,20 @@ def test_cache_write_with_the_initialisation_outside_the_loop_is_refused():
     with pytest.raises(qc.ScheduleError, match=r"the reduction into C has its initialisation "
                        r"outside loop j_o \(after decompose\)"):
         sch.cache_write("C", "local", at=j_outer)
+
+
+def test_a_block_of_ragged_rows_caches_its_output_rows_in_local_memory():
+    """cache_write at a block of 3 rows of a ragged batch: the writes' guard
+    (row < L_len(b)) only leaves out elements past the end of a shorter row, so the local
+    block copies out under that guard."""
+    batch = qc.var("B", 1, 8)
+    length = qc.ragged_dim("L", batch, 9)
+    x = qc.placeholder((batch, length, 3), "float32", "X")
+    doubled = qc.compute((batch, length, 3), lambda b, i, c: x[b, i, c] * np.float32(2), "Y")
+    sch = qc.Schedule(doubled)
+    block, _ = sch.split(sch.loops(doubled)[1], 3)
+    sch.cache_write(doubled, "local", at=block)
+    assert "Y_local = alloc[1, 3, 3] float32  # local" in qc.ir.render(sch.kernel)
+    rows = [helpers.random_array(np.random.default_rng(n), (n, 3)) for n in (4, 0, 9, 1)]
+    ragged_programs.check_ragged(sch, {"X": qc.RaggedArray.from_list(rows)},
+                                 {"Y": [r * np.float32(2) for r in rows]})
