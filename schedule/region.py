@@ -20,8 +20,7 @@ import sympy
 
 from ..ir import nodes as ir
 from ..ir.errors import ScheduleError
-from ..ir.index import bounds, proves, simplify, symbol, table
-from ..ir.layout import Ragged
+from ..ir.index import bounds, proves, simplify, symbol
 from ..ir.printer import render
 from ..ir.walk import find_all
 from .nest import fresh_name, guard_leaves, loops_on_path, walk_paths
@@ -124,20 +123,15 @@ def _clamp(span, limit, outer_ranges):
 
 
 def _row_limit(buffer, dimension, found, outer_ranges):
-    """The extent of ragged dim `dimension` in the one row every access reads (`L_len(b)`
-    for row b), or None when the dim is dense or the accesses' row is not fixed outside
-    the statement. The shape's extent is the longest row's: a region that fits it may
-    still pass the end of a shorter row."""
-    layout = buffer.layout
-    if not isinstance(layout, Ragged) or dimension not in layout.ragged:
+    """The extent of `dimension` where every access points, as the verifier bounds it
+    (`L_len(b)` in row b of a ragged dim), or None when the accesses disagree or it
+    depends on a loop inside the statement. A ragged dim's shape extent is the longest
+    row's: a region that fits it may still pass the end of a shorter row."""
+    limits = {buffer.extent(dimension, access.indices) for access in found}
+    if len(limits) != 1:
         return None
-    rows = {access.indices[0] for access in found}
-    if len(rows) != 1:
-        return None
-    row = rows.pop()
-    if not row.free_symbols <= set(outer_ranges):
-        return None
-    return table(f"{layout.name_of(dimension)}_len")(row)
+    limit = limits.pop()
+    return limit if limit.free_symbols <= set(outer_ranges) else None
 
 
 def infer_region(stmt, buffer, outer_ranges, kind, primitive):
