@@ -142,27 +142,28 @@ def _schedule_scores(sch, scores, max_length, lanes):
     block_rows, _rows_of_rest_keys = sch.distribute(query_lane)
     sch.reorder(key_tile, block_rows)
     sch.reorder(depth, block_rows, key_lane)
-    block = sch.cache_write(scores, "local", at=key_tile)
-    sch.decompose(block, depth)
-    sch.unroll(block_rows)
-    _vectorize_unrolled(sch, key_lane, lanes)
+    _sum_in_registers(sch, scores, key_tile, depth, key_lane, lanes, rows=block_rows)
     _, rest_keys, last_queries = _writer_nests(sch, scores.name)
     sch.reorder(rest_keys[-1], rest_keys[-2])
     sch.vectorize(rest_keys[-2])
     key, depth = last_queries[-2:]
     key_tile, key_lane, _ = sch.split_op(key, SCORE_TILE)
     sch.reorder(depth, key_lane)
-    tile = sch.cache_write(scores, "local", at=key_tile)
-    sch.decompose(tile, depth)
-    _vectorize_unrolled(sch, key_lane, lanes)
+    _sum_in_registers(sch, scores, key_tile, depth, key_lane, lanes)
     last_keys = _writer_nests(sch, scores.name)[-1]
     sch.reorder(last_keys[-1], last_keys[-2])
     sch.vectorize(last_keys[-2])
 
 
-def _vectorize_unrolled(sch, loop, lanes):
-    """`loop` as unrolled SIMD vectors of `lanes`."""
-    vectors, vector = sch.split(loop, lanes)
+def _sum_in_registers(sch, tensor, at, reduction, vector_loop, lanes, rows=None):
+    """The block of `tensor` written inside loop `at` summed over `reduction` in a local
+    array (registers, once the rows loop if any is unrolled), its `vector_loop` in unrolled
+    SIMD vectors of `lanes`."""
+    block = sch.cache_write(tensor, "local", at=at)
+    sch.decompose(block, reduction)
+    if rows is not None:
+        sch.unroll(rows)
+    vectors, vector = sch.split(vector_loop, lanes)
     sch.unroll(vectors)
     sch.vectorize(vector)
 
@@ -184,14 +185,9 @@ def _schedule_context(sch, context, head_size, lanes):
         return
     query_tile, query_lane, _rest_queries = sch.split_op(query, CONTEXT_ROWS)
     sch.reorder(key, query_lane)
-    block = sch.cache_write(context, "local", at=query_tile)
-    sch.decompose(block, key)
-    sch.unroll(query_lane)
-    _vectorize_unrolled(sch, value_depth, lanes)
+    _sum_in_registers(sch, context, query_tile, key, value_depth, lanes, rows=query_lane)
     last_query, key, value_depth = _writer_nests(sch, context.name)[-1][-3:]
-    row = sch.cache_write(context, "local", at=last_query)
-    sch.decompose(row, key)
-    _vectorize_unrolled(sch, value_depth, lanes)
+    _sum_in_registers(sch, context, last_query, key, value_depth, lanes)
 
 
 def attention(qkv, heads, head_size, max_length, causal=False, out=None):
