@@ -16,6 +16,7 @@ from ..ir.verify_gpu import element_bytes
 from ..ir.walk import find_all
 from . import helpers
 from .base import CLikeRenderer
+from .names import strip_parentheses
 
 # GCC refuses larger unroll factors.
 _MAX_UNROLL = 65534
@@ -64,13 +65,42 @@ class CRenderer(CLikeRenderer):
             return
         stmt = loop.body
         target = self.access(stmt.buffer, stmt.indices)
-        clause = {"sum": "+", "max": "max", "min": "min"}[stmt.combiner]
+        if stmt.combiner in ("max", "min") and stmt.buffer.dtype.is_float:
+            self._render_float_extremum(loop, target, depth)
+            return
         self.emit(depth, "{")
         self.emit(depth + 1, f"{storage_type(stmt.buffer.dtype)} quiltc_accumulator = {target};")
+        clause = {"sum": "+", "max": "max", "min": "min"}[stmt.combiner]
         self.emit(depth + 1, f"#pragma omp simd reduction({clause}:quiltc_accumulator)")
         self.render_loop_body(loop, depth + 1, lambda: self.render_combine(
             stmt, "quiltc_accumulator", depth + 2))
         self.emit(depth + 1, f"{target} = quiltc_accumulator;")
+        self.emit(depth, "}")
+
+    def _render_float_extremum(self, loop, target, depth):
+        """A float max or min over SIMD lanes, NaN kept as numpy keeps it. OpenMP combines
+        the lanes' partial results with its own max, which drops a NaN that one lane
+        holds (quiltc's NaN-aware helper inside the loop did not save it: max over
+        0..999 with one NaN came out 998), so the lanes compare plainly (one vmaxps each)
+        and a second reduction ORs together whether any value was NaN."""
+        stmt = loop.body
+        element = storage_type(stmt.buffer.dtype)
+        pick = ">" if stmt.combiner == "max" else "<"
+        self.emit(depth, "{")
+        self.emit(depth + 1, f"{element} quiltc_accumulator = {target};")
+        self.emit(depth + 1, "int quiltc_unordered = quiltc_accumulator != quiltc_accumulator;")
+        self.emit(depth + 1, f"#pragma omp simd reduction({stmt.combiner}:quiltc_accumulator) "
+                  "reduction(|:quiltc_unordered)")
+
+        def combine():
+            value = strip_parentheses(self.value(stmt.value))
+            self.emit(depth + 2, f"{element} quiltc_value = {value};")
+            self.emit(depth + 2, f"quiltc_accumulator = quiltc_accumulator {pick} quiltc_value "
+                      "? quiltc_accumulator : quiltc_value;")
+            self.emit(depth + 2, "quiltc_unordered |= quiltc_value != quiltc_value;")
+
+        self.render_loop_body(loop, depth + 1, combine)
+        self.emit(depth + 1, f"{target} = quiltc_unordered ? NAN : quiltc_accumulator;")
         self.emit(depth, "}")
 
     def loop_pragmas(self, loop):

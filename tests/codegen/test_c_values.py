@@ -3,6 +3,7 @@ oracle) and numpy on random inputs. Sizes are symbolic, so each kernel compiles 
 hypothesis draws shapes (1 and primes included) and data against the same object."""
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -345,6 +346,35 @@ def test_float_max_and_min_propagate_nan_like_numpy(n, seed):
     reference = {"larger": np.maximum(x, y), "smaller": np.minimum(x, y),
                  "largest": np.array([x.max()], np.float32)}
     _compare(_nan_kernel(), {"x": x, "y": y}, reference)
+
+
+@functools.cache
+def _simd_extremum(combiner):
+    """max or min over each row of x, its column loop a SIMD reduction."""
+    rows, n = qc.var("rows", 1, 4), qc.var("n", 1, 300)
+    x = qc.placeholder((rows, n), "float32", "x")
+    k = qc.reduce_axis(n, "k")
+    reduce = {"max": qc.max, "min": qc.min}[combiner]
+    out = qc.compute((rows,), lambda r: reduce(x[r, k], axis=k), "out")
+    sch = qc.Schedule(out)
+    sch.decompose(out, sch.loops(out)[-1])
+    sch.vectorize(sch.loops(out)[-1])
+    return qc.build(sch)
+
+
+@given(rows=st.integers(1, 4), n=st.integers(1, 300), combiner=st.sampled_from(["max", "min"]),
+       nan_share=st.sampled_from([0.0, 0.003, 0.1, 1.0]), seed=SEEDS)
+def test_simd_max_and_min_reductions_propagate_nan_like_numpy(rows, n, combiner, nan_share,
+                                                              seed):
+    """Each SIMD lane keeps a partial max; a NaN that one lane holds must reach the result
+    (OpenMP's own combine of the lanes dropped it) and infinities must not turn into NaN."""
+    rng = np.random.default_rng(seed)
+    x = random_array(rng, (rows, n))
+    x[rng.random((rows, n)) < 0.02] = np.inf
+    x[rng.random((rows, n)) < 0.02] = -np.inf
+    x[rng.random((rows, n)) < nan_share] = np.nan
+    expected = x.max(axis=1) if combiner == "max" else x.min(axis=1)
+    np.testing.assert_array_equal(_simd_extremum(combiner)(x=x), expected)
 
 
 def test_a_select_between_a_value_and_a_nan_aware_minimum_computes_right():

@@ -100,8 +100,6 @@ static inline float quiltc_expf(float x)
     return y * first_scale * second_scale;
 }
 
-static inline float quiltc_max_float32(float a, float b) { return (a > b || a != a) ? a : b; }
-
 static inline float quiltc_select_float32(int condition, float then, float otherwise) { return condition ? then : otherwise; }
 
 void ragged_attention(
@@ -209,11 +207,14 @@ void ragged_attention(
             row_max[row_max_i_2 + (4 * L_off1[(b_8_h_8 / 4)]) + (L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = -INFINITY;
             {
                 float quiltc_accumulator = row_max[row_max_i_2 + (4 * L_off1[(b_8_h_8 / 4)]) + (L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
-                #pragma omp simd reduction(max:quiltc_accumulator)
+                int quiltc_unordered = quiltc_accumulator != quiltc_accumulator;
+                #pragma omp simd reduction(max:quiltc_accumulator) reduction(|:quiltc_unordered)
                 for (int64_t j_3 = 0; j_3 < L_len[(b_8_h_8 / 4)]; ++j_3) {
-                    quiltc_accumulator = quiltc_max_float32(quiltc_accumulator, masked[j_3 + (4 * L_off2[(b_8_h_8 / 4)]) + (row_max_i_2 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4))]);
+                    float quiltc_value = masked[j_3 + (4 * L_off2[(b_8_h_8 / 4)]) + (row_max_i_2 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4))];
+                    quiltc_accumulator = quiltc_accumulator > quiltc_value ? quiltc_accumulator : quiltc_value;
+                    quiltc_unordered |= quiltc_value != quiltc_value;
                 }
-                row_max[row_max_i_2 + (4 * L_off1[(b_8_h_8 / 4)]) + (L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = quiltc_accumulator;
+                row_max[row_max_i_2 + (4 * L_off1[(b_8_h_8 / 4)]) + (L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = quiltc_unordered ? NAN : quiltc_accumulator;
             }
         }
         for (int64_t exps_i_3 = 0; exps_i_3 < L_len[(b_8_h_8 / 4)]; ++exps_i_3) {
