@@ -209,8 +209,8 @@ def _schedule_matmul(sch, program):
     j_outer, j_inner = sch.split(j, columns)
     # Column panels: the panel of the right operand stays in L2 while every row block
     # passes over it, and each row block's rows stay in L1 across the panel.
-    panels = _panel_blocks(product.body.axes, columns)
     extent = sympy.sympify(final.shape[-1])
+    panels = _panel_blocks(product.body.axes, columns, extent)
     grouped = extent.is_Integer and int(extent) >= 2 * panels * columns
     if grouped:
         j_group, j_outer = sch.split(j_outer, panels)
@@ -244,15 +244,22 @@ def _schedule_matmul(sch, program):
     return sch
 
 
-def _panel_blocks(reduce_axes, columns):
+def _panel_blocks(reduce_axes, columns, width):
     """Register blocks of `columns` per panel: PANEL_COLUMNS, fewer where a panel as deep
     as the reduction would fill more than half the L2 (FFN2's 3072-deep panel of 256
-    columns is 3 MiB)."""
+    columns is 3 MiB), and a divisor of the `width`'s blocks where that is a number:
+    a last, partial panel would guard every block, and compute_at of the product at a
+    guarded block is beyond the verifier (768 columns of 16 in panels of 5 on a 512 KiB
+    L2 were refused)."""
     depth = sympy.Mul(*(sympy.sympify(extent) for _, extent in reduce_axes))
-    if not depth.is_Integer:
-        return PANEL_COLUMNS // columns
-    fitting = cache_sizes().get("L2", 1 << 20) // 2 // (4 * int(depth) * columns)
-    return max(1, min(PANEL_COLUMNS // columns, fitting))
+    most = PANEL_COLUMNS // columns
+    if depth.is_Integer:
+        fitting = cache_sizes().get("L2", 1 << 20) // 2 // (4 * int(depth) * columns)
+        most = max(1, min(most, fitting))
+    if not (width.is_Integer and int(width) % columns == 0):
+        return most
+    blocks = int(width) // columns
+    return max(panels for panels in range(1, most + 1) if blocks % panels == 0)
 
 
 def _fused(loops, sch):

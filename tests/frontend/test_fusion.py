@@ -191,6 +191,24 @@ def test_a_matmul_epilogue_written_out_midway_stays_one_partition(shape):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+def test_column_panels_divide_the_columns_whatever_the_l2_allows(monkeypatch):
+    # An L2 with room for panels of 5 register blocks while the output has 12: a panel
+    # count that left a partial last panel made the product's compute_at unprovable.
+    from quiltc.graph import schedules
+
+    _, columns, _ = schedules.matmul_block()
+    depth, width = 64, 12 * columns
+    monkeypatch.setattr(schedules, "cache_sizes", lambda: {"L2": 2 * 4 * depth * columns * 5})
+    g = Graph()
+    x = g.input("x", (qc.var("B", 1, 4), qc.var("T", 1, 32), depth))
+    weights = g.constant("w", np.linspace(-1, 1, depth * width, dtype=F32).reshape(depth, width))
+    g.output(g.relu(g.matmul(x, weights)))
+    module = fuse(g, record=False, cache=False)
+    assert module.calls == 1
+    values = np.linspace(-2, 2, 2 * 7 * depth, dtype=F32).reshape(2, 7, depth)
+    np.testing.assert_allclose(module(x=values), g.evaluate(x=values), rtol=1e-4, atol=1e-4)
+
+
 @settings(max_examples=examples(12), suppress_health_check=[HealthCheck.too_slow])
 @given(model=onnx_models(), level=st.integers(0, 3), rows=st.lists(st.integers(1, 40),
                                                                      min_size=1, max_size=2))
