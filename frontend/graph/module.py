@@ -38,6 +38,8 @@ from .rules import pattern, read_overrides, record_override
 from .schedules import FusionRefused, matmul_block, schedule_partition
 
 _MAX_FEEDBACK_ROUNDS = 32
+# Input shapes whose checked sizes a module keeps (see FusedModule._prepare).
+_PREPARED_SHAPES = 4096
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
@@ -206,6 +208,7 @@ class FusedModule:
         self.constant_offsets, self.constants = entry.pack_constants(constants)
         self.compile_seconds = 0.0
         self._workspace = np.empty(0, np.uint8)
+        self._prepared = {}
 
     # A module loaded from the cache needs none of these to run, so each is made on first
     # use (the cached compile of a BERT layer then takes a tenth of a second).
@@ -251,28 +254,44 @@ class FusedModule:
         self._ffi = library.ffi
         self._entry = getattr(library.handle, self.name)
         self._workspace_bytes = getattr(library.handle, f"{self.name}_workspace_bytes")
+        self._constants_pointer = self._ffi.cast("char *", self.constants.ctypes.data)
 
     def __call__(self, **arrays):
         """The graph's outputs for `arrays` (input name -> array): one array, or a tuple."""
-        unknown = sorted(set(arrays) - {value.name for value in self.graph.inputs})
+        inputs = self.graph.inputs
+        unknown = sorted(set(arrays) - {value.name for value in inputs})
         if unknown:
             raise ShapeError(f"unknown inputs {', '.join(unknown)}; the graph takes "
-                             f"{', '.join(value.name for value in self.graph.inputs)}")
-        sizes = self.graph._bind_sizes(arrays)
-        inputs = [np.ascontiguousarray(arrays[value.name], dtype=value.dtype)
-                  for value in self.graph.inputs]
-        outputs = [np.empty(_concrete(value.shape, sizes), value.dtype)
-                   for value in self.graph.outputs]
-        ordered = [sizes[size] for size in self.sizes]
-        needed = int(self._workspace_bytes(*ordered))
+                             f"{', '.join(value.name for value in inputs)}")
+        shapes = tuple(np.shape(arrays[value.name]) if value.name in arrays else None
+                       for value in inputs)
+        prepared = self._prepared.get(shapes) or self._prepare(shapes, arrays)
+        output_shapes, ordered, needed = prepared
         if self._workspace.size < needed + ALIGNMENT:
             self._workspace = np.empty(needed + ALIGNMENT, np.uint8)
         address = self._workspace.ctypes.data
+        contiguous = [np.ascontiguousarray(arrays[value.name], dtype=value.dtype)
+                      for value in inputs]
+        outputs = [np.empty(shape, value.dtype)
+                   for shape, value in zip(output_shapes, self.graph.outputs)]
         ffi = self._ffi
-        pointers = [ffi.cast("void *", array.ctypes.data) for array in inputs + outputs]
-        self._entry(*pointers, ffi.cast("char *", self.constants.ctypes.data),
+        pointers = [ffi.cast("void *", array.ctypes.data) for array in contiguous + outputs]
+        self._entry(*pointers, self._constants_pointer,
                     ffi.cast("char *", address + (-address) % ALIGNMENT), *ordered)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _prepare(self, shapes, arrays):
+        """(output shapes, the sizes in entry order, workspace bytes) for inputs of
+        `shapes`, checked against the graph once per shape: a call's checks and sympy
+        substitutions took tens of microseconds, as long as a small graph's kernels."""
+        sizes = self.graph._bind_sizes(arrays)
+        ordered = [sizes[size] for size in self.sizes]
+        prepared = ([_concrete(value.shape, sizes) for value in self.graph.outputs], ordered,
+                    int(self._workspace_bytes(*ordered)))
+        if len(self._prepared) >= _PREPARED_SHAPES:
+            self._prepared.clear()
+        self._prepared[shapes] = prepared
+        return prepared
 
     def peak_bytes(self, **sizes):
         """The workspace bytes (every intermediate, after reuse) at `sizes` (by name)."""

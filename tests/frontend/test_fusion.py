@@ -346,6 +346,7 @@ int main(int argc, char **argv)
 def test_bad_calls_are_shape_errors_naming_the_input():
     module = fuse(_layer_norm_graph(columns=16), record=False)
     x = np.ones((4, 16), F32)
+    module(x=x, r=x)  # a shape checked once is remembered; the bad calls below still fail
     with pytest.raises(qc.ShapeError, match="missing input 'r'"):
         module(x=x)
     with pytest.raises(qc.ShapeError, match="unknown inputs y"):
@@ -354,6 +355,17 @@ def test_bad_calls_are_shape_errors_naming_the_input():
         module(x=x, r=np.ones((5, 16), F32))
     with pytest.raises(qc.ShapeError, match="outside its range"):
         module(x=np.ones((5000, 16), F32), r=np.ones((5000, 16), F32))
+
+
+def test_a_module_called_at_new_sizes_grows_its_workspace_and_stays_right():
+    g = _matmul_gelu_graph()
+    module = fuse(g, level=0, record=False)
+    for rows in (3, 200, 3, 64):
+        x = np.linspace(-2, 2, rows * 48, dtype=F32).reshape(rows, 48)
+        np.testing.assert_allclose(module(x=x), g.evaluate(x=x), rtol=1e-4, atol=1e-5)
+        # A non-contiguous float64 input is converted, and kept alive through the call.
+        wide = np.asfortranarray(x.astype(np.float64))
+        np.testing.assert_allclose(module(x=wide), g.evaluate(x=x), rtol=1e-4, atol=1e-5)
 
 
 def test_the_plan_draws(tmp_path):
