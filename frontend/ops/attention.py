@@ -26,13 +26,15 @@ GROUP_QUERY_KEY_PAIRS = 150_000
 # Keys per register tile of attention scores: a whole number of vectors at every width
 # (two AVX-512 vectors, four AVX2 ones).
 SCORE_TILE = 32
-# Queries per register block of scores: 4 x 32 keys is 8 AVX-512 accumulators (16 AVX2),
+# Queries per register block of scores, at most: 4 x 32 keys is 8 AVX-512 accumulators,
 # each key vector loaded once for the 4 queries (measured 1.2x the one-query tiles on
-# race's long sequences, equal on MRPC's short ones).
+# race's long sequences, equal on MRPC's short ones). Fewer where the ISA has fewer
+# accumulator registers (_block_rows: 3 with AVX2's 12).
 SCORE_ROWS = 4
-# Query rows per register block of context: 4 x 64 values is 16 AVX-512 accumulators,
-# each key's value vectors loaded once for the 4 rows (one row at a time waited on its 4
-# accumulators: 1.17x on RACE, 1.12x on MRPC, whole attention, 32 sequences).
+# Query rows per register block of context, at most: 4 x 64 values is 16 AVX-512
+# accumulators, each key's value vectors loaded once for the 4 rows (one row at a time
+# waited on its 4 accumulators: 1.17x on RACE, 1.12x on MRPC, whole attention, 32
+# sequences). With AVX2 a block is 3 rows by half a head of 64 (_context_block).
 CONTEXT_ROWS = 4
 
 
@@ -97,7 +99,8 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
     innermost loops of every block)."""
     stages, out = attention_program(heads, head_size, max_length, causal)
     sch = Schedule(out, name="ragged_attention")
-    lanes = isa_for(lanes).float32_lanes
+    isa = isa_for(lanes)
+    lanes = isa.float32_lanes
     # A pair's stages back to back, so its length x length scores and probabilities (1 MiB
     # at length 512) are still in L2 when the next stage reads them; one stage at a time
     # over every pair of the call sent them through L3 (1.2x the time on 32 sequences of
@@ -108,8 +111,8 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
                  "keys"):
         if name in stages:
             sch.compute_at(stages[name], head)
-    _schedule_scores(sch, stages["scores"], max_length, lanes)
-    _schedule_context(sch, stages["context"], head_size, lanes)
+    _schedule_scores(sch, stages["scores"], max_length, isa)
+    _schedule_context(sch, stages["context"], head_size, isa)
     for name in ("keys", "exps", "values", "masked"):
         if name in stages:
             sch.vectorize(sch.loops(stages[name])[-1])
@@ -127,19 +130,28 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
     return build(sch)
 
 
-def _schedule_scores(sch, scores, max_length, lanes):
-    """Query-key products in register blocks of SCORE_ROWS queries x SCORE_TILE keys
-    summed over the head's depth: each key vector loaded serves every query of the block
-    (split_op on queries and keys; distribute parts the block's whole key tiles from its
-    last keys, so the query loop can move inside the key tile). The last keys of a block,
-    and the last queries of a sequence, accumulate one query at a time in SIMD over
-    contiguous keys."""
+def _block_rows(most, vectors_per_row, isa):
+    """Rows of a register block whose rows hold `vectors_per_row` accumulator vectors
+    each: `most`, or as many as the ISA's accumulator registers take (spilled
+    accumulators cost a load and a store around every multiply-add)."""
+    return max(1, min(most, isa.accumulator_registers // vectors_per_row))
+
+
+def _schedule_scores(sch, scores, max_length, isa):
+    """Query-key products in register blocks of SCORE_ROWS queries (_block_rows) x
+    SCORE_TILE keys summed over the head's depth: each key vector loaded serves every
+    query of the block (split_op on queries and keys; distribute parts the block's whole
+    key tiles from its last keys, so the query loop can move inside the key tile). The
+    last keys of a block, and the last queries of a sequence, accumulate one query at a
+    time in SIMD over contiguous keys."""
+    lanes = isa.float32_lanes
     batch, head, query, key, depth = sch.loops(scores)
     if max_length < SCORE_TILE:
         sch.reorder(depth, key)
         sch.vectorize(key)
         return
-    _query_tile, query_lane, _rest_queries = sch.split_op(query, SCORE_ROWS)
+    rows = _block_rows(SCORE_ROWS, SCORE_TILE // lanes, isa)
+    _query_tile, query_lane, _rest_queries = sch.split_op(query, rows)
     key_tile, key_lane, _rest_keys = sch.split_op(key, SCORE_TILE)
     block_rows, _rows_of_rest_keys = sch.distribute(query_lane)
     sch.reorder(key_tile, block_rows)
@@ -176,18 +188,41 @@ def _writer_nests(sch, name):
             for path in writer_paths(sch.kernel, name)]
 
 
-def _schedule_context(sch, context, head_size, lanes):
+def _context_block(head_vectors, isa):
+    """(rows, vectors) of a context register block: at most CONTEXT_ROWS query rows by a
+    part of the head's `head_vectors` vectors that divides it, filling as many of the ISA's
+    accumulator registers as can be (more rows first): 4 x 4 with AVX-512 and a head of
+    64; 3 x 4 with AVX2, the head in two halves, each key's value vectors loaded once for
+    3 rows instead of once a row (8 accumulators)."""
+    shapes = [(rows, vectors) for rows in range(1, CONTEXT_ROWS + 1)
+              for vectors in range(1, head_vectors + 1)
+              if head_vectors % vectors == 0 and rows * vectors <= isa.accumulator_registers]
+    return max(shapes, key=lambda shape: (shape[0] * shape[1], shape[0]))
+
+
+def _schedule_context(sch, context, head_size, isa):
     """Probabilities times values, in registers when the head splits into whole SIMD
-    vectors: blocks of CONTEXT_ROWS query rows sum over the keys, each key's value vectors
-    loaded once for the block; a sequence's last rows sum one at a time."""
+    vectors: blocks of query rows by value vectors (_context_block) sum over the keys,
+    each key's value vectors loaded once for the block's rows; a sequence's last rows
+    sum one at a time over the whole head."""
+    lanes = isa.float32_lanes
     batch, head, query, value_depth, key = sch.loops(context)
     sch.reorder(key, value_depth)
     if head_size % lanes != 0:
         sch.vectorize(value_depth)
         return
-    query_tile, query_lane, _rest_queries = sch.split_op(query, CONTEXT_ROWS)
-    sch.reorder(key, query_lane)
-    _sum_in_registers(sch, context, query_tile, key, value_depth, lanes, rows=query_lane)
+    rows, vectors = _context_block(head_size // lanes, isa)
+    if rows == 1:
+        _sum_in_registers(sch, context, query, key, value_depth, lanes)
+        return
+    query_tile, query_lane, _rest_queries = sch.split_op(query, rows)
+    at = query_tile
+    if vectors * lanes < head_size:
+        at, value_depth = sch.split(value_depth, vectors * lanes)
+        sch.reorder(query_tile, at, key, query_lane, value_depth)
+    else:
+        sch.reorder(key, query_lane)
+    _sum_in_registers(sch, context, at, key, value_depth, lanes, rows=query_lane)
     last_query, key, value_depth = _writer_nests(sch, context.name)[-1][-3:]
     _sum_in_registers(sch, context, last_query, key, value_depth, lanes)
 

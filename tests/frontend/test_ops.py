@@ -133,6 +133,25 @@ def test_attention_in_register_tiles_matches_each_sequence(lengths, causal, seed
     assert "scores_local" in attention._attention_kernel(heads, head_size, 40, causal).source
 
 
+@pytest.mark.slow
+@settings(max_examples=examples(4))
+@given(lengths=st.lists(st.sampled_from([0, 1, 32, 33, 40]) | st.integers(0, 40),
+                        min_size=1, max_size=3),
+       causal=st.booleans(), seed=st.integers(0, 2**31))
+def test_attention_blocks_fit_the_registers_of_an_eight_lane_isa(lengths, causal, seed):
+    # With AVX2's 12 accumulators a score block takes 3 queries of 32 keys, and a context
+    # block 3 rows of half a head of 64 values; a sequence's last rows the whole head.
+    require_cc()
+    heads, head_size = 2, 64
+    rows, qkv = _rows(lengths, 3 * heads * head_size, seed)
+    built = attention._attention_kernel(heads, head_size, 40, causal, lanes=8)
+    assert all(f"{block}[{size}]" in built.source for block, size in (
+        ("scores_local", 96), ("context_local", 96), ("context_local_1", 64)))
+    values = built(QKV=qkv)
+    got = qc.RaggedArray(values.values.reshape(-1, heads * head_size), qkv.lengths)
+    _assert_rows(got, attention.reference_attention(rows, heads, head_size, causal))
+
+
 def test_sequence_groups_cover_the_batch_within_the_pair_budget(monkeypatch):
     monkeypatch.setattr(attention, "GROUP_QUERY_KEY_PAIRS", 10)
     lengths = np.array([3, 0, 1, 7, 2], np.int32)
