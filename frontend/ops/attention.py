@@ -192,8 +192,8 @@ def _context_block(head_vectors, isa):
     """(rows, vectors) of a context register block: at most CONTEXT_ROWS query rows by a
     part of the head's `head_vectors` vectors that divides it, filling as many of the ISA's
     accumulator registers as can be (more rows first): 4 x 4 with AVX-512 and a head of
-    64; 3 x 4 with AVX2, the head in two halves, each key's value vectors loaded once for
-    3 rows instead of once a row (8 accumulators)."""
+    64; 3 x 4 with AVX2, the head in two halves, so each key's value vectors are loaded
+    once for 3 rows (a whole head's row already takes 8 of its 12 accumulators)."""
     shapes = [(rows, vectors) for rows in range(1, CONTEXT_ROWS + 1)
               for vectors in range(1, head_vectors + 1)
               if head_vectors % vectors == 0 and rows * vectors <= isa.accumulator_registers]
@@ -212,9 +212,6 @@ def _schedule_context(sch, context, head_size, isa):
         sch.vectorize(value_depth)
         return
     rows, vectors = _context_block(head_size // lanes, isa)
-    if rows == 1:
-        _sum_in_registers(sch, context, query, key, value_depth, lanes)
-        return
     query_tile, query_lane, _rest_queries = sch.split_op(query, rows)
     at = query_tile
     if vectors * lanes < head_size:
