@@ -194,9 +194,9 @@ def _context_block(head_vectors, isa):
     accumulator registers as can be (more rows first): 4 x 4 with AVX-512 and a head of
     64; 3 x 4 with AVX2, the head in two halves, so each key's value vectors are loaded
     once for 3 rows (a whole head's row already takes 8 of its 12 accumulators)."""
-    shapes = [(rows, vectors) for rows in range(1, CONTEXT_ROWS + 1)
+    shapes = [(_block_rows(CONTEXT_ROWS, vectors, isa), vectors)
               for vectors in range(1, head_vectors + 1)
-              if head_vectors % vectors == 0 and rows * vectors <= isa.accumulator_registers]
+              if head_vectors % vectors == 0 and vectors <= isa.accumulator_registers]
     return max(shapes, key=lambda shape: (shape[0] * shape[1], shape[0]))
 
 
