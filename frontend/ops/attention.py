@@ -23,19 +23,21 @@ from .ragged import MAX_BATCH
 # Query-key pairs per head in one attention call: about 5 MB per L x L intermediate at
 # 8 heads (measured best of 50k, 150k, 300k, 600k and the whole batch on race lengths).
 GROUP_QUERY_KEY_PAIRS = 150_000
-# Keys per register tile of attention scores: a whole number of vectors at every width
-# (two AVX-512 vectors, four AVX2 ones).
-SCORE_TILE = 32
-# Queries per register block of scores, at most: 4 x 32 keys is 8 AVX-512 accumulators,
-# each key vector loaded once for the 4 queries (measured 1.2x the one-query tiles on
-# race's long sequences, equal on MRPC's short ones). Fewer where the ISA has fewer
-# accumulator registers (_block_rows: 3 with AVX2's 12).
-SCORE_ROWS = 4
-# Query rows per register block of context, at most: 4 x 64 values is 16 AVX-512
-# accumulators, each key's value vectors loaded once for the 4 rows (one row at a time
-# waited on its 4 accumulators: 1.17x on RACE, 1.12x on MRPC, whole attention, 32
-# sequences). With AVX2 a block is 3 rows by half a head of 64 (_context_block).
-CONTEXT_ROWS = 4
+# Key vectors per register block of attention scores: 32 keys with AVX-512, 16 with AVX2.
+SCORE_VECTORS = 2
+# Queries per register block of scores, at most: each key vector loaded serves every query
+# of the block. 6 queries fill AVX2's 12 accumulators with their 2 key vectors and one
+# broadcast beside them in its 16 registers; its earlier 3 x 32 keys reloaded every key
+# vector for each query, and the 6 x 16 blocks measured 1.17x on RACE, 1.29x on wiki_512
+# and 1.11-1.15x on squadv2 and MRPC (whole attention, 32 sequences, alternating A/B).
+# With AVX-512, 6 x 32 keys: its earlier 4 x 32 measured 1.2x the one-query tiles on
+# race; 6 rows (12 of its 16 accumulators) are not measured there.
+SCORE_ROWS = 6
+# Query rows per register block of context, at most: each key's value vectors loaded once
+# for the block's rows (one row at a time waited on its accumulators). With a head of 64:
+# 4 rows x 4 vectors with AVX-512 (1.17x one row on RACE, 1.12x on MRPC), 6 rows x 2
+# vectors with AVX2 (_context_block; 1.08x its 3 x 4 with reloaded operands on RACE).
+CONTEXT_ROWS = 6
 
 
 def attention_program(heads, head_size, max_length, causal):
@@ -90,8 +92,8 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
     turn, inner loops in SIMD of `lanes` float32 lanes (default: the host's, 16 with
     AVX-512, 8 with AVX2).
 
-    Scores come in register blocks of SCORE_ROWS queries x SCORE_TILE keys summed over
-    the head's depth (see _schedule_scores); context in register blocks of CONTEXT_ROWS
+    Scores come in register blocks of SCORE_ROWS queries x SCORE_VECTORS vectors of keys
+    summed over the head's depth (see _schedule_scores); context in register blocks of CONTEXT_ROWS
     query rows summed over the keys (_schedule_context). The softmax stages are
     not computed inside a block of query rows: compute_at and fold_storage can, but one
     row at a time measured no faster (each row read its head's keys and values again from
@@ -132,27 +134,30 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
 
 def _block_rows(most, vectors_per_row, isa):
     """Rows of a register block whose rows hold `vectors_per_row` accumulator vectors
-    each: `most`, or as many as the ISA's accumulator registers take (spilled
-    accumulators cost a load and a store around every multiply-add)."""
-    return max(1, min(most, isa.accumulator_registers // vectors_per_row))
+    each: `most`, or as many as fit the ISA's accumulator registers and, beside them, the
+    row's operand vectors and one broadcast (a spilled accumulator costs a load and a
+    store around every multiply-add, an operand that does not fit a load for every row)."""
+    beside_operands = (isa.vector_registers - 1) // vectors_per_row - 1
+    return max(1, min(most, isa.accumulator_registers // vectors_per_row, beside_operands))
 
 
 def _schedule_scores(sch, scores, max_length, isa):
     """Query-key products in register blocks of SCORE_ROWS queries (_block_rows) x
-    SCORE_TILE keys summed over the head's depth: each key vector loaded serves every
+    SCORE_VECTORS vectors of keys summed over the head's depth: each key vector loaded serves every
     query of the block (split_op on queries and keys; distribute parts the block's whole
     key tiles from its last keys, so the query loop can move inside the key tile). The
     last keys of a block, and the last queries of a sequence, accumulate one query at a
     time in SIMD over contiguous keys."""
     lanes = isa.float32_lanes
+    key_tile_size = SCORE_VECTORS * lanes
     batch, head, query, key, depth = sch.loops(scores)
-    if max_length < SCORE_TILE:
+    if max_length < key_tile_size:
         sch.reorder(depth, key)
         sch.vectorize(key)
         return
-    rows = _block_rows(SCORE_ROWS, SCORE_TILE // lanes, isa)
+    rows = _block_rows(SCORE_ROWS, SCORE_VECTORS, isa)
     _query_tile, query_lane, _rest_queries = sch.split_op(query, rows)
-    key_tile, key_lane, _rest_keys = sch.split_op(key, SCORE_TILE)
+    key_tile, key_lane, _rest_keys = sch.split_op(key, key_tile_size)
     block_rows, _rows_of_rest_keys = sch.distribute(query_lane)
     sch.reorder(key_tile, block_rows)
     sch.reorder(depth, block_rows, key_lane)
@@ -161,7 +166,7 @@ def _schedule_scores(sch, scores, max_length, isa):
     sch.reorder(rest_keys[-1], rest_keys[-2])
     sch.vectorize(rest_keys[-2])
     key, depth = last_queries[-2:]
-    key_tile, key_lane, _ = sch.split_op(key, SCORE_TILE)
+    key_tile, key_lane, _ = sch.split_op(key, key_tile_size)
     sch.reorder(depth, key_lane)
     _sum_in_registers(sch, scores, key_tile, depth, key_lane, lanes)
     last_keys = _writer_nests(sch, scores.name)[-1]
@@ -192,8 +197,8 @@ def _context_block(head_vectors, isa):
     """(rows, vectors) of a context register block: at most CONTEXT_ROWS query rows by a
     part of the head's `head_vectors` vectors that divides it, filling as many of the ISA's
     accumulator registers as can be (more rows first): 4 x 4 with AVX-512 and a head of
-    64; 3 x 4 with AVX2, the head in two halves, so each key's value vectors are loaded
-    once for 3 rows (a whole head's row already takes 8 of its 12 accumulators)."""
+    64; 6 x 2 with AVX2, the head in quarters, so each key's 2 value vectors are loaded
+    once for 6 rows (a half head's 4 vectors leave room for 2 rows beside them)."""
     shapes = [(_block_rows(CONTEXT_ROWS, vectors, isa), vectors)
               for vectors in range(1, head_vectors + 1)
               if head_vectors % vectors == 0 and vectors <= isa.accumulator_registers]

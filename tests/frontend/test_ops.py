@@ -139,14 +139,16 @@ def test_attention_in_register_tiles_matches_each_sequence(lengths, causal, seed
                         min_size=1, max_size=3),
        causal=st.booleans(), seed=st.integers(0, 2**31))
 def test_attention_blocks_fit_the_registers_of_an_eight_lane_isa(lengths, causal, seed):
-    # With AVX2's 12 accumulators a score block takes 3 queries of 32 keys, and a context
-    # block 3 rows of half a head of 64 values; a sequence's last rows the whole head.
+    # With AVX2's 16 registers a score block takes 6 queries of 16 keys, and a context
+    # block 6 rows of a quarter of a head of 64 values; a sequence's last rows the whole
+    # head.
     require_cc()
     heads, head_size = 2, 64
     rows, qkv = _rows(lengths, 3 * heads * head_size, seed)
     built = attention._attention_kernel(heads, head_size, 40, causal, lanes=8)
     assert all(f"{block}[{size}]" in built.source for block, size in (
-        ("scores_local", 96), ("context_local", 96), ("context_local_1", 64)))
+        ("scores_local", 96), ("scores_local_1", 16), ("context_local", 96),
+        ("context_local_1", 64)))
     values = built(QKV=qkv)
     got = qc.RaggedArray(values.values.reshape(-1, heads * head_size), qkv.lengths)
     _assert_rows(got, attention.reference_attention(rows, heads, head_size, causal))

@@ -12,7 +12,7 @@
  *     sch.compute_at('masked', 'h_8')
  *     sch.compute_at('scores', 'h_8')
  *     sch.compute_at('keys_t', 'h_8')
- *     scores_i_o, scores_i_i, scores_i_r = sch.split_op('scores_i', 4)
+ *     scores_i_o, scores_i_i, scores_i_r = sch.split_op('scores_i', 6)
  *     scores_j_1_o, scores_j_1_i, scores_j_1_r_1 = sch.split_op('scores_j_1', 32)
  *     scores_i_i, scores_i_i_1 = sch.distribute('scores_i_i')
  *     sch.reorder('scores_j_1_o', 'scores_i_i')
@@ -35,7 +35,7 @@
  *     sch.reorder('d_1_r_r', 'scores_j_1_r_r')
  *     sch.vectorize('scores_j_1_r_r')
  *     sch.reorder('j_6', 'context_e_1')
- *     context_i_4_o, context_i_4_i, context_i_4_r = sch.split_op('context_i_4', 4)
+ *     context_i_4_o, context_i_4_i, context_i_4_r = sch.split_op('context_i_4', 6)
  *     sch.reorder('j_6', 'context_i_4_i')
  *     context_local = sch.cache_write('context', 'local', at='context_i_4_o')
  *     sch.decompose('context_local', 'j_6')
@@ -134,43 +134,43 @@ void ragged_attention(
                 keys_t[keys_t_j + (64 * L_off1[(b_8_h_8 / 4)]) + (keys_t_d * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = QKV[64 + keys_t_d + (16 * (b_8_h_8 % 4)) + (192 * keys_t_j) + (192 * L_off1[(b_8_h_8 / 4)])];
             }
         }
-        for (int64_t scores_i_o = 0; scores_i_o < L_len[(b_8_h_8 / 4)] / 4; ++scores_i_o) {
+        for (int64_t scores_i_o = 0; scores_i_o < L_len[(b_8_h_8 / 4)] / 6; ++scores_i_o) {
             for (int64_t scores_j_1_o = 0; scores_j_1_o < L_len[(b_8_h_8 / 4)] / 32; ++scores_j_1_o) {
-                float scores_local[128];
-                for (int64_t scores_i_i_init = 0; scores_i_i_init < 4; ++scores_i_i_init) {
+                float scores_local[192];
+                for (int64_t scores_i_i_init = 0; scores_i_i_init < 6; ++scores_i_i_init) {
                     for (int64_t scores_j_1_i_init = 0; scores_j_1_i_init < 32; ++scores_j_1_i_init) {
                         scores_local[scores_j_1_i_init + (32 * scores_i_i_init)] = 0.0f;
                     }
                 }
                 for (int64_t d_1 = 0; d_1 < 16; ++d_1) {
-                    #pragma GCC unroll 4
-                    for (int64_t scores_i_i = 0; scores_i_i < 4; ++scores_i_i) {
+                    #pragma GCC unroll 6
+                    for (int64_t scores_i_i = 0; scores_i_i < 6; ++scores_i_i) {
                         #pragma GCC unroll 2
                         for (int64_t scores_j_1_i_o = 0; scores_j_1_i_o < 2; ++scores_j_1_i_o) {
                             #pragma omp simd
                             for (int64_t scores_j_1_i_i = 0; scores_j_1_i_i < 16; ++scores_j_1_i_i) {
-                                scores_local[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_i_i)] += QKV[d_1 + (16 * (b_8_h_8 % 4)) + (192 * scores_i_i) + (192 * L_off1[(b_8_h_8 / 4)]) + (768 * scores_i_o)] * keys_t[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_j_1_o) + (64 * L_off1[(b_8_h_8 / 4)]) + (d_1 * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                                scores_local[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_i_i)] += QKV[d_1 + (16 * (b_8_h_8 % 4)) + (192 * scores_i_i) + (192 * L_off1[(b_8_h_8 / 4)]) + (1152 * scores_i_o)] * keys_t[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_j_1_o) + (64 * L_off1[(b_8_h_8 / 4)]) + (d_1 * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
                             }
                         }
                     }
                 }
-                for (int64_t scores_local_2 = 0; scores_local_2 < 4; ++scores_local_2) {
+                for (int64_t scores_local_2 = 0; scores_local_2 < 6; ++scores_local_2) {
                     for (int64_t scores_local_3 = 0; scores_local_3 < 32; ++scores_local_3) {
-                        scores[scores_local_3 + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * scores_j_1_o) + (scores_local_2 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * scores_i_o * L_len[(b_8_h_8 / 4)])] = scores_local[scores_local_3 + (32 * scores_local_2)];
+                        scores[scores_local_3 + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * scores_j_1_o) + (scores_local_2 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (6 * scores_i_o * L_len[(b_8_h_8 / 4)])] = scores_local[scores_local_3 + (32 * scores_local_2)];
                     }
                 }
             }
-            for (int64_t scores_i_i_1 = 0; scores_i_i_1 < 4; ++scores_i_i_1) {
+            for (int64_t scores_i_i_1 = 0; scores_i_i_1 < 6; ++scores_i_i_1) {
                 for (int64_t d_1_r_1 = 0; d_1_r_1 < 16; ++d_1_r_1) {
                     #pragma omp simd
                     for (int64_t scores_j_1_r_1 = 0; scores_j_1_r_1 < L_len[(b_8_h_8 / 4)] - (32 * (L_len[(b_8_h_8 / 4)] / 32)); ++scores_j_1_r_1) {
-                        if (d_1_r_1 == 0) scores[scores_j_1_r_1 + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (scores_i_i_1 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * scores_i_o * L_len[(b_8_h_8 / 4)])] = 0.0f;
-                        scores[scores_j_1_r_1 + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (scores_i_i_1 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * scores_i_o * L_len[(b_8_h_8 / 4)])] += QKV[d_1_r_1 + (16 * (b_8_h_8 % 4)) + (192 * scores_i_i_1) + (192 * L_off1[(b_8_h_8 / 4)]) + (768 * scores_i_o)] * keys_t[scores_j_1_r_1 + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (64 * L_off1[(b_8_h_8 / 4)]) + (d_1_r_1 * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                        if (d_1_r_1 == 0) scores[scores_j_1_r_1 + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (scores_i_i_1 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (6 * scores_i_o * L_len[(b_8_h_8 / 4)])] = 0.0f;
+                        scores[scores_j_1_r_1 + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (scores_i_i_1 * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (6 * scores_i_o * L_len[(b_8_h_8 / 4)])] += QKV[d_1_r_1 + (16 * (b_8_h_8 % 4)) + (192 * scores_i_i_1) + (192 * L_off1[(b_8_h_8 / 4)]) + (1152 * scores_i_o)] * keys_t[scores_j_1_r_1 + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (64 * L_off1[(b_8_h_8 / 4)]) + (d_1_r_1 * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
                     }
                 }
             }
         }
-        for (int64_t scores_i_r = 0; scores_i_r < L_len[(b_8_h_8 / 4)] - (4 * (L_len[(b_8_h_8 / 4)] / 4)); ++scores_i_r) {
+        for (int64_t scores_i_r = 0; scores_i_r < L_len[(b_8_h_8 / 4)] - (6 * (L_len[(b_8_h_8 / 4)] / 6)); ++scores_i_r) {
             for (int64_t scores_j_1_r_o = 0; scores_j_1_r_o < L_len[(b_8_h_8 / 4)] / 32; ++scores_j_1_r_o) {
                 float scores_local_1[32];
                 for (int64_t scores_j_1_r_i_init = 0; scores_j_1_r_i_init < 32; ++scores_j_1_r_i_init) {
@@ -181,19 +181,19 @@ void ragged_attention(
                     for (int64_t scores_j_1_r_i_o = 0; scores_j_1_r_i_o < 2; ++scores_j_1_r_i_o) {
                         #pragma omp simd
                         for (int64_t scores_j_1_r_i_i = 0; scores_j_1_r_i_i < 16; ++scores_j_1_r_i_i) {
-                            scores_local_1[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o)] += QKV[d_1_r + (16 * (b_8_h_8 % 4)) + (192 * scores_i_r) + (192 * L_off1[(b_8_h_8 / 4)]) + (768 * (L_len[(b_8_h_8 / 4)] / 4))] * keys_t[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o) + (32 * scores_j_1_r_o) + (64 * L_off1[(b_8_h_8 / 4)]) + (d_1_r * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                            scores_local_1[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o)] += QKV[d_1_r + (16 * (b_8_h_8 % 4)) + (192 * scores_i_r) + (192 * L_off1[(b_8_h_8 / 4)]) + (1152 * (L_len[(b_8_h_8 / 4)] / 6))] * keys_t[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o) + (32 * scores_j_1_r_o) + (64 * L_off1[(b_8_h_8 / 4)]) + (d_1_r * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
                         }
                     }
                 }
                 for (int64_t scores_local_1_3 = 0; scores_local_1_3 < 32; ++scores_local_1_3) {
-                    scores[scores_local_1_3 + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * scores_j_1_r_o) + (scores_i_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 4))] = scores_local_1[scores_local_1_3];
+                    scores[scores_local_1_3 + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * scores_j_1_r_o) + (scores_i_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (6 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 6))] = scores_local_1[scores_local_1_3];
                 }
             }
             for (int64_t d_1_r_r = 0; d_1_r_r < 16; ++d_1_r_r) {
                 #pragma omp simd
                 for (int64_t scores_j_1_r_r = 0; scores_j_1_r_r < L_len[(b_8_h_8 / 4)] - (32 * (L_len[(b_8_h_8 / 4)] / 32)); ++scores_j_1_r_r) {
-                    if (d_1_r_r == 0) scores[scores_j_1_r_r + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (scores_i_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 4))] = 0.0f;
-                    scores[scores_j_1_r_r + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (scores_i_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 4))] += QKV[d_1_r_r + (16 * (b_8_h_8 % 4)) + (192 * scores_i_r) + (192 * L_off1[(b_8_h_8 / 4)]) + (768 * (L_len[(b_8_h_8 / 4)] / 4))] * keys_t[scores_j_1_r_r + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (64 * L_off1[(b_8_h_8 / 4)]) + (d_1_r_r * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                    if (d_1_r_r == 0) scores[scores_j_1_r_r + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (scores_i_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (6 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 6))] = 0.0f;
+                    scores[scores_j_1_r_r + (4 * L_off2[(b_8_h_8 / 4)]) + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (scores_i_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (6 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 6))] += QKV[d_1_r_r + (16 * (b_8_h_8 % 4)) + (192 * scores_i_r) + (192 * L_off1[(b_8_h_8 / 4)]) + (1152 * (L_len[(b_8_h_8 / 4)] / 6))] * keys_t[scores_j_1_r_r + (32 * (L_len[(b_8_h_8 / 4)] / 32)) + (64 * L_off1[(b_8_h_8 / 4)]) + (d_1_r_r * L_len[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
                 }
             }
         }
@@ -240,32 +240,32 @@ void ragged_attention(
                 values[values_e + (16 * values_j_5) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = QKV[128 + values_e + (16 * (b_8_h_8 % 4)) + (192 * values_j_5) + (192 * L_off1[(b_8_h_8 / 4)])];
             }
         }
-        for (int64_t context_i_4_o = 0; context_i_4_o < L_len[(b_8_h_8 / 4)] / 4; ++context_i_4_o) {
-            float context_local[64];
-            for (int64_t context_i_4_i_init = 0; context_i_4_i_init < 4; ++context_i_4_i_init) {
+        for (int64_t context_i_4_o = 0; context_i_4_o < L_len[(b_8_h_8 / 4)] / 6; ++context_i_4_o) {
+            float context_local[96];
+            for (int64_t context_i_4_i_init = 0; context_i_4_i_init < 6; ++context_i_4_i_init) {
                 for (int64_t context_e_1_init = 0; context_e_1_init < 16; ++context_e_1_init) {
                     context_local[context_e_1_init + (16 * context_i_4_i_init)] = 0.0f;
                 }
             }
             for (int64_t j_6 = 0; j_6 < L_len[(b_8_h_8 / 4)]; ++j_6) {
-                #pragma GCC unroll 4
-                for (int64_t context_i_4_i = 0; context_i_4_i < 4; ++context_i_4_i) {
+                #pragma GCC unroll 6
+                for (int64_t context_i_4_i = 0; context_i_4_i < 6; ++context_i_4_i) {
                     #pragma GCC unroll 1
                     for (int64_t context_e_1_o = 0; context_e_1_o < 1; ++context_e_1_o) {
                         #pragma omp simd
                         for (int64_t context_e_1_i = 0; context_e_1_i < 16; ++context_e_1_i) {
-                            context_local[context_e_1_i + (16 * context_e_1_o) + (16 * context_i_4_i)] += exps[j_6 + (4 * L_off2[(b_8_h_8 / 4)]) + (context_i_4_i * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * context_i_4_o * L_len[(b_8_h_8 / 4)])] * values[context_e_1_i + (16 * context_e_1_o) + (16 * j_6) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                            context_local[context_e_1_i + (16 * context_e_1_o) + (16 * context_i_4_i)] += exps[j_6 + (4 * L_off2[(b_8_h_8 / 4)]) + (context_i_4_i * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (6 * context_i_4_o * L_len[(b_8_h_8 / 4)])] * values[context_e_1_i + (16 * context_e_1_o) + (16 * j_6) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
                         }
                     }
                 }
             }
-            for (int64_t context_local_2 = 0; context_local_2 < 4; ++context_local_2) {
+            for (int64_t context_local_2 = 0; context_local_2 < 6; ++context_local_2) {
                 for (int64_t context_local_3 = 0; context_local_3 < 16; ++context_local_3) {
-                    context[context_local_3 + (16 * context_local_2) + (64 * context_i_4_o) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = context_local[context_local_3 + (16 * context_local_2)];
+                    context[context_local_3 + (16 * context_local_2) + (64 * L_off1[(b_8_h_8 / 4)]) + (96 * context_i_4_o) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = context_local[context_local_3 + (16 * context_local_2)];
                 }
             }
         }
-        for (int64_t context_i_4_r = 0; context_i_4_r < L_len[(b_8_h_8 / 4)] - (4 * (L_len[(b_8_h_8 / 4)] / 4)); ++context_i_4_r) {
+        for (int64_t context_i_4_r = 0; context_i_4_r < L_len[(b_8_h_8 / 4)] - (6 * (L_len[(b_8_h_8 / 4)] / 6)); ++context_i_4_r) {
             float context_local_1[16];
             for (int64_t context_e_1_r_init = 0; context_e_1_r_init < 16; ++context_e_1_r_init) {
                 context_local_1[context_e_1_r_init] = 0.0f;
@@ -275,12 +275,12 @@ void ragged_attention(
                 for (int64_t context_e_1_r_o = 0; context_e_1_r_o < 1; ++context_e_1_r_o) {
                     #pragma omp simd
                     for (int64_t context_e_1_r_i = 0; context_e_1_r_i < 16; ++context_e_1_r_i) {
-                        context_local_1[context_e_1_r_i + (16 * context_e_1_r_o)] += exps[j_6_r + (4 * L_off2[(b_8_h_8 / 4)]) + (context_i_4_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (4 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 4))] * values[context_e_1_r_i + (16 * context_e_1_r_o) + (16 * j_6_r) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
+                        context_local_1[context_e_1_r_i + (16 * context_e_1_r_o)] += exps[j_6_r + (4 * L_off2[(b_8_h_8 / 4)]) + (context_i_4_r * L_len[(b_8_h_8 / 4)]) + ((L_len[(b_8_h_8 / 4)] * L_len[(b_8_h_8 / 4)]) * (b_8_h_8 % 4)) + (6 * L_len[(b_8_h_8 / 4)] * (L_len[(b_8_h_8 / 4)] / 6))] * values[context_e_1_r_i + (16 * context_e_1_r_o) + (16 * j_6_r) + (64 * L_off1[(b_8_h_8 / 4)]) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))];
                     }
                 }
             }
             for (int64_t context_local_1_3 = 0; context_local_1_3 < 16; ++context_local_1_3) {
-                context[context_local_1_3 + (16 * context_i_4_r) + (64 * L_off1[(b_8_h_8 / 4)]) + (64 * (L_len[(b_8_h_8 / 4)] / 4)) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = context_local_1[context_local_1_3];
+                context[context_local_1_3 + (16 * context_i_4_r) + (64 * L_off1[(b_8_h_8 / 4)]) + (96 * (L_len[(b_8_h_8 / 4)] / 6)) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = context_local_1[context_local_1_3];
             }
         }
         for (int64_t i_6 = 0; i_6 < L_len[(b_8_h_8 / 4)]; ++i_6) {
