@@ -5,6 +5,7 @@ hypothesis draws shapes (1 and primes included) and data against the same object
 import dataclasses
 import functools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -430,3 +431,39 @@ def test_a_select_with_a_load_in_one_arm_computes_right():
     for _ in range(50):
         a, b = (rng.uniform(-1, 1, (13, 3)).astype(np.float32) for _ in range(2))
         np.testing.assert_array_equal(fn(X0=a, X1=b), np.where(a > threshold, constant, b))
+
+
+@functools.cache
+def _ragged_row_max():
+    """Each row's max over its own sequence's products, vectorized over the keys: the
+    products' row offsets are table lookups that the key loop does not move."""
+    batch = qc.var("B", 0, 8)
+    length = qc.ragged_dim("L", batch, 40)
+    x = qc.placeholder((batch, length), "float32", "X")
+    products = qc.compute((batch, length, length),
+                          lambda b, i, j: x[b, i] * x[b, j], "products")
+    key = qc.reduce_axis(length, "j")
+    row_max = qc.compute((batch, length),
+                         lambda b, i: qc.max(products[b, i, key], axis=key), "row_max")
+    sch = qc.Schedule(row_max)
+    sch.compute_at(products, sch.loops(row_max)[0])
+    sch.vectorize(sch.loops(products)[-1])
+    sch.decompose(row_max, sch.loops(row_max)[-1])
+    sch.vectorize(sch.loops(row_max)[-1])
+    return qc.build(sch)
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(lengths=st.lists(st.sampled_from([0, 1, 40]) | st.integers(0, 40), min_size=1,
+                        max_size=4), seed=SEEDS)
+def test_table_lookups_a_simd_loop_does_not_move_are_read_once_before_it(lengths, seed):
+    # Left inside the loop, a row offset made gcc gather the row's contiguous elements.
+    built = _ragged_row_max()
+    row_max_loop = built.source.split("reduction(|:quiltc_unordered)", 1)[1].split("}", 1)[0]
+    assert "products[quiltc_L_off2_" in row_max_loop and "L_off2[" not in row_max_loop
+    assert re.search(r"const int64_t quiltc_L_off2_\d+ = L_off2\[b_1\];", built.source)
+    rng = np.random.default_rng(seed)
+    rows = [rng.standard_normal(length).astype(np.float32) for length in lengths]
+    got = built(X=qc.RaggedArray.from_list(rows))
+    for row, maxima in zip(rows, got):
+        np.testing.assert_array_equal(maxima, np.outer(row, row).max(axis=1, initial=-np.inf))
