@@ -1,5 +1,5 @@
 """Linear layers over a ragged batch's flat tokens: `a @ weight` for (tokens, in) rows,
-in register blocks of ROW_BLOCK tokens x one column panel of the weight.
+in register blocks of `row_block` tokens x one column panel of the weight.
 
 A weight is used for every call of a layer, so it is packed once (`pack_weight`): its
 columns cut into panels of `panel_columns` and each panel stored (in, panel) contiguous,
@@ -24,12 +24,19 @@ from ..runtime_c.host import isa_for
 from . import arguments
 from .ragged import MAX_TOKENS
 
-# Token rows per block of a linear layer's input, and of its register block: 8 on every
-# host, because the flat layout (`padded_rows`) depends on it.
-ROW_BLOCK = 8
-# Rows per call of the linear kernel: its A block (1024 x features) stays in L2 while
-# every column panel of the weight passes over it.
+# Rows per call of the linear kernel, about: its A block (1024 x features) stays in L2
+# while every column panel of the weight passes over it.
 ROWS_PER_CALL = 1024
+
+
+def row_block(lanes=None):
+    """Token rows per block of a linear layer's input, and of its register block (the
+    flat layout, `padded_rows`, follows it): the rows of the ISA's matmul block, 8 with
+    AVX-512, 6 with AVX2, whose 16 registers then hold 6 x 2 accumulator vectors with the
+    2 weight vectors and a broadcast beside them. 8 rows spilled 3 accumulators: 99-108
+    GFLOP/s against 153-170 with 6 (11,200 tokens, BERT-like layers, 2 threads, on a
+    2-core AVX2 host where numpy made 182-187)."""
+    return isa_for(lanes).matmul_block()[0]
 
 
 def panel_columns(lanes=None):
@@ -67,8 +74,8 @@ def pack_weight(weight, lanes=None):
 
 
 def _schedule(c, columns, lanes):
-    """Parallel column panels; for each block of ROW_BLOCK tokens a ROW_BLOCK x `columns`
-    block of C sums in registers over the whole reduction, rows and vectors unrolled."""
+    """Parallel column panels; for each block of `row_block` tokens a `row_block` x
+    `columns` block of C sums in registers over the whole reduction, rows and vectors unrolled."""
     isa = isa_for(lanes)
     sch = Schedule(c, name="linear")
     block, row, col, reduction = sch.loops(c)
@@ -87,48 +94,46 @@ def _schedule(c, columns, lanes):
 @functools.cache
 def _packed_kernel(in_features, out_features, lanes=None):
     """C[t, r, j] = sum_k A[t, r, k] * W[j // columns, k, j % columns], W packed."""
-    columns = panel_columns(lanes)
-    blocks = qc.var("T8", 0, MAX_TOKENS // ROW_BLOCK)
-    a = qc.placeholder((blocks, ROW_BLOCK, in_features), "float32", "A")
+    columns, rows = panel_columns(lanes), row_block(lanes)
+    blocks = qc.var("T_blocks", 0, MAX_TOKENS // rows)
+    a = qc.placeholder((blocks, rows, in_features), "float32", "A")
     w = qc.placeholder((out_features // columns, in_features, columns), "float32", "W")
     k = qc.reduce_axis(in_features, "k")
-    c = qc.compute((blocks, ROW_BLOCK, out_features), lambda t, r, j: qc.sum(
+    c = qc.compute((blocks, rows, out_features), lambda t, r, j: qc.sum(
         a[t, r, k] * w[j // columns, k, j % columns], axis=k), "C")
     return _schedule(c, columns, lanes)
 
 
 @functools.cache
 def _unpacked_kernel(in_features, out_features, lanes=None):
-    """C[t, r, :] = A[t, r, :] @ W over blocks of ROW_BLOCK tokens, for weights whose
-    columns do not split into packed panels: panels of two `lanes`-wide vectors.
-
-    With AVX2 the 8 x 16 block fills all 16 ymm and gcc spills three accumulators, yet it
-    ran 1.1-1.5x as fast as the 8 x 8 block that fits (768 x 768 weights, one thread,
-    -march=haswell code): with one vector a row every FMA needs its own broadcast of A,
-    and the loads become the bottleneck."""
-    isa = isa_for(lanes)
-    _, columns = isa.matmul_block()
-    blocks = qc.var("T8", 0, MAX_TOKENS // ROW_BLOCK)
-    a = qc.placeholder((blocks, ROW_BLOCK, in_features), "float32", "A")
+    """C[t, r, :] = A[t, r, :] @ W over blocks of `row_block` tokens, for weights whose
+    columns do not split into packed panels: the ISA's matmul block, panels of two
+    `lanes`-wide vectors (with one vector a row every FMA needs its own broadcast of A,
+    and the loads become the bottleneck)."""
+    rows, columns = isa_for(lanes).matmul_block()
+    blocks = qc.var("T_blocks", 0, MAX_TOKENS // rows)
+    a = qc.placeholder((blocks, rows, in_features), "float32", "A")
     w = qc.placeholder((in_features, out_features), "float32", "W")
     k = qc.reduce_axis(in_features, "k")
-    c = qc.compute((blocks, ROW_BLOCK, out_features),
+    c = qc.compute((blocks, rows, out_features),
                    lambda t, r, j: qc.sum(a[t, r, k] * w[k, j], axis=k), "C")
     return _schedule(c, columns, lanes)
 
 
 def padded_rows(tokens):
-    """Rows to allocate for `tokens` rows of a linear layer's input: a multiple of 8."""
-    return -(-tokens // ROW_BLOCK) * ROW_BLOCK
+    """Rows to allocate for `tokens` rows of a linear layer's input: a multiple of
+    `row_block`."""
+    rows = row_block()
+    return -(-tokens // rows) * rows
 
 
 def linear(a, weight, out=None):
     """`a @ weight` for a flat (tokens, in) float32 array and an (in, out) weight, plain
     or packed by `pack_weight` (a plain one is packed on each call: pack it once).
 
-    `a` may have rows beyond the real tokens up to a multiple of 8 (see `padded_rows`),
-    which spares a copy; `out`, when given, has as many rows as `a` (any memory order,
-    and it may share memory with `a`)."""
+    `a` may have rows beyond the real tokens up to a multiple of `row_block` (see
+    `padded_rows`), which spares a copy; `out`, when given, has as many rows as `a` (any
+    memory order, and it may share memory with `a`)."""
     a = arguments.dense("a", a, ("tokens", "in_features"))
     packed = pack_weight(weight)
     matrix = packed.matrix if isinstance(packed, PackedWeight) else packed
@@ -136,7 +141,8 @@ def linear(a, weight, out=None):
     tokens, in_features = a.shape
     out_features = matrix.shape[1]
     out = arguments.out(out, (tokens, out_features))
-    if tokens % ROW_BLOCK:
+    rows = row_block()
+    if tokens % rows:
         grown = np.zeros((padded_rows(tokens), in_features), np.float32)
         grown[:tokens] = a
         return arguments.write(out, linear(grown, packed)[:tokens])
@@ -148,8 +154,9 @@ def linear(a, weight, out=None):
         kernel, stored = _packed_kernel(in_features, out_features), packed.panels
     else:
         kernel, stored = _unpacked_kernel(in_features, out_features), matrix
-    for start in range(0, tokens, ROWS_PER_CALL):
-        stop = min(tokens, start + ROWS_PER_CALL)
-        kernel(A=a[start:stop].reshape(-1, ROW_BLOCK, in_features), W=stored,
-               out={"C": result[start:stop].reshape(-1, ROW_BLOCK, out_features)})
+    rows_per_call = ROWS_PER_CALL // rows * rows
+    for start in range(0, tokens, rows_per_call):
+        stop = min(tokens, start + rows_per_call)
+        kernel(A=a[start:stop].reshape(-1, rows, in_features), W=stored,
+               out={"C": result[start:stop].reshape(-1, rows, out_features)})
     return arguments.write(out, result)

@@ -143,7 +143,7 @@ class EncoderLayer:
         x.check_max(self.max_length, "L (max_length)")
         w, total = self.weights, x.total
         rows = dense.padded_rows(total)
-        # Buffers have up to 7 spare rows so every linear layer sees whole 8-row blocks.
+        # Buffers have a few spare rows so every linear layer sees whole blocks of rows.
         tokens = np.zeros((rows, self.hidden), np.float32)
         tokens[:total] = x.values
         ragged = RaggedArray(tokens[:total], x.lengths)

@@ -91,17 +91,20 @@ def test_linear_matches_numpy_for_any_token_count(tokens, seed, out_features, pa
     np.testing.assert_allclose(ops.linear(a, given_weight), a @ weight, rtol=1e-4, atol=1e-4)
 
 
-def test_linear_kernels_in_the_interpreter():
+@pytest.mark.parametrize("lanes, rows, columns", [(16, 8, 64), (8, 6, 16)])
+def test_linear_kernels_in_the_interpreter(lanes, rows, columns):
+    # Blocks of 8 rows with AVX-512, 6 with AVX2 (whose 16 registers 8 rows overfill).
+    assert dense.row_block(lanes) == rows
     rng = np.random.default_rng(3)
-    a = rng.uniform(-1, 1, (2, 8, 4)).astype(np.float32)
+    a = rng.uniform(-1, 1, (2, rows, 4)).astype(np.float32)
     weight = rng.uniform(-1, 1, (4, 64)).astype(np.float32)
-    expected = a.reshape(16, 4) @ weight
-    unpacked = _interpreted(dense._unpacked_kernel(4, 64, lanes=16), A=a, W=weight)
-    packed = dense.pack_weight(weight, lanes=16)
-    assert packed.panels.shape == (1, 4, 64)
-    panels = _interpreted(dense._packed_kernel(4, 64, lanes=16), A=a, W=packed.panels)
+    expected = a.reshape(2 * rows, 4) @ weight
+    unpacked = _interpreted(dense._unpacked_kernel(4, 64, lanes=lanes), A=a, W=weight)
+    packed = dense.pack_weight(weight, lanes=lanes)
+    assert packed.panels.shape == (64 // columns, 4, columns)
+    panels = _interpreted(dense._packed_kernel(4, 64, lanes=lanes), A=a, W=packed.panels)
     for result in (unpacked, panels):
-        np.testing.assert_allclose(result.reshape(16, 64), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(result.reshape(2 * rows, 64), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
