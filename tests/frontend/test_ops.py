@@ -219,6 +219,26 @@ def test_encoder_layer_matches_each_sequence(lengths, causal, seed):
     _assert_rows(layer(x), expected, {"rtol": 1e-4, "atol": 1e-4})
 
 
+def test_encoder_layer_calls_reuse_scratch_without_touching_earlier_results():
+    # Scratch arrays are kept between calls and grow for a larger batch; a result the
+    # caller holds is its own array.
+    require_cc()
+    hidden = HEADS * HEAD_SIZE
+    weights = encoder.random_weights(hidden, 2 * hidden, seed=3)
+    layer = encoder.EncoderLayer(weights, HEADS, MAX_LENGTH)
+    batches = [[3, 1], [7, 0, 5, 6], [2]]
+    results, expected = [], []
+    for seed, lengths in enumerate(batches):
+        rows, x = _rows(lengths, hidden, seed)
+        results.append(layer(x))
+        expected.append(encoder.reference_encoder_layer(rows, weights, HEADS))
+    for got, want in zip(results, expected):
+        _assert_rows(got, want, {"rtol": 1e-4, "atol": 1e-4})
+    layer.release_scratch()
+    rows, x = _rows(batches[1], hidden, 1)
+    _assert_rows(layer(x), expected[1], {"rtol": 1e-4, "atol": 1e-4})
+
+
 @pytest.mark.slow
 def test_encoder_layer_matches_pytorch():
     torch = pytest.importorskip("torch")
