@@ -17,7 +17,7 @@ from ..ir.verify_gpu import element_bytes
 from ..ir.walk import children, exprs_of, find_all
 from . import helpers
 from .base import CLikeRenderer
-from .names import strip_parentheses
+from .names import as_operand, strip_parentheses
 
 # GCC refuses larger unroll factors.
 _MAX_UNROLL = 65534
@@ -53,6 +53,19 @@ class CRenderer(CLikeRenderer):
         element = storage_type(buffer.dtype)
         return [f"{element} {name}_storage[{length}];",
                 f"{element}* {self.restrict} {name} = {name}_storage;"]
+
+    def render_alloc_global(self, stmt, depth):
+        """A buffer for the whole call in memory kept between calls (helpers.KEPT_BLOCKS):
+        a static slot per buffer, taken before its body and given back after."""
+        name, element = self.buffer_names[stmt.buffer.name], storage_type(stmt.buffer.dtype)
+        size = as_operand(strip_parentheses(self.index(stmt.buffer.size())))
+        self.use_helper("quiltc_alloc", helpers.ALLOC)
+        self.use_helper("quiltc_take", helpers.KEPT_BLOCKS)
+        self.emit(depth, f"static void* quiltc_kept_{name} = NULL;")
+        self.emit(depth, f"{element}* {self.restrict} {name} = "
+                         f"quiltc_take(&quiltc_kept_{name}, sizeof({element}) * {size});")
+        self.statement(stmt.body, depth)
+        self.emit(depth, f"quiltc_give(&quiltc_kept_{name}, {name});")
 
     def math_function(self, function, dtype):
         """As the base spells it, also defining the tanh and erf helpers and the

@@ -16,6 +16,40 @@ ALLOC = """static void* quiltc_alloc(size_t bytes)
     return memory;
 }"""
 
+# A whole-call buffer's memory kept for the next call, one block per buffer (its `slot`):
+# fresh memory costs a page fault and a cleared page for every page first written (the
+# attention kernel's length x length intermediates, mapped anew each call, spent 20% of
+# its time clearing pages). The block's size stands in its first 64 bytes; calls on
+# several threads at once each take the slot's block or make their own (an atomic
+# exchange), and a give over a kept block frees the older. Blocks over 256 MiB are not
+# kept, and none under AddressSanitizer, where a larger block would hide an overflow.
+KEPT_BLOCKS = """#if defined(__SANITIZE_ADDRESS__)
+enum { QUILTC_KEPT_LIMIT = 0 };
+#else
+enum { QUILTC_KEPT_LIMIT = 1 << 28 };
+#endif
+
+static void* quiltc_take(void** slot, size_t bytes)
+{
+    size_t* block = __atomic_exchange_n((size_t**)slot, NULL, __ATOMIC_ACQUIRE);
+    if (block == NULL || block[0] < bytes) {
+        free(block);
+        block = quiltc_alloc(64 + bytes);
+        block[0] = bytes;
+    }
+    return (char*)block + 64;
+}
+
+static void quiltc_give(void** slot, void* memory)
+{
+    size_t* block = (size_t*)((char*)memory - 64);
+    if (block[0] > QUILTC_KEPT_LIMIT) {
+        free(block);
+        return;
+    }
+    free(__atomic_exchange_n((size_t**)slot, block, __ATOMIC_RELEASE));
+}"""
+
 # exp(x) = 2^n * exp(r) with n = round(x / ln 2) and |r| <= ln(2) / 2. n is rounded by
 # adding and removing 1.5 * 2^23 (floorf would not vectorize without -ffast-math); ln 2
 # is split in two parts (Cody and Waite) so r keeps its precision; exp(r) is the degree-6

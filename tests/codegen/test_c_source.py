@@ -149,10 +149,12 @@ def test_a_local_buffer_too_large_for_the_registers_is_reached_through_a_restric
     assert "    float scratch[512];" in render_c(_with_alloc("local", (512,)))
 
 
-def test_global_buffers_may_have_symbolic_sizes():
+def test_global_buffers_may_have_symbolic_sizes_and_keep_their_memory_between_calls():
     source = render_c(_with_alloc("global", (symbol("n"), 2)))
-    assert "float* restrict scratch = quiltc_alloc(sizeof(float) * 2 * n);" in source
-    assert "        free(scratch);\n    }" in source
+    assert ("static void* quiltc_kept_scratch = NULL;\n"
+            "        float* restrict scratch = quiltc_take(&quiltc_kept_scratch, "
+            "sizeof(float) * 2 * n);") in source
+    assert "        quiltc_give(&quiltc_kept_scratch, scratch);\n    }" in source
 
 
 def test_shared_memory_and_barriers_are_refused_on_the_c_target():

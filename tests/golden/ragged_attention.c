@@ -102,6 +102,33 @@ static inline float quiltc_expf(float x)
 
 static inline float quiltc_select_float32(int condition, float then, float otherwise) { return condition ? then : otherwise; }
 
+#if defined(__SANITIZE_ADDRESS__)
+enum { QUILTC_KEPT_LIMIT = 0 };
+#else
+enum { QUILTC_KEPT_LIMIT = 1 << 28 };
+#endif
+
+static void* quiltc_take(void** slot, size_t bytes)
+{
+    size_t* block = __atomic_exchange_n((size_t**)slot, NULL, __ATOMIC_ACQUIRE);
+    if (block == NULL || block[0] < bytes) {
+        free(block);
+        block = quiltc_alloc(64 + bytes);
+        block[0] = bytes;
+    }
+    return (char*)block + 64;
+}
+
+static void quiltc_give(void** slot, void* memory)
+{
+    size_t* block = (size_t*)((char*)memory - 64);
+    if (block[0] > QUILTC_KEPT_LIMIT) {
+        free(block);
+        return;
+    }
+    free(__atomic_exchange_n((size_t**)slot, block, __ATOMIC_RELEASE));
+}
+
 void ragged_attention(
     float* restrict QKV,
     float* restrict attention,
@@ -118,14 +145,22 @@ void ragged_attention(
     for (int64_t quiltc_row = 0; quiltc_row < B; ++quiltc_row) {
         L_off2[quiltc_row + 1] = L_off2[quiltc_row] + (int64_t)L_len[quiltc_row] * (int64_t)L_len[quiltc_row];
     }
-    float* restrict keys_t = quiltc_alloc(sizeof(float) * 64 * L_off1[B]);
-    float* restrict scores = quiltc_alloc(sizeof(float) * 4 * L_off2[B]);
-    float* restrict masked = quiltc_alloc(sizeof(float) * 4 * L_off2[B]);
-    float* restrict row_max = quiltc_alloc(sizeof(float) * 4 * L_off1[B]);
-    float* restrict exps = quiltc_alloc(sizeof(float) * 4 * L_off2[B]);
-    float* restrict values = quiltc_alloc(sizeof(float) * 64 * L_off1[B]);
-    float* restrict context = quiltc_alloc(sizeof(float) * 64 * L_off1[B]);
-    float* restrict row_sum = quiltc_alloc(sizeof(float) * 4 * L_off1[B]);
+    static void* quiltc_kept_keys_t = NULL;
+    float* restrict keys_t = quiltc_take(&quiltc_kept_keys_t, sizeof(float) * 64 * L_off1[B]);
+    static void* quiltc_kept_scores = NULL;
+    float* restrict scores = quiltc_take(&quiltc_kept_scores, sizeof(float) * 4 * L_off2[B]);
+    static void* quiltc_kept_masked = NULL;
+    float* restrict masked = quiltc_take(&quiltc_kept_masked, sizeof(float) * 4 * L_off2[B]);
+    static void* quiltc_kept_row_max = NULL;
+    float* restrict row_max = quiltc_take(&quiltc_kept_row_max, sizeof(float) * 4 * L_off1[B]);
+    static void* quiltc_kept_exps = NULL;
+    float* restrict exps = quiltc_take(&quiltc_kept_exps, sizeof(float) * 4 * L_off2[B]);
+    static void* quiltc_kept_values = NULL;
+    float* restrict values = quiltc_take(&quiltc_kept_values, sizeof(float) * 64 * L_off1[B]);
+    static void* quiltc_kept_context = NULL;
+    float* restrict context = quiltc_take(&quiltc_kept_context, sizeof(float) * 64 * L_off1[B]);
+    static void* quiltc_kept_row_sum = NULL;
+    float* restrict row_sum = quiltc_take(&quiltc_kept_row_sum, sizeof(float) * 4 * L_off1[B]);
     #pragma omp parallel for schedule(dynamic)
     for (int64_t b_8_h_8 = 0; b_8_h_8 < 4 * B; ++b_8_h_8) {
         for (int64_t keys_t_d = 0; keys_t_d < 16; ++keys_t_d) {
@@ -323,14 +358,14 @@ void ragged_attention(
             }
         }
     }
-    free(row_sum);
-    free(context);
-    free(values);
-    free(exps);
-    free(row_max);
-    free(masked);
-    free(scores);
-    free(keys_t);
+    quiltc_give(&quiltc_kept_row_sum, row_sum);
+    quiltc_give(&quiltc_kept_context, context);
+    quiltc_give(&quiltc_kept_values, values);
+    quiltc_give(&quiltc_kept_exps, exps);
+    quiltc_give(&quiltc_kept_row_max, row_max);
+    quiltc_give(&quiltc_kept_masked, masked);
+    quiltc_give(&quiltc_kept_scores, scores);
+    quiltc_give(&quiltc_kept_keys_t, keys_t);
     free(L_off2);
     free(L_off1);
 }

@@ -55,11 +55,41 @@ static inline float quiltc_expf(float x)
 
 static inline float quiltc_max_float32(float a, float b) { return (a > b || a != a) ? a : b; }
 
+#if defined(__SANITIZE_ADDRESS__)
+enum { QUILTC_KEPT_LIMIT = 0 };
+#else
+enum { QUILTC_KEPT_LIMIT = 1 << 28 };
+#endif
+
+static void* quiltc_take(void** slot, size_t bytes)
+{
+    size_t* block = __atomic_exchange_n((size_t**)slot, NULL, __ATOMIC_ACQUIRE);
+    if (block == NULL || block[0] < bytes) {
+        free(block);
+        block = quiltc_alloc(64 + bytes);
+        block[0] = bytes;
+    }
+    return (char*)block + 64;
+}
+
+static void quiltc_give(void** slot, void* memory)
+{
+    size_t* block = (size_t*)((char*)memory - 64);
+    if (block[0] > QUILTC_KEPT_LIMIT) {
+        free(block);
+        return;
+    }
+    free(__atomic_exchange_n((size_t**)slot, block, __ATOMIC_RELEASE));
+}
+
 void softmax(float* restrict X, float* restrict softmax, int64_t R, int64_t C)
 {
-    float* restrict row_max = quiltc_alloc(sizeof(float) * R);
-    float* restrict exps = quiltc_alloc(sizeof(float) * C * R);
-    float* restrict row_sum = quiltc_alloc(sizeof(float) * R);
+    static void* quiltc_kept_row_max = NULL;
+    float* restrict row_max = quiltc_take(&quiltc_kept_row_max, sizeof(float) * R);
+    static void* quiltc_kept_exps = NULL;
+    float* restrict exps = quiltc_take(&quiltc_kept_exps, sizeof(float) * C * R);
+    static void* quiltc_kept_row_sum = NULL;
+    float* restrict row_sum = quiltc_take(&quiltc_kept_row_sum, sizeof(float) * R);
     #pragma omp parallel for
     for (int64_t i_3 = 0; i_3 < R; ++i_3) {
         row_max[i_3] = -INFINITY;
@@ -79,7 +109,7 @@ void softmax(float* restrict X, float* restrict softmax, int64_t R, int64_t C)
             softmax[j_3 + (C * i_3)] = exps[j_3 + (C * i_3)] / row_sum[i_3];
         }
     }
-    free(row_sum);
-    free(exps);
-    free(row_max);
+    quiltc_give(&quiltc_kept_row_sum, row_sum);
+    quiltc_give(&quiltc_kept_exps, exps);
+    quiltc_give(&quiltc_kept_row_max, row_max);
 }
