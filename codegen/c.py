@@ -29,6 +29,10 @@ class CRenderer(CLikeRenderer):
     """C99 for the host CPU, built as a shared object and called through cffi."""
 
     target = "c"
+    # libm's tanhf and erff are calls gcc cannot vectorize without -ffast-math; the helpers
+    # are inline code it can. CUDA has its own, and Cortex-M keeps libm's (no float SIMD).
+    MATH_FUNCTIONS = {**CLikeRenderer.MATH_FUNCTIONS,
+                      "tanh": ("quiltc_tanhf", "tanh"), "erf": ("quiltc_erff", "erf")}
 
     def __init__(self, kernel, trace_text=""):
         super().__init__(kernel, trace_text)
@@ -36,10 +40,6 @@ class CRenderer(CLikeRenderer):
         # how many such locals the kernel has (each named once: sibling loops share a block).
         self.hoisted_reads = {}
         self.hoisted_count = 0
-    # libm's tanhf and erff are calls gcc cannot vectorize without -ffast-math; the helpers
-    # are inline code it can. CUDA has its own, and Cortex-M keeps libm's (no float SIMD).
-    MATH_FUNCTIONS = {**CLikeRenderer.MATH_FUNCTIONS,
-                      "tanh": ("quiltc_tanhf", "tanh"), "erf": ("quiltc_erff", "erf")}
 
     def local_array(self, buffer, name, length):
         """A local array; one too large for the registers is read and written through a

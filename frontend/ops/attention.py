@@ -93,9 +93,9 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
     AVX-512, 8 with AVX2).
 
     Scores come in register blocks of SCORE_ROWS queries x SCORE_VECTORS vectors of keys
-    summed over the head's depth (see _schedule_scores); context in register blocks of CONTEXT_ROWS
-    query rows summed over the keys (_schedule_context). The softmax stages are
-    not computed inside a block of query rows: compute_at and fold_storage can, but one
+    summed over the head's depth (see _schedule_scores); context in register blocks of
+    CONTEXT_ROWS query rows summed over the keys (_schedule_context). The softmax stages
+    are not computed inside a block of query rows: compute_at and fold_storage can, but one
     row at a time measured no faster (each row read its head's keys and values again from
     L2), and blocks of 4 rows 1.4x slower on RACE (the last block's row guard reaches the
     innermost loops of every block)."""
@@ -143,11 +143,11 @@ def _block_rows(most, vectors_per_row, isa):
 
 def _schedule_scores(sch, scores, max_length, isa):
     """Query-key products in register blocks of SCORE_ROWS queries (_block_rows) x
-    SCORE_VECTORS vectors of keys summed over the head's depth: each key vector loaded serves every
-    query of the block (split_op on queries and keys; distribute parts the block's whole
-    key tiles from its last keys, so the query loop can move inside the key tile). The
-    last keys of a block, and the last queries of a sequence, accumulate one query at a
-    time in SIMD over contiguous keys."""
+    SCORE_VECTORS vectors of keys summed over the head's depth: each key vector loaded
+    serves every query of the block (split_op on queries and keys; distribute parts the
+    block's whole key tiles from its last keys, so the query loop can move inside the key
+    tile). The last keys of a block, and the last queries of a sequence, accumulate one
+    query at a time in SIMD over contiguous keys."""
     lanes = isa.float32_lanes
     key_tile_size = SCORE_VECTORS * lanes
     batch, head, query, key, depth = sch.loops(scores)

@@ -75,7 +75,8 @@ def pack_weight(weight, lanes=None):
 
 def _schedule(c, columns, lanes):
     """Parallel column panels; for each block of `row_block` tokens a `row_block` x
-    `columns` block of C sums in registers over the whole reduction, rows and vectors unrolled."""
+    `columns` block of C sums in registers over the whole reduction, rows and vectors
+    unrolled."""
     isa = isa_for(lanes)
     sch = Schedule(c, name="linear")
     block, row, col, reduction = sch.loops(c)
