@@ -20,9 +20,12 @@ from ..schedule.nest import loops_on_path, writer_paths
 from . import arguments
 from .ragged import MAX_BATCH
 
-# Query-key pairs per head in one attention call: about 5 MB per L x L intermediate at
-# 8 heads (measured best of 50k, 150k, 300k, 600k and the whole batch on race lengths).
-GROUP_QUERY_KEY_PAIRS = 150_000
+# Query-key pairs per head in one attention call: about 38 MB per L x L intermediate at
+# 8 heads. With the kernel's intermediates kept between calls, larger groups won: fewer
+# calls, each waiting once on its last (sequence, head) pair. 1.2M against 150k: RACE
+# 1.15x, wiki_512 1.09-1.12x, squadv2 1.12x, MRPC equal (32 and 128 sequences, 2-core
+# AVX2 host; 2.4M no better). Before, 150k had measured best: each call mapped fresh pages.
+GROUP_QUERY_KEY_PAIRS = 1_200_000
 # Key vectors per register block of attention scores: 32 keys with AVX-512, 16 with AVX2.
 SCORE_VECTORS = 2
 # Queries per register block of scores, at most: each key vector loaded serves every query
@@ -259,9 +262,8 @@ def _sequence_groups(lengths):
     GROUP_QUERY_KEY_PAIRS query-key pairs together (one sequence at least) and at most
     MAX_BATCH sequences (the kernel's batch range).
 
-    One kernel call per group: the group's length x length intermediates then stay in
-    cache, and malloc reuses their memory between calls instead of mapping fresh pages
-    (a whole batch's scores run to hundreds of MB)."""
+    One kernel call per group: a whole batch's length x length intermediates would run to
+    hundreds of MB, and the kernel keeps them between calls."""
     first, pairs = 0, 0
     for row, length in enumerate(lengths.tolist()):
         full = pairs + length * length > GROUP_QUERY_KEY_PAIRS or row - first == MAX_BATCH
