@@ -18,7 +18,7 @@ from ..ir.dtypes import identity, storage_type
 from ..ir.errors import QuiltError
 from ..ir.index import print_index
 from . import helpers, prelude
-from .names import CIndexSpelling, as_operand, c_identifiers, strip_parentheses
+from .names import CIndexSpelling, c_identifiers, strip_parentheses
 from .values import ValueRenderer
 
 _LINE_WIDTH = 100
@@ -205,18 +205,9 @@ class CLikeRenderer(ValueRenderer):
             self.statement(child, depth)
 
     def render_alloc(self, stmt, depth):
-        """Dispatch on the scope: `render_alloc_global`, `_local` or `_shared`."""
+        """Dispatch on the scope: `render_alloc_global` (each target's own), `_local` or
+        `_shared`."""
         getattr(self, f"render_alloc_{stmt.scope}")(stmt, depth)
-
-    def render_alloc_global(self, stmt, depth):
-        """A buffer for the whole call: 64-byte aligned heap memory, freed after its body."""
-        name, element = self.buffer_names[stmt.buffer.name], storage_type(stmt.buffer.dtype)
-        size = as_operand(strip_parentheses(self.index(stmt.buffer.size())))
-        self.use_helper("quiltc_alloc", helpers.ALLOC)
-        self.emit(depth, f"{element}* {self.restrict} {name} = "
-                         f"quiltc_alloc(sizeof({element}) * {size});")
-        self.statement(stmt.body, depth)
-        self.emit(depth, f"free({name});")
 
     def render_alloc_local(self, stmt, depth):
         """A fixed-size array in the enclosing block (registers or stack)."""

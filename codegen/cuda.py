@@ -35,7 +35,7 @@ from .names import strip_parentheses
 
 AXES = "xyz"
 
-# The base renderer assigns quiltc_alloc's result to typed pointers, which C allows from
+# The prelude assigns quiltc_alloc's result to typed pointers, which C allows from
 # void* and C++ does not: here it returns a value that converts to any pointer type.
 _HOST_ALLOC = """struct quiltc_host_memory
 {
