@@ -80,17 +80,16 @@ static void* quiltc_alloc(size_t bytes)
 
 static inline float quiltc_expf(float x)
 {
-    x = x < -104.0f ? -104.0f : (x > 89.0f ? 89.0f : x);
+    float below_max = x > 89.0f ? 89.0f : x;
+    x = x < -104.0f ? -104.0f : below_max;
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float y = p * r * r + r + 1.0f;
+    float r2 = r * r;
+    float low = 1.66665226e-1f * r + 4.99999940e-1f;
+    float high = 8.36853217e-3f * r + 4.16682921e-2f;
+    float p = (1.38182787e-3f * r2 + high) * r2 + low;
+    float y = (p * r2 + r) + 1.0f;
     int32_t half = (int32_t)n >> 1;
     uint32_t first_bits = (uint32_t)(half + 127) << 23;
     uint32_t second_bits = (uint32_t)((int32_t)n - half + 127) << 23;
