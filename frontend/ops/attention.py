@@ -122,7 +122,7 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
         if name in stages:
             sch.compute_at(stages[name], head)
     _schedule_keys(sch, stages["keys"])
-    _schedule_scores(sch, stages["scores"], max_length, isa)
+    _schedule_scores(sch, stages, max_length, isa)
     _schedule_context(sch, stages["context"], head_size, isa)
     for name in ("exps", "values", "masked"):
         if name in stages:
@@ -161,37 +161,38 @@ def _block_rows(most, vectors_per_row, isa):
     return max(1, min(most, isa.accumulator_registers // vectors_per_row, beside_operands))
 
 
-def _schedule_scores(sch, scores, max_length, isa):
+def _schedule_scores(sch, stages, max_length, isa):
     """Query-key products in register blocks of SCORE_ROWS queries (_block_rows) x
     SCORE_VECTORS vectors of keys summed over the head's depth: each key vector loaded
-    serves every query of the block (split_op on queries and keys; distribute parts the
-    block's whole key tiles from its last keys, so the query loop can move inside the key
-    tile). The last keys of a block, and the last queries of a sequence, accumulate one
-    query at a time in SIMD over contiguous keys."""
+    serves every query of the block. The key loop is padded to whole blocks (keys_t and
+    scores get storage for them, so no key block has a tail: the last keys of a row, run
+    one vector at a time from memory, had taken a tenth of RACE's attention). The last
+    queries of a sequence, fewer than a block, run one query at a time over the same
+    padded key blocks. The padded columns of scores are never read."""
+    scores = stages["scores"]
     lanes = isa.float32_lanes
-    key_tile_size = SCORE_VECTORS * lanes
+    key_tile_size = score_key_tile(isa)
     batch, head, query, key, depth = sch.loops(scores)
     if max_length < key_tile_size:
         sch.reorder(depth, key)
         sch.vectorize(key)
         return
+    sch.pad_storage(stages["keys"], 3, key_tile_size)
+    sch.pad_storage(scores, 3, key_tile_size)
+    sch.pad_loop(key, key_tile_size)
     rows = _block_rows(SCORE_ROWS, SCORE_VECTORS, isa)
-    _query_tile, query_lane, _rest_queries = sch.split_op(query, rows)
-    key_tile, key_lane, _rest_keys = sch.split_op(key, key_tile_size)
-    block_rows, _rows_of_rest_keys = sch.distribute(query_lane)
-    sch.reorder(key_tile, block_rows)
-    sch.reorder(depth, block_rows, key_lane)
-    _sum_in_registers(sch, scores, key_tile, depth, key_lane, lanes, rows=block_rows)
-    _, rest_keys, last_queries = _writer_nests(sch, scores.name)
-    sch.reorder(rest_keys[-1], rest_keys[-2])
-    sch.vectorize(rest_keys[-2])
-    key, depth = last_queries[-2:]
-    key_tile, key_lane, _ = sch.split_op(key, key_tile_size)
-    sch.reorder(depth, key_lane)
-    _sum_in_registers(sch, scores, key_tile, depth, key_lane, lanes)
-    last_keys = _writer_nests(sch, scores.name)[-1]
-    sch.reorder(last_keys[-1], last_keys[-2])
-    sch.vectorize(last_keys[-2])
+    sch.split_op(query, rows)
+    for nest in _writer_nests(sch, scores.name):
+        key, depth = nest[-2:]
+        key_tile, key_lane = sch.split(key, key_tile_size)
+        block_rows = None if len(nest) == 5 else nest[-3]
+        sch.reorder(key_tile, depth, *(() if block_rows is None else (block_rows,)), key_lane)
+        _sum_in_registers(sch, scores, key_tile, depth, key_lane, lanes, rows=block_rows)
+
+
+def score_key_tile(isa):
+    """Keys per register block of scores, the multiple the key loop is padded to."""
+    return SCORE_VECTORS * isa.float32_lanes
 
 
 def _sum_in_registers(sch, tensor, at, reduction, vector_loop, lanes, rows=None):
@@ -266,7 +267,7 @@ def attention(qkv, heads, head_size, max_length, causal=False, out=None):
     result = arguments.direct(out, qkv.values)
     result = np.empty((qkv.total, heads * head_size), np.float32) if result is None else result
     offsets, lengths = qkv.offsets, qkv.lengths
-    for first, last in _sequence_groups(lengths):
+    for first, last in _sequence_groups(lengths, score_key_tile(isa_for(None))):
         rows = slice(offsets[first], offsets[last])
         group_lengths = lengths[first:last]
         target = RaggedArray(result[rows].reshape(-1, heads, head_size), group_lengths)
@@ -274,20 +275,22 @@ def attention(qkv, heads, head_size, max_length, causal=False, out=None):
     return RaggedArray(arguments.write(out, result), lengths)
 
 
-def _sequence_groups(lengths):
+def _sequence_groups(lengths, multiple=1):
     """(first, last) bounds of runs of consecutive sequences with at most
-    GROUP_QUERY_KEY_PAIRS query-key pairs together (one sequence at least) and at most
-    MAX_BATCH sequences (the kernel's batch range).
+    GROUP_QUERY_KEY_PAIRS query-key pairs together (one sequence at least), each length
+    rounded up to `multiple` as the scores' storage is, and at most MAX_BATCH sequences
+    (the kernel's batch range).
 
     One kernel call per group: a whole batch's length x length intermediates would run to
     hundreds of MB, and the kernel keeps them between calls."""
     first, pairs = 0, 0
     for row, length in enumerate(lengths.tolist()):
-        full = pairs + length * length > GROUP_QUERY_KEY_PAIRS or row - first == MAX_BATCH
+        padded = -(-length // multiple) * multiple
+        full = pairs + padded * padded > GROUP_QUERY_KEY_PAIRS or row - first == MAX_BATCH
         if row > first and full:
             yield first, row
             first, pairs = row, 0
-        pairs += length * length
+        pairs += padded * padded
     if first < len(lengths):
         yield first, len(lengths)
 

@@ -11,8 +11,9 @@
 padded extent, with all accesses that use `l` inside their buffers over the padded range:
 a buffer padded along that index by `pad_storage(T, 1, 4)` holds the extra elements, so
 `T[b, l] = ...` above would run unguarded if it read only padded buffers (reading the
-caller's unpadded X needs the guard). Reductions always keep the guard: a padded
-iteration would add to them.
+caller's unpadded X needs the guard). So does a reduction whose element `l` indexes (a
+padded iteration sums into a padded element of its own); a reduction over `l` keeps the
+guard, since a padded iteration would add to a real element.
 """
 
 from dataclasses import dataclass
@@ -54,12 +55,12 @@ class Padding:
 
 
 def _stays_inside(stmt, padding, ranges):
-    """Whether `stmt` may run for the padded iterations: a store into an intermediate
-    whose dim indexed by the loop variable alone spans the padded extent (so the extra
-    iterations write only padding), with every access that uses the variable provably
-    inside its buffer."""
+    """Whether `stmt` may run for the padded iterations: a store or reduction into an
+    intermediate whose dim indexed by the loop variable alone spans the padded extent (so
+    the extra iterations write only padding), with every access that uses the variable
+    provably inside its buffer."""
     var = padding.var
-    if not isinstance(stmt, ir.Store) or stmt.buffer.name not in padding.intermediates:
+    if not isinstance(stmt, (ir.Store, ir.Reduce)) or stmt.buffer.name not in padding.intermediates:
         return False
     if padding.flat:
         writes_padding = stmt.buffer.layout.flat_index(stmt.indices) == var

@@ -162,6 +162,11 @@ def test_sequence_groups_cover_the_batch_within_the_pair_budget(monkeypatch):
     lengths = np.array([3, 0, 1, 7, 2], np.int32)
     assert list(attention._sequence_groups(lengths)) == [(0, 3), (3, 4), (4, 5)]
     assert list(attention._sequence_groups(np.array([], np.int32))) == []
+    # Counted as the scores store them, lengths rounded up to the key tile: the first
+    # three sequences hold 10 pairs, but 32 once padded to multiples of 4.
+    monkeypatch.setattr(attention, "GROUP_QUERY_KEY_PAIRS", 30)
+    assert list(attention._sequence_groups(lengths))[0] == (0, 3)
+    assert list(attention._sequence_groups(lengths, 4)) == [(0, 2), (2, 3), (3, 4), (4, 5)]
 
 
 @pytest.mark.slow

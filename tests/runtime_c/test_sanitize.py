@@ -74,6 +74,27 @@ _RAGGED_ATTENTION = textwrap.dedent("""
     print("sanitized run clean")
 """)
 
+# quiltc.attention's kernel (register-blocked scores over key blocks padded past each
+# row's end, with AVX2's block sizes and the host's) on lengths on both sides of a key
+# block, against numpy per sequence.
+_PADDED_ATTENTION = textwrap.dedent("""
+    import functools
+    import numpy as np
+    import quiltc as qc
+    from quiltc import attention
+    attention.build = functools.partial(attention.build, sanitize=True)
+    rng = np.random.default_rng(0)
+    for lanes, causal in ((8, False), (8, True), (None, False)):
+        kernel = attention._attention_kernel.__wrapped__(2, 64, 40, causal, lanes)
+        for lengths in ([0], [1], [40], [15, 0, 17, 33, 6], list(rng.integers(0, 41, 8))):
+            rows = [rng.standard_normal((n, 384)).astype(np.float32) for n in lengths]
+            qkv = qc.RaggedArray.from_list(rows, inner_shape=(384,))
+            got = kernel(QKV=qkv)
+            for values, want in zip(got, attention.reference_attention(rows, 2, 64, causal)):
+                np.testing.assert_allclose(values.reshape(-1, 128), want, rtol=1e-4, atol=1e-5)
+    print("sanitized run clean")
+""")
+
 # A kernel that reads one element past its input: rendered and loaded directly, since
 # qc.build's verifier would refuse it. The sanitizer must catch the read.
 _OUT_OF_BOUNDS = textwrap.dedent("""
@@ -134,6 +155,12 @@ def test_fused_graphs_run_clean_under_asan_and_ubsan():
 
 def test_ragged_attention_runs_clean_under_asan_and_ubsan():
     result = _run_sanitized(_RAGGED_ATTENTION)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "sanitized run clean" in result.stdout
+
+
+def test_padded_attention_kernel_runs_clean_under_asan_and_ubsan():
+    result = _run_sanitized(_PADDED_ATTENTION)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "sanitized run clean" in result.stdout
 

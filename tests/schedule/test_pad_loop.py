@@ -93,6 +93,40 @@ def test_padded_dense_loops_match_numpy(rows, columns, multiple, pad_storage, se
     helpers.check_schedule(sch, {"A": a}, reference)
 
 
+def _column_sums(rows, columns):
+    a = qc.placeholder((rows, columns), "float32", "A")
+    doubled = qc.compute((rows, columns), lambda i, j: a[i, j] * np.float32(2.0), "P")
+    k = qc.reduce_axis(rows, "k")
+    sums = qc.compute((rows, columns), lambda i, j: qc.sum(doubled[k, j] * doubled[i, j], axis=k),
+                      "S")
+    row_k = qc.reduce_axis(columns, "m")
+    totals = qc.compute((rows,), lambda i: qc.sum(sums[i, row_k], axis=row_k), "R")
+    return qc.compute((rows, columns), lambda i, j: sums[i, j] + totals[i], "C")
+
+
+@settings(max_examples=examples(15))
+@given(rows=st.sampled_from([1, 3]), columns=st.sampled_from([1, 5, 8, 9]),
+       multiple=st.integers(2, 5), seed=st.integers(0, 2**16))
+def test_a_reduction_into_padded_storage_runs_the_padded_iterations(rows, columns, multiple,
+                                                                      seed):
+    sch = qc.Schedule(_column_sums(rows, columns))
+    sch.pad_storage("P", 1, multiple)
+    sch.pad_storage("S", 1, multiple)
+    sch.pad_loop(sch.loops("P")[1], multiple)
+    sch.pad_loop(sch.loops("S")[1], multiple)
+    sch.pad_loop(sch.loops("R")[1], multiple)
+    # S's padded iterations each sum into their own padded element; R's loop over the
+    # columns is its reduction axis, where a padded iteration would add garbage to a real
+    # total, so it keeps its guard.
+    assert [guarded for guarded, _ in _stores(sch.kernel, "S")] == [False]
+    assert [guarded for guarded, stmt in _stores(sch.kernel, "R")
+            if isinstance(stmt, ir.Reduce)] == [columns % multiple != 0]
+    a = helpers.random_array(np.random.default_rng(seed), (rows, columns))
+    doubled = a * np.float32(2.0)
+    sums = doubled.sum(axis=0, keepdims=True) * doubled
+    helpers.check_schedule(sch, {"A": a}, {"C": sums + sums.sum(axis=1, keepdims=True)})
+
+
 def test_padded_extent_rounds_up():
     sch = qc.Schedule(_dense_pipeline(2, 11))
     j = sch.pad_loop(sch.loops("T")[1], 4)
