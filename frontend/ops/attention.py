@@ -31,7 +31,9 @@ SCORE_VECTORS = 2
 # Keys per tile of the keys' transpose: 16 float32 fill a 64-byte cache line of keys_t.
 # Against the whole key loop at once: RACE 1.07x, wiki_512 1.05x, squadv2 1.08x, MRPC
 # 1.08x (whole attention, 32 sequences, 2-core AVX2 host, alternating A/B); 8 and 32 keys
-# gained less (1.04-1.06x, 1.01-1.03x).
+# gained less (1.04-1.06x, 1.01-1.03x). Whole tiles and a remainder (split_op) rather
+# than a guard on every element, which gcc copied one scalar at a time: another 1.05x
+# on RACE and wiki_512, 1.11x on squadv2, 1.22x on MRPC.
 KEY_TILE = 16
 # Queries per register block of scores, at most: each key vector loaded serves every query
 # of the block. 6 queries fill AVX2's 12 accumulators with their 2 key vectors and one
@@ -145,10 +147,12 @@ def _schedule_keys(sch, keys):
     """The head's keys transposed a tile of KEY_TILE keys at a time: the tile's rows of QKV
     stay in L1 while the loop over the head's depth gathers from them, and each depth step
     writes one whole line of keys_t. Over every key at once, the rows of a 512-long
-    sequence (a line each, 32 KiB) fell out of L1 between depth steps."""
+    sequence (a line each, 32 KiB) fell out of L1 between depth steps. The last keys,
+    fewer than a tile, are copied a row at a time."""
     depth, key = sch.loops(keys)[-2:]
-    key_tile, key_lane = sch.split(key, KEY_TILE)
-    sch.reorder(key_tile, depth, key_lane)
+    sch.reorder(key, depth)
+    _key_tile, key_lane, _rest = sch.split_op(key, KEY_TILE)
+    sch.reorder(depth, key_lane)
     sch.vectorize(key_lane)
 
 

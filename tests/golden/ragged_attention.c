@@ -12,8 +12,9 @@
  *     sch.compute_at('masked', 'h_8')
  *     sch.compute_at('scores', 'h_8')
  *     sch.compute_at('keys_t', 'h_8')
- *     keys_t_j_o, keys_t_j_i = sch.split('keys_t_j', 16)
- *     sch.reorder('keys_t_j_o', 'keys_t_d', 'keys_t_j_i')
+ *     sch.reorder('keys_t_j', 'keys_t_d')
+ *     keys_t_j_o, keys_t_j_i, keys_t_j_r = sch.split_op('keys_t_j', 16)
+ *     sch.reorder('keys_t_d', 'keys_t_j_i')
  *     sch.vectorize('keys_t_j_i')
  *     sch.pad_storage('keys_t', 3, 32)
  *     sch.pad_storage('scores', 3, 32)
@@ -171,14 +172,20 @@ void ragged_attention(
     float* restrict row_sum = quiltc_take(&quiltc_kept_row_sum, sizeof(float) * 4 * L_off1[B]);
     #pragma omp parallel for schedule(dynamic)
     for (int64_t b_8_h_8 = 0; b_8_h_8 < 4 * B; ++b_8_h_8) {
-        for (int64_t keys_t_j_o = 0; keys_t_j_o < (15 + L_len[(b_8_h_8 / 4)]) / 16; ++keys_t_j_o) {
+        for (int64_t keys_t_j_o = 0; keys_t_j_o < L_len[(b_8_h_8 / 4)] / 16; ++keys_t_j_o) {
             for (int64_t keys_t_d = 0; keys_t_d < 16; ++keys_t_d) {
+                const int64_t quiltc_L_len_0 = L_len[(b_8_h_8 / 4)];
+                const int64_t quiltc_L_off1_1 = L_off1[(b_8_h_8 / 4)];
+                const int64_t quiltc_L_off1_pad32_2 = L_off1_pad32[(b_8_h_8 / 4)];
                 #pragma omp simd
                 for (int64_t keys_t_j_i = 0; keys_t_j_i < 16; ++keys_t_j_i) {
-                    if ((keys_t_j_i + (16 * keys_t_j_o)) < L_len[(b_8_h_8 / 4)]) {
-                        keys_t[keys_t_j_i + (16 * keys_t_j_o) + (64 * L_off1_pad32[(b_8_h_8 / 4)]) + (keys_t_d * L_len[(b_8_h_8 / 4)]) + (keys_t_d * ((31 * L_len[(b_8_h_8 / 4)]) % 32)) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * L_len[(b_8_h_8 / 4)]) % 32))] = QKV[64 + keys_t_d + (16 * (b_8_h_8 % 4)) + (192 * keys_t_j_i) + (192 * L_off1[(b_8_h_8 / 4)]) + (3072 * keys_t_j_o)];
-                    }
+                    keys_t[keys_t_j_i + (16 * keys_t_j_o) + (64 * quiltc_L_off1_pad32_2) + (quiltc_L_len_0 * keys_t_d) + (keys_t_d * ((31 * quiltc_L_len_0) % 32)) + (16 * quiltc_L_len_0 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_0) % 32))] = QKV[64 + keys_t_d + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_1) + (192 * keys_t_j_i) + (3072 * keys_t_j_o)];
                 }
+            }
+        }
+        for (int64_t keys_t_j_r = 0; keys_t_j_r < L_len[(b_8_h_8 / 4)] - (16 * (L_len[(b_8_h_8 / 4)] / 16)); ++keys_t_j_r) {
+            for (int64_t keys_t_d_r = 0; keys_t_d_r < 16; ++keys_t_d_r) {
+                keys_t[keys_t_j_r + (16 * (L_len[(b_8_h_8 / 4)] / 16)) + (64 * L_off1_pad32[(b_8_h_8 / 4)]) + (keys_t_d_r * L_len[(b_8_h_8 / 4)]) + (keys_t_d_r * ((31 * L_len[(b_8_h_8 / 4)]) % 32)) + (16 * L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * L_len[(b_8_h_8 / 4)]) % 32))] = QKV[64 + keys_t_d_r + (16 * (b_8_h_8 % 4)) + (192 * keys_t_j_r) + (192 * L_off1[(b_8_h_8 / 4)]) + (3072 * (L_len[(b_8_h_8 / 4)] / 16))];
             }
         }
         for (int64_t scores_i_o = 0; scores_i_o < L_len[(b_8_h_8 / 4)] / 6; ++scores_i_o) {
@@ -194,12 +201,12 @@ void ragged_attention(
                     for (int64_t scores_i_i = 0; scores_i_i < 6; ++scores_i_i) {
                         #pragma GCC unroll 2
                         for (int64_t scores_j_1_i_o = 0; scores_j_1_i_o < 2; ++scores_j_1_i_o) {
-                            const int64_t quiltc_L_len_0 = L_len[(b_8_h_8 / 4)];
-                            const int64_t quiltc_L_off1_1 = L_off1[(b_8_h_8 / 4)];
-                            const int64_t quiltc_L_off1_pad32_2 = L_off1_pad32[(b_8_h_8 / 4)];
+                            const int64_t quiltc_L_len_3 = L_len[(b_8_h_8 / 4)];
+                            const int64_t quiltc_L_off1_4 = L_off1[(b_8_h_8 / 4)];
+                            const int64_t quiltc_L_off1_pad32_5 = L_off1_pad32[(b_8_h_8 / 4)];
                             #pragma omp simd
                             for (int64_t scores_j_1_i_i = 0; scores_j_1_i_i < 16; ++scores_j_1_i_i) {
-                                scores_local[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_i_i)] += QKV[d_1 + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_1) + (192 * scores_i_i) + (1152 * scores_i_o)] * keys_t[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_j_1_o) + (64 * quiltc_L_off1_pad32_2) + (quiltc_L_len_0 * d_1) + (d_1 * ((31 * quiltc_L_len_0) % 32)) + (16 * quiltc_L_len_0 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_0) % 32))];
+                                scores_local[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_i_i)] += QKV[d_1 + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_4) + (192 * scores_i_i) + (1152 * scores_i_o)] * keys_t[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_j_1_o) + (64 * quiltc_L_off1_pad32_5) + (quiltc_L_len_3 * d_1) + (d_1 * ((31 * quiltc_L_len_3) % 32)) + (16 * quiltc_L_len_3 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_3) % 32))];
                             }
                         }
                     }
@@ -220,12 +227,12 @@ void ragged_attention(
                 for (int64_t d_1_r = 0; d_1_r < 16; ++d_1_r) {
                     #pragma GCC unroll 2
                     for (int64_t scores_j_1_r_i_o = 0; scores_j_1_r_i_o < 2; ++scores_j_1_r_i_o) {
-                        const int64_t quiltc_L_len_3 = L_len[(b_8_h_8 / 4)];
-                        const int64_t quiltc_L_off1_4 = L_off1[(b_8_h_8 / 4)];
-                        const int64_t quiltc_L_off1_pad32_5 = L_off1_pad32[(b_8_h_8 / 4)];
+                        const int64_t quiltc_L_len_6 = L_len[(b_8_h_8 / 4)];
+                        const int64_t quiltc_L_off1_7 = L_off1[(b_8_h_8 / 4)];
+                        const int64_t quiltc_L_off1_pad32_8 = L_off1_pad32[(b_8_h_8 / 4)];
                         #pragma omp simd
                         for (int64_t scores_j_1_r_i_i = 0; scores_j_1_r_i_i < 16; ++scores_j_1_r_i_i) {
-                            scores_local_1[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o)] += QKV[d_1_r + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_4) + (192 * scores_i_r) + (1152 * (quiltc_L_len_3 / 6))] * keys_t[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o) + (32 * scores_j_1_r_o) + (64 * quiltc_L_off1_pad32_5) + (quiltc_L_len_3 * d_1_r) + (d_1_r * ((31 * quiltc_L_len_3) % 32)) + (16 * quiltc_L_len_3 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_3) % 32))];
+                            scores_local_1[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o)] += QKV[d_1_r + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_7) + (192 * scores_i_r) + (1152 * (quiltc_L_len_6 / 6))] * keys_t[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o) + (32 * scores_j_1_r_o) + (64 * quiltc_L_off1_pad32_8) + (quiltc_L_len_6 * d_1_r) + (d_1_r * ((31 * quiltc_L_len_6) % 32)) + (16 * quiltc_L_len_6 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_6) % 32))];
                         }
                     }
                 }
@@ -235,60 +242,60 @@ void ragged_attention(
             }
         }
         for (int64_t masked_i_1 = 0; masked_i_1 < L_len[(b_8_h_8 / 4)]; ++masked_i_1) {
-            const int64_t quiltc_L_len_6 = L_len[(b_8_h_8 / 4)];
-            const int64_t quiltc_L_off2_7 = L_off2[(b_8_h_8 / 4)];
-            const int64_t quiltc_L_off2_pad32_8 = L_off2_pad32[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_len_9 = L_len[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_off2_10 = L_off2[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_off2_pad32_11 = L_off2_pad32[(b_8_h_8 / 4)];
             #pragma omp simd
-            for (int64_t masked_j_2 = 0; masked_j_2 < quiltc_L_len_6; ++masked_j_2) {
-                masked[masked_j_2 + (4 * quiltc_L_off2_7) + (quiltc_L_len_6 * masked_i_1) + ((quiltc_L_len_6 * quiltc_L_len_6) * (b_8_h_8 % 4))] = quiltc_select_float32(masked_j_2 <= masked_i_1, scores[masked_j_2 + (4 * quiltc_L_off2_pad32_8) + (quiltc_L_len_6 * masked_i_1) + (masked_i_1 * ((31 * quiltc_L_len_6) % 32)) + ((quiltc_L_len_6 * quiltc_L_len_6) * (b_8_h_8 % 4)) + ((((31 * quiltc_L_len_6) % 32) * ((31 * quiltc_L_len_6) % 32)) * (b_8_h_8 % 4)) + (2 * quiltc_L_len_6 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_6) % 32))], -INFINITY);
+            for (int64_t masked_j_2 = 0; masked_j_2 < quiltc_L_len_9; ++masked_j_2) {
+                masked[masked_j_2 + (4 * quiltc_L_off2_10) + (quiltc_L_len_9 * masked_i_1) + ((quiltc_L_len_9 * quiltc_L_len_9) * (b_8_h_8 % 4))] = quiltc_select_float32(masked_j_2 <= masked_i_1, scores[masked_j_2 + (4 * quiltc_L_off2_pad32_11) + (quiltc_L_len_9 * masked_i_1) + (masked_i_1 * ((31 * quiltc_L_len_9) % 32)) + ((quiltc_L_len_9 * quiltc_L_len_9) * (b_8_h_8 % 4)) + ((((31 * quiltc_L_len_9) % 32) * ((31 * quiltc_L_len_9) % 32)) * (b_8_h_8 % 4)) + (2 * quiltc_L_len_9 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_9) % 32))], -INFINITY);
             }
         }
         for (int64_t row_max_i_2 = 0; row_max_i_2 < L_len[(b_8_h_8 / 4)]; ++row_max_i_2) {
             row_max[row_max_i_2 + (4 * L_off1[(b_8_h_8 / 4)]) + (L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = -INFINITY;
-            const int64_t quiltc_L_len_9 = L_len[(b_8_h_8 / 4)];
-            const int64_t quiltc_L_off1_10 = L_off1[(b_8_h_8 / 4)];
-            const int64_t quiltc_L_off2_11 = L_off2[(b_8_h_8 / 4)];
-            {
-                float quiltc_accumulator = row_max[row_max_i_2 + (4 * quiltc_L_off1_10) + (quiltc_L_len_9 * (b_8_h_8 % 4))];
-                int quiltc_unordered = quiltc_accumulator != quiltc_accumulator;
-                #pragma omp simd reduction(max:quiltc_accumulator) reduction(|:quiltc_unordered)
-                for (int64_t j_3 = 0; j_3 < quiltc_L_len_9; ++j_3) {
-                    float quiltc_value = masked[j_3 + (4 * quiltc_L_off2_11) + (quiltc_L_len_9 * row_max_i_2) + ((quiltc_L_len_9 * quiltc_L_len_9) * (b_8_h_8 % 4))];
-                    quiltc_accumulator = quiltc_accumulator > quiltc_value ? quiltc_accumulator : quiltc_value;
-                    quiltc_unordered |= quiltc_value != quiltc_value;
-                }
-                row_max[row_max_i_2 + (4 * quiltc_L_off1_10) + (quiltc_L_len_9 * (b_8_h_8 % 4))] = quiltc_unordered ? NAN : quiltc_accumulator;
-            }
-        }
-        for (int64_t exps_i_3 = 0; exps_i_3 < L_len[(b_8_h_8 / 4)]; ++exps_i_3) {
             const int64_t quiltc_L_len_12 = L_len[(b_8_h_8 / 4)];
             const int64_t quiltc_L_off1_13 = L_off1[(b_8_h_8 / 4)];
             const int64_t quiltc_L_off2_14 = L_off2[(b_8_h_8 / 4)];
+            {
+                float quiltc_accumulator = row_max[row_max_i_2 + (4 * quiltc_L_off1_13) + (quiltc_L_len_12 * (b_8_h_8 % 4))];
+                int quiltc_unordered = quiltc_accumulator != quiltc_accumulator;
+                #pragma omp simd reduction(max:quiltc_accumulator) reduction(|:quiltc_unordered)
+                for (int64_t j_3 = 0; j_3 < quiltc_L_len_12; ++j_3) {
+                    float quiltc_value = masked[j_3 + (4 * quiltc_L_off2_14) + (quiltc_L_len_12 * row_max_i_2) + ((quiltc_L_len_12 * quiltc_L_len_12) * (b_8_h_8 % 4))];
+                    quiltc_accumulator = quiltc_accumulator > quiltc_value ? quiltc_accumulator : quiltc_value;
+                    quiltc_unordered |= quiltc_value != quiltc_value;
+                }
+                row_max[row_max_i_2 + (4 * quiltc_L_off1_13) + (quiltc_L_len_12 * (b_8_h_8 % 4))] = quiltc_unordered ? NAN : quiltc_accumulator;
+            }
+        }
+        for (int64_t exps_i_3 = 0; exps_i_3 < L_len[(b_8_h_8 / 4)]; ++exps_i_3) {
+            const int64_t quiltc_L_len_15 = L_len[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_off1_16 = L_off1[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_off2_17 = L_off2[(b_8_h_8 / 4)];
             #pragma omp simd
-            for (int64_t exps_j_4 = 0; exps_j_4 < quiltc_L_len_12; ++exps_j_4) {
-                exps[exps_j_4 + (4 * quiltc_L_off2_14) + (quiltc_L_len_12 * exps_i_3) + ((quiltc_L_len_12 * quiltc_L_len_12) * (b_8_h_8 % 4))] = quiltc_expf((masked[exps_j_4 + (4 * quiltc_L_off2_14) + (quiltc_L_len_12 * exps_i_3) + ((quiltc_L_len_12 * quiltc_L_len_12) * (b_8_h_8 % 4))] - row_max[exps_i_3 + (4 * quiltc_L_off1_13) + (quiltc_L_len_12 * (b_8_h_8 % 4))]) * 0.25f);
+            for (int64_t exps_j_4 = 0; exps_j_4 < quiltc_L_len_15; ++exps_j_4) {
+                exps[exps_j_4 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * exps_i_3) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] = quiltc_expf((masked[exps_j_4 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * exps_i_3) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] - row_max[exps_i_3 + (4 * quiltc_L_off1_16) + (quiltc_L_len_15 * (b_8_h_8 % 4))]) * 0.25f);
             }
         }
         for (int64_t row_sum_i_5 = 0; row_sum_i_5 < L_len[(b_8_h_8 / 4)]; ++row_sum_i_5) {
             row_sum[row_sum_i_5 + (4 * L_off1[(b_8_h_8 / 4)]) + (L_len[(b_8_h_8 / 4)] * (b_8_h_8 % 4))] = 0.0f;
-            const int64_t quiltc_L_len_15 = L_len[(b_8_h_8 / 4)];
-            const int64_t quiltc_L_off1_16 = L_off1[(b_8_h_8 / 4)];
-            const int64_t quiltc_L_off2_17 = L_off2[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_len_18 = L_len[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_off1_19 = L_off1[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_off2_20 = L_off2[(b_8_h_8 / 4)];
             {
-                float quiltc_accumulator = row_sum[row_sum_i_5 + (4 * quiltc_L_off1_16) + (quiltc_L_len_15 * (b_8_h_8 % 4))];
+                float quiltc_accumulator = row_sum[row_sum_i_5 + (4 * quiltc_L_off1_19) + (quiltc_L_len_18 * (b_8_h_8 % 4))];
                 #pragma omp simd reduction(+:quiltc_accumulator)
-                for (int64_t j_7 = 0; j_7 < quiltc_L_len_15; ++j_7) {
-                    quiltc_accumulator += exps[j_7 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * row_sum_i_5) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))];
+                for (int64_t j_7 = 0; j_7 < quiltc_L_len_18; ++j_7) {
+                    quiltc_accumulator += exps[j_7 + (4 * quiltc_L_off2_20) + (quiltc_L_len_18 * row_sum_i_5) + ((quiltc_L_len_18 * quiltc_L_len_18) * (b_8_h_8 % 4))];
                 }
-                row_sum[row_sum_i_5 + (4 * quiltc_L_off1_16) + (quiltc_L_len_15 * (b_8_h_8 % 4))] = quiltc_accumulator;
+                row_sum[row_sum_i_5 + (4 * quiltc_L_off1_19) + (quiltc_L_len_18 * (b_8_h_8 % 4))] = quiltc_accumulator;
             }
         }
         for (int64_t values_j_5 = 0; values_j_5 < L_len[(b_8_h_8 / 4)]; ++values_j_5) {
-            const int64_t quiltc_L_len_18 = L_len[(b_8_h_8 / 4)];
-            const int64_t quiltc_L_off1_19 = L_off1[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_len_21 = L_len[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_off1_22 = L_off1[(b_8_h_8 / 4)];
             #pragma omp simd
             for (int64_t values_e = 0; values_e < 16; ++values_e) {
-                values[values_e + (16 * values_j_5) + (64 * quiltc_L_off1_19) + (16 * quiltc_L_len_18 * (b_8_h_8 % 4))] = QKV[128 + values_e + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_19) + (192 * values_j_5)];
+                values[values_e + (16 * values_j_5) + (64 * quiltc_L_off1_22) + (16 * quiltc_L_len_21 * (b_8_h_8 % 4))] = QKV[128 + values_e + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_22) + (192 * values_j_5)];
             }
         }
         for (int64_t context_i_4_o = 0; context_i_4_o < L_len[(b_8_h_8 / 4)] / 6; ++context_i_4_o) {
@@ -303,12 +310,12 @@ void ragged_attention(
                 for (int64_t context_i_4_i = 0; context_i_4_i < 6; ++context_i_4_i) {
                     #pragma GCC unroll 1
                     for (int64_t context_e_1_o = 0; context_e_1_o < 1; ++context_e_1_o) {
-                        const int64_t quiltc_L_len_20 = L_len[(b_8_h_8 / 4)];
-                        const int64_t quiltc_L_off1_21 = L_off1[(b_8_h_8 / 4)];
-                        const int64_t quiltc_L_off2_22 = L_off2[(b_8_h_8 / 4)];
+                        const int64_t quiltc_L_len_23 = L_len[(b_8_h_8 / 4)];
+                        const int64_t quiltc_L_off1_24 = L_off1[(b_8_h_8 / 4)];
+                        const int64_t quiltc_L_off2_25 = L_off2[(b_8_h_8 / 4)];
                         #pragma omp simd
                         for (int64_t context_e_1_i = 0; context_e_1_i < 16; ++context_e_1_i) {
-                            context_local[context_e_1_i + (16 * context_e_1_o) + (16 * context_i_4_i)] += exps[j_6 + (4 * quiltc_L_off2_22) + (quiltc_L_len_20 * context_i_4_i) + ((quiltc_L_len_20 * quiltc_L_len_20) * (b_8_h_8 % 4)) + (6 * quiltc_L_len_20 * context_i_4_o)] * values[context_e_1_i + (16 * context_e_1_o) + (16 * j_6) + (64 * quiltc_L_off1_21) + (16 * quiltc_L_len_20 * (b_8_h_8 % 4))];
+                            context_local[context_e_1_i + (16 * context_e_1_o) + (16 * context_i_4_i)] += exps[j_6 + (4 * quiltc_L_off2_25) + (quiltc_L_len_23 * context_i_4_i) + ((quiltc_L_len_23 * quiltc_L_len_23) * (b_8_h_8 % 4)) + (6 * quiltc_L_len_23 * context_i_4_o)] * values[context_e_1_i + (16 * context_e_1_o) + (16 * j_6) + (64 * quiltc_L_off1_24) + (16 * quiltc_L_len_23 * (b_8_h_8 % 4))];
                         }
                     }
                 }
@@ -327,12 +334,12 @@ void ragged_attention(
             for (int64_t j_6_r = 0; j_6_r < L_len[(b_8_h_8 / 4)]; ++j_6_r) {
                 #pragma GCC unroll 1
                 for (int64_t context_e_1_r_o = 0; context_e_1_r_o < 1; ++context_e_1_r_o) {
-                    const int64_t quiltc_L_len_23 = L_len[(b_8_h_8 / 4)];
-                    const int64_t quiltc_L_off1_24 = L_off1[(b_8_h_8 / 4)];
-                    const int64_t quiltc_L_off2_25 = L_off2[(b_8_h_8 / 4)];
+                    const int64_t quiltc_L_len_26 = L_len[(b_8_h_8 / 4)];
+                    const int64_t quiltc_L_off1_27 = L_off1[(b_8_h_8 / 4)];
+                    const int64_t quiltc_L_off2_28 = L_off2[(b_8_h_8 / 4)];
                     #pragma omp simd
                     for (int64_t context_e_1_r_i = 0; context_e_1_r_i < 16; ++context_e_1_r_i) {
-                        context_local_1[context_e_1_r_i + (16 * context_e_1_r_o)] += exps[j_6_r + (4 * quiltc_L_off2_25) + (quiltc_L_len_23 * context_i_4_r) + ((quiltc_L_len_23 * quiltc_L_len_23) * (b_8_h_8 % 4)) + (6 * quiltc_L_len_23 * (quiltc_L_len_23 / 6))] * values[context_e_1_r_i + (16 * context_e_1_r_o) + (16 * j_6_r) + (64 * quiltc_L_off1_24) + (16 * quiltc_L_len_23 * (b_8_h_8 % 4))];
+                        context_local_1[context_e_1_r_i + (16 * context_e_1_r_o)] += exps[j_6_r + (4 * quiltc_L_off2_28) + (quiltc_L_len_26 * context_i_4_r) + ((quiltc_L_len_26 * quiltc_L_len_26) * (b_8_h_8 % 4)) + (6 * quiltc_L_len_26 * (quiltc_L_len_26 / 6))] * values[context_e_1_r_i + (16 * context_e_1_r_o) + (16 * j_6_r) + (64 * quiltc_L_off1_27) + (16 * quiltc_L_len_26 * (b_8_h_8 % 4))];
                     }
                 }
             }
@@ -341,11 +348,11 @@ void ragged_attention(
             }
         }
         for (int64_t i_6 = 0; i_6 < L_len[(b_8_h_8 / 4)]; ++i_6) {
-            const int64_t quiltc_L_len_26 = L_len[(b_8_h_8 / 4)];
-            const int64_t quiltc_L_off1_27 = L_off1[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_len_29 = L_len[(b_8_h_8 / 4)];
+            const int64_t quiltc_L_off1_30 = L_off1[(b_8_h_8 / 4)];
             #pragma omp simd
             for (int64_t e_2 = 0; e_2 < 16; ++e_2) {
-                attention[e_2 + (16 * (b_8_h_8 % 4)) + (64 * quiltc_L_off1_27) + (64 * i_6)] = context[e_2 + (16 * i_6) + (64 * quiltc_L_off1_27) + (16 * quiltc_L_len_26 * (b_8_h_8 % 4))] / row_sum[i_6 + (4 * quiltc_L_off1_27) + (quiltc_L_len_26 * (b_8_h_8 % 4))];
+                attention[e_2 + (16 * (b_8_h_8 % 4)) + (64 * quiltc_L_off1_30) + (64 * i_6)] = context[e_2 + (16 * i_6) + (64 * quiltc_L_off1_30) + (16 * quiltc_L_len_29 * (b_8_h_8 % 4))] / row_sum[i_6 + (4 * quiltc_L_off1_30) + (quiltc_L_len_29 * (b_8_h_8 % 4))];
             }
         }
     }
