@@ -470,3 +470,29 @@ def test_table_lookups_a_simd_loop_does_not_move_are_read_once_before_it(lengths
     got = built(X=qc.RaggedArray.from_list(rows))
     for row, maxima in zip(rows, got):
         np.testing.assert_array_equal(maxima, np.outer(row, row).max(axis=1, initial=-np.inf))
+
+
+@functools.cache
+def _row_sums(dtype):
+    """Each row's sum and sum of squares over a size that may be shorter than, equal to or
+    longer than a block of partial sums, vectorized over the row."""
+    rows, columns = qc.var("R", 1, 8), qc.var("C", 0, 300)
+    x = qc.placeholder((rows, columns), dtype, "X")
+    column = qc.reduce_axis(columns, "c")
+    sums = qc.compute((rows,), lambda r: qc.sum(x[r, column] * x[r, column], axis=column), "S")
+    sch = qc.Schedule(sums)
+    sch.vectorize(sch.loops(sums)[-1])
+    return qc.build(sch)
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(columns=st.sampled_from([0, 1, 63, 64, 65, 127, 128, 129, 300]) | st.integers(0, 300),
+       dtype=st.sampled_from(["float32", "float64"]), seed=SEEDS)
+def test_a_simd_float_sum_adds_blocks_into_partial_sums(columns, dtype, seed):
+    # One vector accumulator made every addition wait on the one before it.
+    built = _row_sums(dtype)
+    assert "quiltc_partial[c - quiltc_block] +=" in built.source
+    x = random_array(np.random.default_rng(seed), (3, columns), dtype)
+    rtol, atol = tolerance(np.dtype(dtype))
+    np.testing.assert_allclose(built(X=x), (x.astype(np.float64) ** 2).sum(axis=1),
+                               rtol=rtol, atol=atol * max(columns, 1))

@@ -282,10 +282,24 @@ void ragged_attention(
             const int64_t quiltc_L_off1_19 = L_off1[(b_8_h_8 / 4)];
             const int64_t quiltc_L_off2_20 = L_off2[(b_8_h_8 / 4)];
             {
+                float quiltc_partial[64] = {0};
+                const int64_t quiltc_whole = (quiltc_L_len_18) / 64 * 64;
+                for (int64_t quiltc_block = 0; quiltc_block < quiltc_whole; quiltc_block += 64) {
+                    #pragma omp simd
+                    for (int64_t j_7 = quiltc_block; j_7 < quiltc_block + 64; ++j_7) {
+                        quiltc_partial[j_7 - quiltc_block] += exps[j_7 + (4 * quiltc_L_off2_20) + (quiltc_L_len_18 * row_sum_i_5) + ((quiltc_L_len_18 * quiltc_L_len_18) * (b_8_h_8 % 4))];
+                    }
+                }
                 float quiltc_accumulator = row_sum[row_sum_i_5 + (4 * quiltc_L_off1_19) + (quiltc_L_len_18 * (b_8_h_8 % 4))];
                 #pragma omp simd reduction(+:quiltc_accumulator)
-                for (int64_t j_7 = 0; j_7 < quiltc_L_len_18; ++j_7) {
+                for (int64_t j_7 = quiltc_whole; j_7 < quiltc_L_len_18; ++j_7) {
                     quiltc_accumulator += exps[j_7 + (4 * quiltc_L_off2_20) + (quiltc_L_len_18 * row_sum_i_5) + ((quiltc_L_len_18 * quiltc_L_len_18) * (b_8_h_8 % 4))];
+                }
+                if (quiltc_whole > 0) {
+                    #pragma omp simd reduction(+:quiltc_accumulator)
+                    for (int64_t quiltc_lane = 0; quiltc_lane < 64; ++quiltc_lane) {
+                        quiltc_accumulator += quiltc_partial[quiltc_lane];
+                    }
                 }
                 row_sum[row_sum_i_5 + (4 * quiltc_L_off1_19) + (quiltc_L_len_18 * (b_8_h_8 % 4))] = quiltc_accumulator;
             }
