@@ -75,13 +75,15 @@ class CRenderer(CLikeRenderer):
         self.emit(depth, f"quiltc_give(&quiltc_kept_{name}, {name});")
 
     def math_function(self, function, dtype):
-        """As the base spells it, also defining the tanh and erf helpers and the
-        quiltc_expf they call."""
+        """As the base spells it, also defining the tanh and erf helpers (and the
+        quiltc_expf that erf calls)."""
         name = super().math_function(function, dtype)
         if name in helpers.EXPF_CALLERS:
             self.math_function("exp", dtype)
             self.use_helper(name, self.helper_prefix + helpers.EXPF_DECLARATION + "\n"
                             + self.helper_prefix + helpers.EXPF_CALLERS[name])
+        elif name in helpers.STANDALONE:
+            self.use_helper(name, self.helper_prefix + helpers.STANDALONE[name])
         return name
 
     def index(self, expr):
