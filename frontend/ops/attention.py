@@ -175,7 +175,7 @@ def _schedule_scores(sch, stages, max_length, isa):
     padded key blocks. The padded columns of scores are never read."""
     scores = stages["scores"]
     lanes = isa.float32_lanes
-    key_tile_size = score_key_tile(isa)
+    key_tile_size = _score_key_tile(isa)
     batch, head, query, key, depth = sch.loops(scores)
     if max_length < key_tile_size:
         sch.reorder(depth, key)
@@ -185,16 +185,16 @@ def _schedule_scores(sch, stages, max_length, isa):
     sch.pad_storage(scores, 3, key_tile_size)
     sch.pad_loop(key, key_tile_size)
     rows = _block_rows(SCORE_ROWS, SCORE_VECTORS, isa)
-    sch.split_op(query, rows)
-    for nest in _writer_nests(sch, scores.name):
+    _query_tile, query_lane, _rest_queries = sch.split_op(query, rows)
+    for nest, block_rows in zip(_writer_nests(sch, scores.name), (query_lane, None)):
         key, depth = nest[-2:]
         key_tile, key_lane = sch.split(key, key_tile_size)
-        block_rows = None if len(nest) == 5 else nest[-3]
-        sch.reorder(key_tile, depth, *(() if block_rows is None else (block_rows,)), key_lane)
+        inner = (depth, key_lane) if block_rows is None else (depth, block_rows, key_lane)
+        sch.reorder(key_tile, *inner)
         _sum_in_registers(sch, scores, key_tile, depth, key_lane, lanes, rows=block_rows)
 
 
-def score_key_tile(isa):
+def _score_key_tile(isa):
     """Keys per register block of scores, the multiple the key loop is padded to."""
     return SCORE_VECTORS * isa.float32_lanes
 
@@ -271,7 +271,7 @@ def attention(qkv, heads, head_size, max_length, causal=False, out=None):
     result = arguments.direct(out, qkv.values)
     result = np.empty((qkv.total, heads * head_size), np.float32) if result is None else result
     offsets, lengths = qkv.offsets, qkv.lengths
-    for first, last in _sequence_groups(lengths, score_key_tile(isa_for(None))):
+    for first, last in _sequence_groups(lengths, _score_key_tile(isa_for(None))):
         rows = slice(offsets[first], offsets[last])
         group_lengths = lengths[first:last]
         target = RaggedArray(result[rows].reshape(-1, heads, head_size), group_lengths)

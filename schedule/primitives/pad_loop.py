@@ -11,9 +11,9 @@
 padded extent, with all accesses that use `l` inside their buffers over the padded range:
 a buffer padded along that index by `pad_storage(T, 1, 4)` holds the extra elements, so
 `T[b, l] = ...` above would run unguarded if it read only padded buffers (reading the
-caller's unpadded X needs the guard). So does a reduction whose element `l` indexes (a
-padded iteration sums into a padded element of its own); a reduction over `l` keeps the
-guard, since a padded iteration would add to a real element.
+caller's unpadded X needs the guard). A reduction into such an element runs unguarded
+too (each padded iteration sums into a padded element of its own); a reduction over `l`
+keeps the guard, since a padded iteration would add to a real element.
 """
 
 from dataclasses import dataclass
