@@ -50,16 +50,38 @@ static void quiltc_give(void** slot, void* memory)
     free(__atomic_exchange_n((size_t**)slot, block, __ATOMIC_RELEASE));
 }"""
 
-# exp(x) = 2^n * exp(r) with n = round(x / ln 2) and |r| <= ln(2) / 2. n is rounded by
-# adding and removing 1.5 * 2^23 (floorf would not vectorize without -ffast-math); ln 2
-# is split in two parts (Cody and Waite) so r keeps its precision; exp(r) = 1 + r + r^2 P(r)
-# with P of degree 4, evaluated by Estrin's scheme (two short chains instead of one long
-# one: the polynomial's latency, not its multiply-adds, bounded the exp loops); 2^n is
-# applied as two exponent-field scalings so results down to the subnormals stay exact. x
-# is clamped to [-104, 89] first, where exp already rounds to 0 and overflows to infinity,
-# so the special cases need no masks of their own: the clamps keep a NaN (a comparison
-# with NaN is false), and NaN times any scale is NaN; each clamp compares x itself, so
-# the two are independent selects (nested, gcc spent six instructions on them, not four).
+def _reduced(argument):
+    """C lines splitting float `argument` into n ln 2 + r, n whole and |r| <= ln(2) / 2,
+    and setting r2 = r * r. n is rounded by adding and removing 1.5 * 2^23 (floorf would
+    not vectorize without -ffast-math); ln 2 is split in two parts (Cody and Waite) so r
+    keeps its precision."""
+    return f"""\
+    float n = ({argument} * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = {argument} - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float r2 = r * r;
+"""
+
+
+def _quartic(coefficients):
+    """C lines setting p to the polynomial in r with `coefficients` (constant first, C
+    float literals), by Estrin's scheme: two short chains of multiply-adds instead of one
+    long one (the polynomial's latency, not its multiply-adds, bounded the exp loops)."""
+    c0, c1, c2, c3, c4 = coefficients
+    return f"""\
+    float low = {c1} * r + {c0};
+    float high = {c3} * r + {c2};
+    float p = ({c4} * r2 + high) * r2 + low;
+"""
+
+
+# exp(x) = 2^n * exp(r) with x = n ln 2 + r (_reduced); exp(r) = 1 + r + r^2 P(r) with P
+# of degree 4 (_quartic); 2^n is applied as two exponent-field scalings so results down
+# to the subnormals stay exact. x is clamped to [-104, 89] first, where exp already
+# rounds to 0 and overflows to infinity, so the special cases need no masks of their own:
+# the clamps keep a NaN (a comparison with NaN is false), and NaN times any scale is NaN;
+# each clamp compares x itself, so the two are independent selects (nested, gcc spent six
+# instructions on them, not four).
 # P is our own near-minimax fit, made like erf's below (Lawson's iteratively reweighted
 # least squares against mpmath's exp, weighted by relative error, coefficients rounded to
 # float32 from the lowest, the higher ones refitted after each): within 3.2e-9 of exp in
@@ -67,17 +89,12 @@ static void quiltc_give(void** slot, void* memory)
 # ulp of exp (measured against libm's double exp over every float32 there), as the
 # degree-5 polynomial of the Cephes library's expf that it replaces did, in 24 vector
 # instructions instead of 28.
-EXPF = """float quiltc_expf(float x)
-{
+EXPF = f"""float quiltc_expf(float x)
+{{
     float below_max = x > 89.0f ? 89.0f : x;
     x = x < -104.0f ? -104.0f : below_max;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float r2 = r * r;
-    float low = 1.66665226e-1f * r + 4.99999940e-1f;
-    float high = 8.36853217e-3f * r + 4.16682921e-2f;
-    float p = (1.38182787e-3f * r2 + high) * r2 + low;
+{_reduced("x")}{_quartic(("4.99999940e-1f", "1.66665226e-1f", "4.16682921e-2f",
+                          "8.36853217e-3f", "1.38182787e-3f"))}\
     float y = (p * r2 + r) + 1.0f;
     int32_t half = (int32_t)n >> 1;
     uint32_t first_bits = (uint32_t)(half + 127) << 23;
@@ -86,7 +103,7 @@ EXPF = """float quiltc_expf(float x)
     memcpy(&first_scale, &first_bits, sizeof first_scale);
     memcpy(&second_scale, &second_bits, sizeof second_scale);
     return y * first_scale * second_scale;
-}"""
+}}"""
 
 # tanh and erf are computed on |x| and take x's sign bit back at the end, so -0 stays -0
 # and NaN stays NaN. Each computes both of its ranges' formulas and keeps one through a
@@ -133,13 +150,8 @@ TANHF = _odd_function("quiltc_tanhf", "2.44140625e-4f", """\
     memcpy(&twice_bits, &twice, sizeof twice_bits);
     twice_bits = (twice_bits & ~clamped) | (0x41a00000 & clamped);
     memcpy(&t, &twice_bits, sizeof t);
-    float n = (t * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = t - n * 0.693359375f;
-    r = r + n * 2.12194440e-4f;
-    float r2 = r * r;
-    float low = 1.66665465e-1f * r + 4.99999970e-1f;
-    float high = 8.36625136e-3f * r + 4.16674465e-2f;
-    float p = (1.38693780e-3f * r2 + high) * r2 + low;
+""" + _reduced("t") + _quartic(("4.99999970e-1f", "1.66665465e-1f", "4.16674465e-2f",
+                                "8.36625136e-3f", "1.38693780e-3f")) + """\
     uint32_t scale_bits = (uint32_t)((int32_t)n + 127) << 23;
     float scale;
     memcpy(&scale, &scale_bits, sizeof scale);
