@@ -137,9 +137,10 @@ def check_against_peers(peers, layer, ragged):
 
 
 def time_one(torch, fn):
-    """Median seconds of `fn` in its own block after a quiet gap and one warm-up call; runs
-    slower than a second are timed once more only (the nested peer takes tens of seconds at
-    batch 128)."""
+    """Median seconds of `fn` in its own block after a quiet gap and one warm-up call: five
+    repeats of at least 0.2 s each (one call of a few milliseconds, timed alone, swung by
+    1.5x between runs); runs slower than a second are timed once more only (the nested peer
+    takes tens of seconds at batch 128)."""
     # no_grad, not inference_mode: jagged nested tensors made outside inference mode
     # refuse to run inside it ("Cannot set version_counter for inference tensor").
     with torch.no_grad():
@@ -147,7 +148,7 @@ def time_one(torch, fn):
         start = time.perf_counter()
         fn()
         first = time.perf_counter() - start
-        return measure(fn, warmup=0, repeats=1 if first > 1.0 else 3, min_seconds=0.0)
+        return measure(fn, warmup=0, repeats=1 if first > 1.0 else 5, min_seconds=0.2)
 
 
 def run(batches, datasets, peak):
