@@ -78,12 +78,12 @@ class CRenderer(CLikeRenderer):
         """As the base spells it, also defining the tanh and erf helpers (and the
         quiltc_expf that erf calls)."""
         name = super().math_function(function, dtype)
-        if name in helpers.EXPF_CALLERS:
+        text = helpers.FLOAT_HELPERS.get(name)
+        if text is not None and "quiltc_expf(" in text:
             self.math_function("exp", dtype)
-            self.use_helper(name, self.helper_prefix + helpers.EXPF_DECLARATION + "\n"
-                            + self.helper_prefix + helpers.EXPF_CALLERS[name])
-        elif name in helpers.STANDALONE:
-            self.use_helper(name, self.helper_prefix + helpers.STANDALONE[name])
+            text = helpers.EXPF_DECLARATION + "\n" + self.helper_prefix + text
+        if text is not None:
+            self.use_helper(name, self.helper_prefix + text)
         return name
 
     def index(self, expr):

@@ -175,9 +175,9 @@ def _schedule_scores(sch, stages, max_length, isa):
     padded key blocks. The padded columns of scores are never read."""
     scores = stages["scores"]
     lanes = isa.float32_lanes
-    key_tile_size = _score_key_tile(isa)
+    key_tile_size = _key_block(max_length, isa)
     batch, head, query, key, depth = sch.loops(scores)
-    if max_length < key_tile_size:
+    if key_tile_size is None:
         sch.reorder(depth, key)
         sch.vectorize(key)
         return
@@ -194,9 +194,12 @@ def _schedule_scores(sch, stages, max_length, isa):
         _sum_in_registers(sch, scores, key_tile, depth, key_lane, lanes, rows=block_rows)
 
 
-def _score_key_tile(isa):
-    """Keys per register block of scores, the multiple the key loop is padded to."""
-    return SCORE_VECTORS * isa.float32_lanes
+def _key_block(max_length, isa):
+    """Keys per register block of scores, the multiple the key loop and its storage are
+    padded to; None when rows of `max_length` are shorter than one block (each row's
+    scores are then one SIMD loop over its keys, unpadded)."""
+    keys = SCORE_VECTORS * isa.float32_lanes
+    return None if max_length < keys else keys
 
 
 def _sum_in_registers(sch, tensor, at, reduction, vector_loop, lanes, rows=None):
@@ -271,7 +274,7 @@ def attention(qkv, heads, head_size, max_length, causal=False, out=None):
     result = arguments.direct(out, qkv.values)
     result = np.empty((qkv.total, heads * head_size), np.float32) if result is None else result
     offsets, lengths = qkv.offsets, qkv.lengths
-    for first, last in _sequence_groups(lengths, _score_key_tile(isa_for(None))):
+    for first, last in _sequence_groups(lengths, _key_block(max_length, isa_for(None)) or 1):
         rows = slice(offsets[first], offsets[last])
         group_lengths = lengths[first:last]
         target = RaggedArray(result[rows].reshape(-1, heads, head_size), group_lengths)
