@@ -35,17 +35,18 @@ static inline float quiltc_expf(float x)
 {
     float below_max = x > 89.0f ? 89.0f : x;
     x = x < -104.0f ? -104.0f : below_max;
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float shifted = x * 1.44269504088896341f + 12583166.0f;
+    float n = shifted - 12583166.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float r2 = r * r;
+    uint32_t biased;
+    memcpy(&biased, &shifted, sizeof biased);
     float low = 1.66665226e-1f * r + 4.99999940e-1f;
     float high = 8.36853217e-3f * r + 4.16682921e-2f;
     float p = (1.38182787e-3f * r2 + high) * r2 + low;
     float y = (p * r2 + r) + 1.0f;
-    int32_t half = (int32_t)n >> 1;
-    uint32_t first_bits = (uint32_t)(half + 127) << 23;
-    uint32_t second_bits = (uint32_t)((int32_t)n - half + 127) << 23;
+    uint32_t first_bits = biased >> 1 << 23, second_bits = (biased - (biased >> 1)) << 23;
     float first_scale, second_scale;
     memcpy(&first_scale, &first_bits, sizeof first_scale);
     memcpy(&second_scale, &second_bits, sizeof second_scale);
