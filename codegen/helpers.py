@@ -85,11 +85,11 @@ def _quartic(coefficients):
 # exp(x) = 2^n * exp(r) with x = n ln 2 + r (_reduced); exp(r) = 1 + r + r^2 P(r) with P
 # of degree 4 (_quartic); 2^n is applied as two exponent-field scalings, 2^floor(n/2)
 # and 2^ceil(n/2), so results down to the subnormals stay exact: `biased` holds n + 254,
-# and its halves (each n's half plus 127) come by shifts alone. x is clamped to [-104, 89] first, where exp already
-# rounds to 0 and overflows to infinity, so the special cases need no masks of their own:
-# the clamps keep a NaN (a comparison with NaN is false), and NaN times any scale is NaN;
-# each clamp compares x itself, so the two are independent selects (nested, gcc spent six
-# instructions on them, not four).
+# and its halves (each n's half plus 127) come by shifts alone. x is clamped to [-104, 89]
+# first, where exp already rounds to 0 and overflows to infinity, so the special cases
+# need no masks of their own: the clamps keep a NaN (a comparison with NaN is false),
+# and NaN times any scale is NaN; each clamp compares x itself, so the two are
+# independent selects (nested, gcc spent six instructions on them, not four).
 # P is our own near-minimax fit, made like erf's below (Lawson's iteratively reweighted
 # least squares against mpmath's exp, weighted by relative error, coefficients rounded to
 # float32 from the lowest, the higher ones refitted after each): within 3.2e-9 of exp in

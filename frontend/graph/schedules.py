@@ -20,12 +20,17 @@ from ..ir.errors import QuiltError, ScheduleError
 from ..ir.walk import find_all
 from ..lang.tensor import ReduceExpr
 from ..runtime_c.host import cache_sizes, isa_for
+from ..schedule.nest import resolve_loop
 from .primitives import at_largest, element_count
 
 # Columns of the right operand a row block passes over before moving on, at most: 768 x
 # 256 floats (a BERT-base weight panel) is 768 KiB, inside a Xeon core's L2. A deeper
 # panel is narrower (_panel_blocks).
 PANEL_COLUMNS = 256
+
+# A row tile holds at most this many elements and rows (_row_tile).
+ROW_TILE_ELEMENTS = 1024
+ROW_TILE_ROWS = 8
 
 # Calls costly enough that a value read twice, or read by a wider stage (a row's norm read
 # by every element of the row), is stored once rather than recomputed.
@@ -162,7 +167,7 @@ def _schedule_rows(sch, program):
         loops = sch.loops(anchor)
         while len(loops) > 2 and _try(sch.fuse, loops[0], loops[1]) is not None:
             loops = sch.loops(anchor)
-        row = loops[0]
+        row = _row_tile(sch, loops)
         for tensor in reversed(kept):
             _fusion_step(sch.compute_at, tensor, row)
         for tensor in kept:
@@ -180,6 +185,27 @@ def _schedule_rows(sch, program):
     for tensor in program.outputs:
         if tensor is not anchor:
             _annotate_nest(sch, tensor)
+
+
+def _row_tile(sch, loops):
+    """The loop whose iterations are the partition's row tiles: the row loop itself, or,
+    when rows are short and their number is known, the outer loop of its split into tiles
+    of up to ROW_TILE_ROWS rows. Each pass over a tile starts when the pass before it ends
+    (a softmax row's exp waits for the row's max); over one row of 128 the latency of
+    those hand-overs is a good part of the time, and a tile of several rows gives every
+    pass independent rows to overlap (softmax [12288, 128]: 1.07x with 8 rows a tile)."""
+    row = loops[0]
+    if len(loops) < 2:
+        return row
+    rows = resolve_loop(sch.kernel, row, "split")[1].extent
+    width = resolve_loop(sch.kernel, loops[-1], "split")[1].extent
+    if not (sympy.sympify(rows).is_Integer and sympy.sympify(width).is_Integer):
+        return row
+    tile = 1
+    while (2 * tile * int(width) <= ROW_TILE_ELEMENTS and int(rows) % (2 * tile) == 0
+           and 2 * tile <= ROW_TILE_ROWS):
+        tile *= 2
+    return row if tile == 1 else sch.split(row, tile)[0]
 
 
 def matmul_block():

@@ -161,6 +161,23 @@ def test_residual_layer_norm_matches_numpy_at_every_level(level):
                                    rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows, columns, tile", [(96, 128, 8), (12, 128, 4), (9, 128, 1),
+                                                 (96, 768, 1), ("T", 128, 1)])
+def test_short_rows_are_computed_in_tiles_of_rows(rows, columns, tile):
+    # A tile's every pass (max, exp, sum, scale) runs over `tile` rows: up to 1024
+    # elements and 8 rows, a divisor of a known row count; one row where the count is a
+    # size, a row already long, or nothing larger divides it.
+    g = Graph()
+    x = g.input("x", (qc.var("T", 1, 64) if rows == "T" else rows, columns))
+    g.output(g.softmax(x))
+    module = fuse(g, record=False)
+    split = f"sch.split('v4_0', {tile})"
+    assert (split in module.source) == (tile > 1)
+    values = np.random.default_rng(0).standard_normal((12 if rows == "T" else rows, columns),
+                                                      dtype=F32) * F32(4)
+    np.testing.assert_allclose(module(x=values), g.evaluate(x=values), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("level", [0, 1])
 def test_matmul_with_gelu_epilogue_at_every_row_count(level):
     g = _matmul_gelu_graph()
