@@ -97,6 +97,21 @@ def test_bad_arguments_raise_shape_errors_naming_them(matmul, arguments, message
         matmul(**arguments(a, b))
 
 
+def test_checked_sizes_are_kept_per_signature_and_never_mixed_up():
+    # Names, dtypes and shapes decide the sizes and the checks: calls that alternate
+    # between signatures get each one's own sizes, and a new signature is checked anew.
+    kernel = _matmul()
+    for m, n in [(3, 5), (7, 1), (3, 5), (7, 1)]:
+        a, b = _arrays(m, n, seed=m)
+        c = kernel(A=a, B=b)
+        assert c.shape == (m, n)
+        np.testing.assert_allclose(c, a @ b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ShapeError, match=r"argument 'C' has shape \(3, 6\), expected \(3, 5\)"):
+        kernel(A=a[:3].copy(), B=_arrays(3, 5)[1], out={"C": np.zeros((3, 6), np.float32)})
+    with pytest.raises(ShapeError, match=r"size M = 600 is outside its declared range"):
+        kernel(A=np.zeros((600, 4), np.float32), B=b)
+
+
 @pytest.mark.parametrize("out, message", [
     (np.zeros((5, 3), np.float32).T, r"out\['C'\] must be a writeable C-contiguous array"),
     (np.zeros((3, 5), np.float64), r"argument 'C' has dtype float64, expected float32"),
