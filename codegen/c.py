@@ -75,13 +75,9 @@ class CRenderer(CLikeRenderer):
         self.emit(depth, f"quiltc_give(&quiltc_kept_{name}, {name});")
 
     def math_function(self, function, dtype):
-        """As the base spells it, also defining the tanh and erf helpers (and the
-        quiltc_expf that erf calls)."""
+        """As the base spells it, also defining the tanh and erf helpers."""
         name = super().math_function(function, dtype)
         text = helpers.FLOAT_HELPERS.get(name)
-        if text is not None and "quiltc_expf(" in text:
-            self.math_function("exp", dtype)
-            text = helpers.EXPF_DECLARATION + "\n" + self.helper_prefix + text
         if text is not None:
             self.use_helper(name, self.helper_prefix + text)
         return name
