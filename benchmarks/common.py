@@ -20,9 +20,12 @@ import time
 THREADS = 2
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = str(THREADS)
-# OpenMP threads that spin after a parallel region steal the cores from the peer timed
-# next (numpy's matmul fell more than tenfold beside spinning quiltc threads).
-os.environ["OMP_WAIT_POLICY"] = "passive"
+# OpenMP's wait policy stays at its default, what users run: threads spin a few
+# milliseconds after a parallel region, then sleep. Every contender is timed in its own
+# block after a quiet gap (quiet_then_measure), so no spinning thread reaches the next
+# library's block (interleaved single calls had slowed numpy's matmul tenfold beside
+# spinning quiltc threads); "passive", which made them sleep at once, cost every call of
+# an OpenMP library (quiltc, PyTorch) a wake-up: 90 microseconds on this 2-core host.
 
 # This environment sets OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512, which hold
 # numpy to OpenBLAS's AVX2 kernel at about half speed on AVX-512 machines. OpenBLAS reads
