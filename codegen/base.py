@@ -35,7 +35,8 @@ class CLikeRenderer(ValueRenderer):
     includes = ("math.h", "stdint.h", "stdio.h", "stdlib.h", "string.h")
     # {IR call: (float32 spelling, float64 spelling)}; quiltc_ names are helpers.
     MATH_FUNCTIONS = {
-        "exp": ("quiltc_expf", "exp"), "log": ("logf", "log"), "sqrt": ("sqrtf", "sqrt"),
+        "exp": ("quiltc_expf", "exp"), "exp_nonpositive": ("quiltc_expf", "exp"),
+        "log": ("logf", "log"), "sqrt": ("sqrtf", "sqrt"),
         "tanh": ("tanhf", "tanh"), "abs": ("fabsf", "fabs"), "erf": ("erff", "erf"),
         "sigmoid": ("quiltc_sigmoidf", "quiltc_sigmoid"),
     }

@@ -38,8 +38,10 @@ class CRenderer(CLikeRenderer):
     target = "c"
     # libm's tanhf and erff are calls gcc cannot vectorize without -ffast-math; the helpers
     # are inline code it can. CUDA has its own, and Cortex-M keeps libm's (no float SIMD).
+    # An exp of a non-positive argument drops quiltc_expf's overflow path.
     MATH_FUNCTIONS = {**CLikeRenderer.MATH_FUNCTIONS,
-                      "tanh": ("quiltc_tanhf", "tanh"), "erf": ("quiltc_erff", "erf")}
+                      "tanh": ("quiltc_tanhf", "tanh"), "erf": ("quiltc_erff", "erf"),
+                      "exp_nonpositive": ("quiltc_expf_nonpositive", "exp")}
 
     def __init__(self, kernel, trace_text=""):
         super().__init__(kernel, trace_text)

@@ -20,7 +20,10 @@ COMPARISONS = ("<", "<=", ">", ">=", "==", "!=", "and", "or")
 # CMSIS-NN's arm_nn_requantize does; `smlad(a, b, acc)` adds the products of the int16
 # halves of a and b to acc (the Arm dual multiply-accumulate), wrapping like int32.
 INTEGER_CALLS = ("requantize", "smlad")
-CALLS = ("exp", "log", "sqrt", "tanh", "abs", "erf", "sigmoid", *INTEGER_CALLS)
+# `exp_nonpositive(x)` is exp(x) for x <= 0 (a softmax's x - max(x)), which a target may
+# compute without exp's overflow path.
+CALLS = ("exp", "exp_nonpositive", "log", "sqrt", "tanh", "abs", "erf", "sigmoid",
+         *INTEGER_CALLS)
 
 
 class Node:

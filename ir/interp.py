@@ -39,6 +39,7 @@ _PY = _PythonSpelling()
 
 _CALLS = {
     "exp": "np.exp",
+    "exp_nonpositive": "np.exp",
     "log": "np.log",
     "sqrt": "np.sqrt",
     "tanh": "np.tanh",

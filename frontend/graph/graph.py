@@ -145,7 +145,7 @@ class Graph:
         """exp(x - max) / sum(exp(x - max)) along `axis`."""
         axis = axis % len(x.shape)
         shifted = self.sub(x, self.reduce_max(x, axes=(axis,)))
-        exps = self.exp(shifted)
+        exps = self.exp_nonpositive(shifted)
         return self.div(exps, self.reduce_sum(exps, axes=(axis,)))
 
     def log_softmax(self, x, axis=-1):
@@ -153,7 +153,7 @@ class Graph:
         neither overflows nor takes the log of an underflowed 0."""
         axis = axis % len(x.shape)
         shifted = self.sub(x, self.reduce_max(x, axes=(axis,)))
-        total = self.reduce_sum(self.exp(shifted), axes=(axis,))
+        total = self.reduce_sum(self.exp_nonpositive(shifted), axes=(axis,))
         return self.sub(shifted, self.log(total))
 
     def layer_norm(self, x, gamma, beta, epsilon=1e-5, axis=-1):

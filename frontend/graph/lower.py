@@ -56,6 +56,7 @@ def _power(base, exponent):
 ELEMENTWISE = {
     "neg": lambda x: x * -1,
     "exp": qc.exp,
+    "exp_nonpositive": qc.exp_nonpositive,
     "log": qc.log,
     "sqrt": qc.sqrt,
     "reciprocal": lambda x: 1 / x,

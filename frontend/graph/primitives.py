@@ -83,6 +83,8 @@ def _sigmoid(x):
 PRIMITIVES = {
     "neg": _unary(np.negative),
     "exp": _unary(np.exp),
+    # exp of an argument known not to exceed 0 (a softmax's x - max): see qc.exp_nonpositive
+    "exp_nonpositive": _unary(np.exp),
     "log": _unary(np.log),
     "sqrt": _unary(np.sqrt),
     "reciprocal": _unary(lambda x: (np.float32(1.0) / x).astype(x.dtype)),

@@ -34,7 +34,7 @@ ROW_TILE_ROWS = 8
 
 # Calls costly enough that a value read twice, or read by a wider stage (a row's norm read
 # by every element of the row), is stored once rather than recomputed.
-_COSTLY = ("exp", "log", "erf", "tanh", "sigmoid", "sqrt")
+_COSTLY = ("exp", "exp_nonpositive", "log", "erf", "tanh", "sigmoid", "sqrt")
 
 
 class FusionRefused(QuiltError):

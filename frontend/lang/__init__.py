@@ -14,6 +14,7 @@ from .tensor import (
     compute,
     erf,
     exp,
+    exp_nonpositive,
     log,
     loop_extents,
     max,

@@ -76,7 +76,8 @@ def attention_program(heads, head_size, max_length, causal):
     row_max = qc.compute((batch, heads, length),
                          lambda b, h, i: qc.max(scores[b, h, i, j_max], axis=j_max), "row_max")
     exps = qc.compute((batch, heads, length, length),
-                      lambda b, h, i, j: qc.exp((scores[b, h, i, j] - row_max[b, h, i]) * scale),
+                      lambda b, h, i, j: qc.exp_nonpositive(
+                          (scores[b, h, i, j] - row_max[b, h, i]) * scale),
                       "exps")
     j_sum = qc.reduce_axis(length, "j")
     row_sum = qc.compute((batch, heads, length),

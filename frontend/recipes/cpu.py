@@ -71,7 +71,8 @@ def softmax_program(rows, cols, dtype="float32"):
     x = qc.placeholder((rows, cols), dtype, "X")
     j_max = qc.reduce_axis(cols, "j")
     row_max = qc.compute((rows,), lambda i: qc.max(x[i, j_max], axis=j_max), "row_max")
-    exps = qc.compute((rows, cols), lambda i, j: qc.exp(x[i, j] - row_max[i]), "exps")
+    exps = qc.compute((rows, cols), lambda i, j: qc.exp_nonpositive(x[i, j] - row_max[i]),
+                      "exps")
     j_sum = qc.reduce_axis(cols, "j")
     row_sum = qc.compute((rows,), lambda i: qc.sum(exps[i, j_sum], axis=j_sum), "row_sum")
     out = qc.compute((rows, cols), lambda i, j: exps[i, j] / row_sum[i], "softmax")

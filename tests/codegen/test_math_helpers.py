@@ -17,7 +17,8 @@ from quiltc.codegen.mcu import render_mcu
 from support.helpers import require_cc
 from support.tiers import examples
 
-FUNCTIONS = {"exp": qc.exp, "tanh": qc.tanh, "erf": qc.erf}
+FUNCTIONS = {"exp": qc.exp, "exp_nonpositive": qc.exp_nonpositive, "tanh": qc.tanh,
+             "erf": qc.erf}
 REFERENCES = {"tanh": math.tanh, "erf": math.erf}
 # The promise to users: quiltc_tanhf and quiltc_erff are this close to tanh and erf,
 # relatively, wherever |erf(x)| >= 1e-30.
@@ -77,6 +78,18 @@ def test_expf_special_values_match_numpy():
     with np.errstate(over="ignore", under="ignore"):
         expected = np.exp(special)
     np.testing.assert_allclose(_kernel("exp")(x=special), expected, rtol=3e-7, atol=0)
+
+
+def test_exp_of_a_nonpositive_argument_gives_the_bits_of_exp_up_to_44():
+    # Its one exponent field and fixed 2^-64 round subnormal results as exp's two do.
+    require_cc()
+    values = np.concatenate([np.linspace(-110.0, 44.0, 2_000_001, dtype=np.float32),
+                             np.array([np.nan, -np.inf, -0.0, 0.0, -87.4, -103.97, 44.0],
+                                      dtype=np.float32)])
+    got, want = _kernel("exp_nonpositive")(x=values), _kernel("exp")(x=values)
+    number = ~np.isnan(want)
+    assert np.isnan(got[~number]).all()
+    np.testing.assert_array_equal(got[number].view(np.uint32), want[number].view(np.uint32))
 
 
 @pytest.mark.parametrize("function", ["tanh", "erf"])

@@ -78,12 +78,11 @@ static void* quiltc_alloc(size_t bytes)
     return memory;
 }
 
-static inline float quiltc_expf(float x)
+static inline float quiltc_expf_nonpositive(float x)
 {
-    float below_max = x > 89.0f ? 89.0f : x;
-    x = x < -104.0f ? -104.0f : below_max;
-    float shifted = x * 1.44269504088896341f + 12583166.0f;
-    float n = shifted - 12583166.0f;
+    x = x < -104.0f ? -104.0f : x;
+    float shifted = x * 1.44269504088896341f + 12583103.0f;
+    float n = shifted - 12583103.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float r2 = r * r;
@@ -93,11 +92,10 @@ static inline float quiltc_expf(float x)
     float high = 8.36853217e-3f * r + 4.16682921e-2f;
     float p = (1.38182787e-3f * r2 + high) * r2 + low;
     float y = (p * r2 + r) + 1.0f;
-    uint32_t first_bits = biased >> 1 << 23, second_bits = (biased - (biased >> 1)) << 23;
-    float first_scale, second_scale;
-    memcpy(&first_scale, &first_bits, sizeof first_scale);
-    memcpy(&second_scale, &second_bits, sizeof second_scale);
-    return y * first_scale * second_scale;
+    uint32_t scale_bits = biased << 23;
+    float scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return y * scale * 0x1p-64f;
 }
 
 static inline float quiltc_select_float32(int condition, float then, float otherwise) { return condition ? then : otherwise; }
@@ -274,7 +272,7 @@ void ragged_attention(
             const int64_t quiltc_L_off2_17 = L_off2[(b_8_h_8 / 4)];
             #pragma omp simd
             for (int64_t exps_j_4 = 0; exps_j_4 < quiltc_L_len_15; ++exps_j_4) {
-                exps[exps_j_4 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * exps_i_3) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] = quiltc_expf((masked[exps_j_4 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * exps_i_3) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] - row_max[exps_i_3 + (4 * quiltc_L_off1_16) + (quiltc_L_len_15 * (b_8_h_8 % 4))]) * 0.25f);
+                exps[exps_j_4 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * exps_i_3) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] = quiltc_expf_nonpositive((masked[exps_j_4 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * exps_i_3) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] - row_max[exps_i_3 + (4 * quiltc_L_off1_16) + (quiltc_L_len_15 * (b_8_h_8 % 4))]) * 0.25f);
             }
         }
         for (int64_t row_sum_i_5 = 0; row_sum_i_5 < L_len[(b_8_h_8 / 4)]; ++row_sum_i_5) {

@@ -31,12 +31,11 @@ static void* quiltc_alloc(size_t bytes)
     return memory;
 }
 
-static inline float quiltc_expf(float x)
+static inline float quiltc_expf_nonpositive(float x)
 {
-    float below_max = x > 89.0f ? 89.0f : x;
-    x = x < -104.0f ? -104.0f : below_max;
-    float shifted = x * 1.44269504088896341f + 12583166.0f;
-    float n = shifted - 12583166.0f;
+    x = x < -104.0f ? -104.0f : x;
+    float shifted = x * 1.44269504088896341f + 12583103.0f;
+    float n = shifted - 12583103.0f;
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     float r2 = r * r;
@@ -46,11 +45,10 @@ static inline float quiltc_expf(float x)
     float high = 8.36853217e-3f * r + 4.16682921e-2f;
     float p = (1.38182787e-3f * r2 + high) * r2 + low;
     float y = (p * r2 + r) + 1.0f;
-    uint32_t first_bits = biased >> 1 << 23, second_bits = (biased - (biased >> 1)) << 23;
-    float first_scale, second_scale;
-    memcpy(&first_scale, &first_bits, sizeof first_scale);
-    memcpy(&second_scale, &second_bits, sizeof second_scale);
-    return y * first_scale * second_scale;
+    uint32_t scale_bits = biased << 23;
+    float scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+    return y * scale * 0x1p-64f;
 }
 
 static inline float quiltc_max_float32(float a, float b) { return (a > b || a != a) ? a : b; }
@@ -98,7 +96,7 @@ void softmax(float* restrict X, float* restrict softmax, int64_t R, int64_t C)
         }
         #pragma omp simd
         for (int64_t exps_j_1 = 0; exps_j_1 < C; ++exps_j_1) {
-            exps[exps_j_1 + (C * i_3)] = quiltc_expf(X[exps_j_1 + (C * i_3)] - row_max[i_3]);
+            exps[exps_j_1 + (C * i_3)] = quiltc_expf_nonpositive(X[exps_j_1 + (C * i_3)] - row_max[i_3]);
         }
         row_sum[i_3] = 0.0f;
         for (int64_t j_2 = 0; j_2 < C; ++j_2) {
