@@ -342,7 +342,8 @@ def exp(x):
 def exp_nonpositive(x):
     """e ** x, elementwise, for x <= 0: an exp whose argument is known not to exceed 0,
     such as x - max(x) in a softmax, which the C target computes without exp's overflow
-    path (1.3x faster; its results are exp's for every x up to 44 and wrong above)."""
+    path (16 vector instructions instead of 21; the results are exp's for every x up to
+    44 and wrong above)."""
     return _call("exp_nonpositive", x)
 
 
