@@ -197,9 +197,10 @@ def _row_tile(sch, loops):
     row = loops[0]
     if len(loops) < 2:
         return row
-    rows = resolve_loop(sch.kernel, row, "split")[1].extent
-    width = resolve_loop(sch.kernel, loops[-1], "split")[1].extent
-    if not (sympy.sympify(rows).is_Integer and sympy.sympify(width).is_Integer):
+    rows, *inner = (sympy.sympify(resolve_loop(sch.kernel, loop, "split")[1].extent)
+                    for loop in loops)
+    width = sympy.Mul(*inner)
+    if not (rows.is_Integer and width.is_Integer):
         return row
     tile = 1
     while (2 * tile * int(width) <= ROW_TILE_ELEMENTS and int(rows) % (2 * tile) == 0
