@@ -15,7 +15,6 @@ import os
 import pathlib
 import sys
 import tempfile
-import time
 
 THREADS = 2
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -32,9 +31,6 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # them once, when it loads, so benchmarks drop them before numpy is imported; tests and CI
 # keep them.
 OPENBLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-# OpenBLAS workers spin about 0.1 s after a call: a peer timed inside that window shares
-# the 2 cores with them.
-QUIET_GAP_S = 0.5
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
@@ -54,10 +50,9 @@ def quiet_then_measure(fn, **measure_options):
     """Median seconds of `fn()` timed as one block (warm-up, then back-to-back calls) after
     a quiet gap, so no other library's threads are still running."""
     # imported here: quiltc loads numpy, which must wait for unpin_openblas
-    from quiltc.driver.timing import measure
+    from quiltc.driver.timing import measure_after_quiet
 
-    time.sleep(QUIET_GAP_S)
-    return measure(fn, **measure_options)
+    return measure_after_quiet(fn, **measure_options)
 
 
 def limit_threads():

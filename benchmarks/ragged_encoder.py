@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 import quiltc as qc  # noqa: E402
 from quiltc import attention, encoder  # noqa: E402
-from quiltc.driver.timing import measure  # noqa: E402
+from quiltc.driver.timing import QUIET_GAP_S, measure  # noqa: E402
 from quiltc.progress import progress_bar  # noqa: E402
 
 SEQLENS = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "seqlens"
@@ -144,7 +144,7 @@ def time_one(torch, fn):
     # no_grad, not inference_mode: jagged nested tensors made outside inference mode
     # refuse to run inside it ("Cannot set version_counter for inference tensor").
     with torch.no_grad():
-        time.sleep(common.QUIET_GAP_S)
+        time.sleep(QUIET_GAP_S)
         start = time.perf_counter()
         fn()
         first = time.perf_counter() - start

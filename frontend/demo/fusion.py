@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 
-from ..driver.timing import measure
+from ..driver.timing import measure_after_quiet
 from ..graph import compile as compile_graph
 from ..graph import from_onnx
 
@@ -44,8 +44,9 @@ def demo_fusion(banner):
     want = ReferenceEvaluator(str(MODEL)).run(None, {"hidden": hidden, "mask": mask})[0]
     error = float(np.max(np.abs(got - want)))
     agrees = bool(np.allclose(got, want, rtol=1e-4, atol=1e-5))
-    fused_s = measure(lambda: module(hidden=hidden, mask=mask))
-    numpy_s = measure(lambda: graph.evaluate(hidden=hidden, mask=mask), repeats=3)
+    fused_s = measure_after_quiet(lambda: module(hidden=hidden, mask=mask))
+    numpy_s = measure_after_quiet(lambda: graph.evaluate(hidden=hidden, mask=mask),
+                                  repeats=3)
     print(f"\nmax |quiltc - onnx reference| = {error:.2e}  "
           f"({'agrees' if agrees else 'DISAGREES'})")
     print(f"quiltc (fused)   {fused_s * 1e3:8.2f} ms")

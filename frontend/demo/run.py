@@ -7,15 +7,15 @@ import os
 import pathlib
 import textwrap
 
-# Set before the first kernel loads OpenMP: spinning OpenMP threads would slow the numpy
-# runs timed beside them. A caller's own settings win.
+# Set before the first kernel loads OpenMP; a caller's own setting wins. OpenMP's wait
+# policy stays at its default: each timing starts after a quiet gap
+# (measure_after_quiet), so threads left spinning by the library timed before are idle.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import numpy as np
 
 from ..driver.build import build
-from ..driver.timing import measure
+from ..driver.timing import measure_after_quiet
 from ..ir.arrays import RaggedArray
 from ..ops import encoder
 from ..recipes.cpu import matmul_program, schedule_matmul, schedule_softmax, softmax_program
@@ -49,8 +49,8 @@ def demo_matmul(size=512):
     out = fn(A=a, B=b)
     error = float(np.max(np.abs(out - a @ b)))
     flops = 2.0 * size**3
-    quiltc_s = measure(lambda: fn(A=a, B=b))
-    numpy_s = measure(lambda: a @ b)
+    quiltc_s = measure_after_quiet(lambda: fn(A=a, B=b))
+    numpy_s = measure_after_quiet(lambda: a @ b)
     print(f"\nmax |quiltc - numpy| = {error:.2e}  ({'correct' if error < 1e-2 else 'WRONG'})")
     print(f"quiltc {quiltc_s * 1e3:8.2f} ms  {flops / quiltc_s / 1e9:7.1f} GFLOP/s")
     print(f"numpy  {numpy_s * 1e3:8.2f} ms  {flops / numpy_s / 1e9:7.1f} GFLOP/s")
@@ -71,8 +71,8 @@ def demo_softmax(rows=4096, cols=1024):
         return shifted / shifted.sum(axis=1, keepdims=True)
 
     error = float(np.max(np.abs(fn(X=x) - numpy_softmax())))
-    quiltc_s = measure(lambda: fn(X=x))
-    numpy_s = measure(numpy_softmax)
+    quiltc_s = measure_after_quiet(lambda: fn(X=x))
+    numpy_s = measure_after_quiet(numpy_softmax)
     print(f"\nmax |quiltc - numpy| = {error:.2e}  ({'correct' if error < 1e-5 else 'WRONG'})")
     print(f"quiltc {quiltc_s * 1e3:8.2f} ms")
     print(f"numpy  {numpy_s * 1e3:8.2f} ms")
@@ -121,7 +121,7 @@ def demo_ragged_encoder(dataset="mrpc", batch=32, hidden=512, heads=8, ffn=2048)
     ragged = RaggedArray(rng.standard_normal((int(lengths.sum()), hidden)).astype(np.float32),
                          lengths)
     result = layer(ragged)
-    quiltc_s = measure(lambda: layer(ragged), warmup=1, repeats=3)
+    quiltc_s = measure_after_quiet(lambda: layer(ragged), warmup=1, repeats=3)
     try:
         import torch
     except ImportError:
@@ -130,15 +130,16 @@ def demo_ragged_encoder(dataset="mrpc", batch=32, hidden=512, heads=8, ffn=2048)
         print("torch is not installed, so numpy (per sequence) stands in: pip install "
               "torch==2.13.0 (or pip install -e '.[bench]') to compare with PyTorch")
         expected = encoder.reference_encoder_layer(list(ragged), weights, heads)
-        peer_s = measure(lambda: encoder.reference_encoder_layer(list(ragged), weights, heads),
-                         warmup=1, repeats=3)
+        peer_s = measure_after_quiet(
+            lambda: encoder.reference_encoder_layer(list(ragged), weights, heads),
+            warmup=1, repeats=3)
         peer = "numpy per sequence"
     else:
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
         run = _torch_padded_layer(torch, weights, ragged, heads)
         padded = run()
         expected = [padded[b, :n] for b, n in enumerate(lengths)]
-        peer_s = measure(run, warmup=1, repeats=3)
+        peer_s = measure_after_quiet(run, warmup=1, repeats=3)
         peer = "PyTorch padded"
     error = max(float(np.max(np.abs(got - want)))
                 for got, want in zip(result, expected) if len(got))
