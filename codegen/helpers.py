@@ -82,6 +82,14 @@ def _quartic(coefficients):
 """
 
 
+# C lines setting `scale` to 2^(biased - 127), an exponent field made by a shift (_reduced).
+_SCALE = """\
+    uint32_t scale_bits = biased << 23;
+    float scale;
+    memcpy(&scale, &scale_bits, sizeof scale);
+"""
+
+
 # exp(x) = 2^n * exp(r) with x = n ln 2 + r (_reduced); exp(r) = 1 + r + r^2 P(r) with P
 # of degree 4 (_quartic); 2^n is applied as two exponent-field scalings, 2^floor(n/2)
 # and 2^ceil(n/2), so results down to the subnormals stay exact: `biased` holds n + 254,
@@ -99,12 +107,20 @@ def _quartic(coefficients):
 # instructions instead of 28.
 EXP_COEFFICIENTS = ("4.99999940e-1f", "1.66665226e-1f", "4.16682921e-2f", "8.36853217e-3f",
                     "1.38182787e-3f")
+
+
+def _exp_reduced(argument, exponent_bias):
+    """C lines setting y = exp(r) for `argument` = n ln 2 + r, and `biased` to
+    n + `exponent_bias` (_reduced): exp(`argument`) is y times 2^n, scaled by the caller."""
+    return (_reduced(argument, exponent_bias) + _quartic(EXP_COEFFICIENTS)
+            + "    float y = (p * r2 + r) + 1.0f;\n")
+
+
 EXPF = f"""float quiltc_expf(float x)
 {{
     float below_max = x > 89.0f ? 89.0f : x;
     x = x < -104.0f ? -104.0f : below_max;
-{_reduced("x", 254)}{_quartic(EXP_COEFFICIENTS)}\
-    float y = (p * r2 + r) + 1.0f;
+{_exp_reduced("x", 254)}\
     uint32_t first_bits = biased >> 1 << 23, second_bits = (biased - (biased >> 1)) << 23;
     float first_scale, second_scale;
     memcpy(&first_scale, &first_bits, sizeof first_scale);
@@ -121,11 +137,7 @@ EXPF = f"""float quiltc_expf(float x)
 EXPF_NONPOSITIVE = f"""float quiltc_expf_nonpositive(float x)
 {{
     x = x < -104.0f ? -104.0f : x;
-{_reduced("x", 191)}{_quartic(EXP_COEFFICIENTS)}\
-    float y = (p * r2 + r) + 1.0f;
-    uint32_t scale_bits = biased << 23;
-    float scale;
-    memcpy(&scale, &scale_bits, sizeof scale);
+{_exp_reduced("x", 191)}{_SCALE}\
     return y * scale * 0x1p-64f;
 }}"""
 
@@ -148,10 +160,11 @@ def _odd_function(name, small_limit, body):
 {body}    memcpy(&small_bits, &small, sizeof small_bits);
     memcpy(&large_bits, &large, sizeof large_bits);
     int32_t is_small = -(int32_t)(a < {small_limit});
-    int32_t y_bits = (small_bits & is_small) | (large_bits & ~is_small) | (x_bits & INT32_MIN);
-    float y;
-    memcpy(&y, &y_bits, sizeof y);
-    return y;
+    int32_t result_bits = (small_bits & is_small) | (large_bits & ~is_small)
+                          | (x_bits & INT32_MIN);
+    float result;
+    memcpy(&result, &result_bits, sizeof result);
+    return result;
 }}"""
 
 
@@ -172,10 +185,7 @@ TANHF = _odd_function("quiltc_tanhf", "2.44140625e-4f", """\
     twice_bits = (twice_bits & ~clamped) | (0x41a00000 & clamped);
     memcpy(&t, &twice_bits, sizeof t);
 """ + _reduced("t", 127) + _quartic(("4.99999970e-1f", "1.66665465e-1f", "4.16674465e-2f",
-                                     "8.36625136e-3f", "1.38693780e-3f")) + """\
-    uint32_t scale_bits = biased << 23;
-    float scale;
-    memcpy(&scale, &scale_bits, sizeof scale);
+                                     "8.36625136e-3f", "1.38693780e-3f")) + _SCALE + """\
     float e = scale * (p * r2 + r) + (scale - 1.0f);
     float large = e / (e + 2.0f);
 """)
@@ -214,11 +224,8 @@ ERFF = _odd_function("quiltc_erff", "0.75f", """\
     q = q * t - 6.35841370e-1f;
     q = q * t - 1.12843359e+0f;
     q = q * t - 2.13975291e-5f;
-""" + _reduced("q", 127) + _quartic(EXP_COEFFICIENTS) + """\
-    uint32_t scale_bits = biased << 23;
-    float scale;
-    memcpy(&scale, &scale_bits, sizeof scale);
-    float large = 1.0f - ((p * r2 + r) + 1.0f) * scale;
+""" + _exp_reduced("q", 127) + _SCALE + """\
+    float large = 1.0f - y * scale;
 """)
 
 # The float32 helpers of the C target, by name.
