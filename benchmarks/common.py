@@ -1,6 +1,7 @@
 """What every benchmark shares: fixed thread counts and OpenBLAS's own kernel choice (both
-set before numpy loads), a record of the host and the libraries loaded, timing blocks
-separated by quiet gaps, and where results and plots go.
+set before numpy loads), a record of the host and the libraries loaded, and where results
+and plots go. Each contender's block of timed calls follows a quiet gap
+(quiltc.driver.timing.measure_after_quiet).
 
 Every script starts with
 
@@ -21,10 +22,11 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = str(THREADS)
 # OpenMP's wait policy stays at its default, what users run: threads spin a few
 # milliseconds after a parallel region, then sleep. Every contender is timed in its own
-# block after a quiet gap (quiet_then_measure), so no spinning thread reaches the next
-# library's block (interleaved single calls had slowed numpy's matmul tenfold beside
-# spinning quiltc threads); "passive", which made them sleep at once, cost every call of
-# an OpenMP library (quiltc, PyTorch) a wake-up: 90 microseconds on this 2-core host.
+# block after a quiet gap (quiltc.driver.timing.measure_after_quiet), so no spinning
+# thread reaches the next library's block (interleaved single calls had slowed numpy's
+# matmul tenfold beside spinning quiltc threads); "passive", which made them sleep at
+# once, cost every call of an OpenMP library (quiltc, PyTorch) a wake-up: 90
+# microseconds on this 2-core host.
 
 # This environment sets OPENBLAS_CORETYPE=Haswell and OPENBLAS_L2_SIZE=512, which hold
 # numpy to OpenBLAS's AVX2 kernel at about half speed on AVX-512 machines. OpenBLAS reads
@@ -44,15 +46,6 @@ def unpin_openblas():
     if pinned and "numpy" in sys.modules:
         sys.stdout.flush()
         os.execve(sys.executable, sys.orig_argv, os.environ)
-
-
-def quiet_then_measure(fn, **measure_options):
-    """Median seconds of `fn()` timed as one block (warm-up, then back-to-back calls) after
-    a quiet gap, so no other library's threads are still running."""
-    # imported here: quiltc loads numpy, which must wait for unpin_openblas
-    from quiltc.driver.timing import measure_after_quiet
-
-    return measure_after_quiet(fn, **measure_options)
 
 
 def limit_threads():

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import quiltc as qc  # noqa: E402
 from quiltc import recipes, recipes_cuda  # noqa: E402
 from quiltc.codegen.cuda import render_cuda  # noqa: E402
+from quiltc.driver.timing import measure_after_quiet  # noqa: E402
 from quiltc.ir.verify_gpu import block_shared_bytes  # noqa: E402
 from quiltc.runtime_c.cuda_call import emulation_toolchain, gpu_unavailable_reason  # noqa: E402
 from quiltc.runtime_c.nvcc import ARCHITECTURES, DEVICE_FLAGS, find_nvcc, ptxas_command  # noqa: E402
@@ -109,7 +110,7 @@ def gpu_times():
     def torch_softmax():
         torch.softmax(torch.from_numpy(x).to(device), dim=1).cpu()
 
-    timed = common.quiet_then_measure
+    timed = measure_after_quiet
     return {
         "matmul 1024^3": {"quiltc_s": timed(lambda: matmul(A=a, B=b), repeats=9),
                           "torch_s": timed(torch_matmul, repeats=9)},

@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 
 import quiltc as qc  # noqa: E402
 from quiltc.autotune import space  # noqa: E402
+from quiltc.driver.timing import measure, measure_after_quiet  # noqa: E402
 from quiltc.progress import progress_bar  # noqa: E402
 from quiltc.schedule.trace import Trace  # noqa: E402
 
@@ -138,7 +139,7 @@ def checked_gflops(run, y, reference, flops, repeats, check=True):
         if not np.allclose(got, reference, **TOLERANCE):
             return {"mismatch": f"max |error| {np.nanmax(np.abs(got - reference)):.3g}, "
                                 f"NaNs {int(np.isnan(got).sum())}"}
-    return {"gflops": round(flops / common.quiet_then_measure(run, repeats=repeats) / 1e9, 3)}
+    return {"gflops": round(flops / measure_after_quiet(run, repeats=repeats) / 1e9, 3)}
 
 
 def time_every_t(hi, contenders, x_full, w, y_full, check_at, repeats):
@@ -163,8 +164,6 @@ def dispatcher_overhead(dispatcher, x, w, y, rounds=5):
     only the tree's branch differs. Blocks alternate and each keeps its fastest repeat:
     the difference is microseconds in a millisecond call, which the medians of a busy
     host would bury."""
-    from quiltc.driver.timing import measure
-
     calls = {"dispatcher": quiltc_runner(dispatcher, w)(x, y),
              "alone": quiltc_runner(dispatcher.kernel(dispatcher.kernel_for({"T": 1})),
                                     w)(x, y)}

@@ -57,6 +57,7 @@ import numpy as np  # noqa: E402
 from fusion_report import CONTENDERS, LEVELS, PEERS, geomean, plot, print_tables  # noqa: E402
 
 import quiltc as qc  # noqa: E402
+from quiltc.driver.timing import measure_after_quiet  # noqa: E402
 from quiltc.progress import progress_bar  # noqa: E402
 
 PEER_MODULES = {"torch_eager": ("torch",), "torch_compile": ("torch",), "jax_jit": ("jax",),
@@ -227,7 +228,7 @@ def time_case(case, reference, skipped, flusher, repeats, builds):
             print(f"  {case.name:<20} {contender:<14} MISMATCH against numpy, not timed: {problem}")
             results[contender] = {"mismatch": problem}
             continue
-        entry = {"ms": round(common.quiet_then_measure(run, repeats=repeats) * 1e3, 4)}
+        entry = {"ms": round(measure_after_quiet(run, repeats=repeats) * 1e3, 4)}
         if case.memory_bound:
             entry["cold_ms"] = round(measure_cold(run, flusher, repeats) * 1e3, 4)
         print(f"  {case.name:<20} {contender:<14} " + "  ".join(
@@ -291,7 +292,7 @@ def ablation(case, reference, repeats, builds, column):
         elif level == LEVELS[-1] and "ms" in column:
             row["ms"] = column["ms"]
         else:
-            row["ms"] = round(common.quiet_then_measure(
+            row["ms"] = round(measure_after_quiet(
                 lambda: module(**case.inputs), repeats=repeats) * 1e3, 4)
         rows[str(level)] = row
     return rows

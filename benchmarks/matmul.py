@@ -24,6 +24,7 @@ common.unpin_openblas()  # OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE go before nump
 import numpy as np  # noqa: E402
 
 import quiltc as qc  # noqa: E402
+from quiltc.driver.timing import measure_after_quiet  # noqa: E402
 from quiltc.progress import progress_bar  # noqa: E402
 from quiltc.recipes import matmul_program, schedule_matmul  # noqa: E402
 
@@ -63,8 +64,8 @@ def time_shapes(shapes, repeats, peak):
         b = rng.standard_normal((k, n)).astype(np.float32)
         out = np.empty((m, n), np.float32)
         np.testing.assert_allclose(fn(A=a, B=b), a @ b, rtol=1e-3, atol=1e-3)
-        quiltc_s = common.quiet_then_measure(lambda: fn(A=a, B=b, out={"C": out}), repeats=repeats)
-        numpy_s = common.quiet_then_measure(lambda: np.matmul(a, b, out=out), repeats=repeats)
+        quiltc_s = measure_after_quiet(lambda: fn(A=a, B=b, out={"C": out}), repeats=repeats)
+        numpy_s = measure_after_quiet(lambda: np.matmul(a, b, out=out), repeats=repeats)
         gflop = 2.0 * m * n * k / 1e9
         rows.append({
             "m": m, "k": k, "n": n,

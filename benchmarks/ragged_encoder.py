@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 import quiltc as qc  # noqa: E402
 from quiltc import attention, encoder  # noqa: E402
-from quiltc.driver.timing import QUIET_GAP_S, measure  # noqa: E402
+from quiltc.driver.timing import QUIET_GAP_S, measure, measure_after_quiet  # noqa: E402
 from quiltc.progress import progress_bar  # noqa: E402
 
 SEQLENS = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "seqlens"
@@ -62,7 +62,7 @@ def useful_flops(lengths, op):
 def sgemm_rate():
     """GFLOP/s numpy's sgemm reaches in this run on 1024^3 (how loaded the machine is)."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
-    return 2 * 1024**3 / common.quiet_then_measure(lambda: a @ a, repeats=5) / 1e9
+    return 2 * 1024**3 / measure_after_quiet(lambda: a @ a, repeats=5) / 1e9
 
 
 class TorchPeers:
