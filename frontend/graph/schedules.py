@@ -1,7 +1,8 @@
 """Fusion as schedule primitives: each partition's program becomes one scheduled kernel.
 
     layer I    compute_inline of every cheap intermediate (it lives in a register); a
-               matmul's epilogue runs on the register block before it is stored
+               matmul's epilogue runs on the register block before it is stored; a small
+               value broadcast to every row (an attention mask) computed once, before
     layer II   reductions and the values they share computed at the row loop of the
                partition's widest output (compute_at), their storage folded to one row
                (fold_storage), initialisations hoisted (decompose): one pass over a row
@@ -35,6 +36,12 @@ ROW_TILE_ROWS = 8
 # Calls costly enough that a value read twice, or read by a wider stage (a row's norm read
 # by every element of the row), is stored once rather than recomputed.
 _COSTLY = ("exp", "exp_nonpositive", "log", "erf", "tanh", "sigmoid", "sqrt")
+
+# A stage at least this many times smaller than the partition's widest one, read by a
+# wider stage (an attention mask [batch, seq] added to scores [batch, heads, seq, seq]), is
+# computed once in a nest of its own rather than again for every element it is broadcast
+# to.
+BROADCAST_REUSE = 64
 
 
 class FusionRefused(QuiltError):
@@ -85,6 +92,18 @@ def _after_reduction(program):
         if any(_is_reduction(source) or source.name in found for source in tensor.inputs):
             found.add(tensor.name)
     return found
+
+
+def _broadcast_sources(program, widest):
+    """Names of the stages computed once, before the rows (BROADCAST_REUSE): small stages
+    that a wider stage reads, with no reduction before them. The small stages they read
+    are inlined into them."""
+    after_reduction = _after_reduction(program)
+    small = {tensor.name for tensor in program.order
+             if not _is_reduction(tensor) and tensor.name not in after_reduction
+             and _elements_at_most(tensor) * BROADCAST_REUSE <= widest}
+    return {source.name for tensor in program.order if tensor.name not in small
+            for source in tensor.inputs if source.name in small}
 
 
 def _costly(tensor):
@@ -145,9 +164,13 @@ def _schedule_rows(sch, program):
     anchor = max(program.outputs, key=_elements_at_most)
     widest = max(_elements_at_most(tensor) for tensor in program.order)
     after_reduction = _after_reduction(program)
+    broadcast = _broadcast_sources(program, widest)
     kept = []
     for tensor in program.order:
         if tensor.name in outputs:
+            continue
+        if tensor.name in broadcast:
+            _annotate_nest(sch, tensor)
             continue
         # A value of a reduced shape computed from a reduction (a row's mean, its
         # 1 / sqrt(variance)) is computed once per row, not once per element that reads it.

@@ -180,6 +180,30 @@ def test_short_rows_are_computed_in_tiles_of_rows(shape, tile):
     np.testing.assert_allclose(module(x=values), g.evaluate(x=values), rtol=1e-5, atol=1e-7)
 
 
+def test_a_mask_broadcast_to_every_row_is_computed_once_before_the_rows():
+    # BERT's attention mask: (1 - float(mask)) * -10000 over [batch, seq], added to
+    # scores [batch, heads, seq, seq]. Inlined, the int64 cast ran once per score, twice
+    # (max and exp); computed once it is one [batch, seq] nest before the row loop.
+    batch, seq = qc.var("B", 1, 8), qc.var("S", 1, 64)
+    g = Graph()
+    scores = g.input("scores", (batch, 4, seq, seq))
+    mask = g.input("mask", (batch, seq), dtype="int64")
+    keep = g.cast(g.reshape(mask, shape=(batch, 1, 1, seq)), dtype="float32")
+    bias = g.mul(g.sub(g.scalar(1.0, keep), keep), g.scalar(-10000.0, keep))
+    g.output(g.softmax(g.add(scores, bias)))
+    module = fuse(g, record=False)
+    assert module.calls == 1
+    nests = re.findall(r"sch\.parallel\('(v\d+)_", module.source)
+    assert len(nests) == 2  # the bias, then the softmax's rows
+    assert not re.search(rf"sch\.compute_(inline|at)\('{nests[0]}'", module.source)
+    rng = np.random.default_rng(0)
+    for rows, length in ((3, 5), (8, 64), (1, 1)):
+        values = rng.standard_normal((rows, 4, length, length), dtype=F32)
+        keeps = (rng.random((rows, length)) < 0.7).astype(np.int64)
+        np.testing.assert_allclose(module(scores=values, mask=keeps),
+                                   g.evaluate(scores=values, mask=keeps), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("level", [0, 1])
 def test_matmul_with_gelu_epilogue_at_every_row_count(level):
     g = _matmul_gelu_graph()
