@@ -95,15 +95,17 @@ def _after_reduction(program):
 
 
 def _broadcast_sources(program, widest):
-    """Names of the stages computed once, before the rows (BROADCAST_REUSE): small stages
-    that a wider stage reads, with no reduction before them. The small stages they read
-    are inlined into them."""
+    """(sources, small): the names of the stages computed once, before the rows
+    (BROADCAST_REUSE), and of every small stage with no reduction before it. The sources
+    are the small stages a wider stage reads; the other small stages are inlined into
+    them."""
     after_reduction = _after_reduction(program)
     small = {tensor.name for tensor in program.order
              if not _is_reduction(tensor) and tensor.name not in after_reduction
              and _elements_at_most(tensor) * BROADCAST_REUSE <= widest}
-    return {source.name for tensor in program.order if tensor.name not in small
-            for source in tensor.inputs if source.name in small}
+    sources = {source.name for tensor in program.order if tensor.name not in small
+               for source in tensor.inputs if source.name in small}
+    return sources, small
 
 
 def _costly(tensor):
@@ -164,13 +166,16 @@ def _schedule_rows(sch, program):
     anchor = max(program.outputs, key=_elements_at_most)
     widest = max(_elements_at_most(tensor) for tensor in program.order)
     after_reduction = _after_reduction(program)
-    broadcast = _broadcast_sources(program, widest)
+    broadcast, small = _broadcast_sources(program, widest)
     kept = []
     for tensor in program.order:
         if tensor.name in outputs:
             continue
         if tensor.name in broadcast:
             _annotate_nest(sch, tensor)
+            continue
+        if tensor.name in small:
+            _fusion_step(sch.compute_inline, tensor)
             continue
         # A value of a reduced shape computed from a reduction (a row's mean, its
         # 1 / sqrt(variance)) is computed once per row, not once per element that reads it.

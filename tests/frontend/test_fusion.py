@@ -180,6 +180,24 @@ def test_short_rows_are_computed_in_tiles_of_rows(shape, tile):
     np.testing.assert_allclose(module(x=values), g.evaluate(x=values), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_layer_norm_is_fused_without_a_refusal_at_every_level(level):
+    # At level 1 the statistics arrive from another partition, so 1 / sqrt(var + eps) is a
+    # small value broadcast to the rows with no reduction before it: computed once, with
+    # add and sqrt inlined into it (compute_at of sqrt inside its nest had been refused
+    # and recorded as a cut).
+    g = Graph()
+    x = g.input("x", (64, 96))
+    gamma = g.constant("gamma", np.linspace(0.5, 1.5, 96, dtype=F32))
+    beta = g.constant("beta", np.linspace(-1, 1, 96, dtype=F32))
+    g.output(g.layer_norm(x, gamma, beta))
+    module = fuse(g, level=level, record=False)
+    assert module.learned == []
+    assert module.calls == (3 if level == 1 else 1)
+    values = np.random.default_rng(0).standard_normal((64, 96), dtype=F32)
+    np.testing.assert_allclose(module(x=values), g.evaluate(x=values), rtol=1e-5, atol=1e-5)
+
+
 def test_a_mask_broadcast_to_every_row_is_computed_once_before_the_rows():
     # BERT's attention mask: (1 - float(mask)) * -10000 over [batch, seq], added to
     # scores [batch, heads, seq, seq]. Inlined, the int64 cast ran once per score, twice
