@@ -187,6 +187,13 @@ class CLikeRenderer(ValueRenderer):
         if stmt.combiner == "sum" and dtype.is_float:
             self.emit(depth, f"{target} += {strip_parentheses(new)};")
             return
+        if stmt.combiner == "nanmax":
+            # A NaN compares false, so it never replaces the target.
+            self.emit(depth, "{")
+            self.emit(depth + 1, f"{storage_type(dtype)} quiltc_value = {strip_parentheses(new)};")
+            self.emit(depth + 1, f"{target} = quiltc_value > {target} ? quiltc_value : {target};")
+            self.emit(depth, "}")
+            return
         operator = "+" if stmt.combiner == "sum" else stmt.combiner
         combined = self.arithmetic(operator, dtype, target, new)
         self.emit(depth, f"{target} = {strip_parentheses(combined)};")

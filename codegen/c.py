@@ -130,7 +130,7 @@ class CRenderer(CLikeRenderer):
             return
         self.emit(depth, "{")
         self.emit(depth + 1, f"{storage_type(stmt.buffer.dtype)} quiltc_accumulator = {target};")
-        clause = {"sum": "+", "max": "max", "min": "min"}[stmt.combiner]
+        clause = {"sum": "+", "max": "max", "min": "min", "nanmax": "max"}[stmt.combiner]
         self.emit(depth + 1, f"#pragma omp simd reduction({clause}:quiltc_accumulator)")
         self.render_loop_body(loop, depth + 1, lambda: self.render_combine(
             stmt, "quiltc_accumulator", depth + 2))

@@ -11,7 +11,10 @@ from .layout import Dense
 LOOP_KINDS = ("serial", "parallel", "vector", "unroll")
 GPU_AXES = tuple(f"{scope}.{axis}" for scope in ("blockIdx", "threadIdx") for axis in "xyz")
 SCOPES = ("global", "local", "shared")
-COMBINERS = ("sum", "max", "min")
+# "nanmax" is the largest value that is not NaN (-inf when there is none), as numpy's
+# fmax reduces: a softmax's stabilising max, which need not carry a NaN that its exps
+# carry anyway, and in SIMD one vmaxps a vector rather than a max and a NaN test.
+COMBINERS = ("sum", "max", "min", "nanmax")
 BITWISE_OPS = ("<<", ">>", "&", "|")
 BINARY_OPS = ("+", "-", "*", "/", "max", "min", "<", "<=", ">", ">=", "==", "!=", "and", "or",
               *BITWISE_OPS)

@@ -53,13 +53,14 @@ def as_dtype(value):
 
 
 def identity(combiner, dtype):
-    """The value a reduction with `combiner` ('sum', 'max', 'min') starts from."""
+    """The value a reduction with `combiner` (ir.base.COMBINERS) starts from."""
     if combiner == "sum":
         return 0
-    info = np.finfo(dtype.numpy) if dtype.is_float else np.iinfo(dtype.numpy)
+    largest = combiner in ("max", "nanmax")
     if dtype.is_float:
-        return float("-inf") if combiner == "max" else float("inf")
-    return int(info.min) if combiner == "max" else int(info.max)
+        return float("-inf") if largest else float("inf")
+    info = np.iinfo(dtype.numpy)
+    return int(info.min) if largest else int(info.max)
 
 
 def storage_type(dtype):

@@ -179,7 +179,8 @@ class _Translator:
                 start = identity(s.combiner, s.buffer.dtype)
                 self.emit(depth, f"if {test}: {target} = dt_{s.buffer.dtype.name}({start!r})")
             combine = {"sum": "({old} + {new})", "max": "np.maximum({old}, {new})",
-                       "min": "np.minimum({old}, {new})"}[s.combiner]
+                       "min": "np.minimum({old}, {new})",
+                       "nanmax": "np.fmax({old}, {new})"}[s.combiner]
             self.emit(depth, f"{target} = " + combine.format(old=target, new=self.value(s.value)))
         elif isinstance(s, ir.If):
             self.emit(depth, f"if {self.index(s.cond)}:")

@@ -69,7 +69,7 @@ class For(Stmt):
         loop may then each keep a partial result (see schedule/primitives/annotate.py)."""
         body = self.body
         return (isinstance(body, Reduce) and not body.init_when
-                and body.combiner in ("sum", "max", "min")
+                and body.combiner in COMBINERS
                 and all(self.var not in sympy.sympify(index).free_symbols
                         for index in body.indices))
 

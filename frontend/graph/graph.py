@@ -142,17 +142,19 @@ class Graph:
         return self.constant(None, np.array(number, dtype=like.dtype))
 
     def softmax(self, x, axis=-1):
-        """exp(x - max) / sum(exp(x - max)) along `axis`."""
+        """exp(x - max) / sum(exp(x - max)) along `axis`. The max only keeps exp from
+        overflowing, so it may pass over a NaN (reduce_nanmax): the NaN's own exp still
+        makes the row's sum, and so the whole row, NaN, as numpy's softmax does."""
         axis = axis % len(x.shape)
-        shifted = self.sub(x, self.reduce_max(x, axes=(axis,)))
+        shifted = self.sub(x, self.reduce_nanmax(x, axes=(axis,)))
         exps = self.exp_nonpositive(shifted)
         return self.div(exps, self.reduce_sum(exps, axes=(axis,)))
 
     def log_softmax(self, x, axis=-1):
         """log(softmax(x)) along `axis`, as x - max - log(sum(exp(x - max))) so that it
-        neither overflows nor takes the log of an underflowed 0."""
+        neither overflows nor takes the log of an underflowed 0 (NaN as in softmax)."""
         axis = axis % len(x.shape)
-        shifted = self.sub(x, self.reduce_max(x, axes=(axis,)))
+        shifted = self.sub(x, self.reduce_nanmax(x, axes=(axis,)))
         total = self.reduce_sum(self.exp_nonpositive(shifted), axes=(axis,))
         return self.sub(shifted, self.log(total))
 

@@ -176,7 +176,8 @@ class PartitionProgram:
     def _reduction(self, node):
         source = self.tensor(node.inputs[0])
         reduced, keepdims = node.attrs["axes"], node.attrs["keepdims"]
-        combiner = {"reduce_sum": qc.sum, "reduce_mean": qc.sum, "reduce_max": qc.max}[node.op]
+        combiner = {"reduce_sum": qc.sum, "reduce_mean": qc.sum, "reduce_max": qc.max,
+                    "reduce_nanmax": qc.nanmax}[node.op]
         name = self.canonical[node.output.name]
 
         def body(*axes):

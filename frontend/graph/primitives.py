@@ -105,6 +105,9 @@ PRIMITIVES = {
     "where": Primitive("elementwise", 3, lambda inputs, attrs, shape: np.where(*inputs)),
     "reduce_sum": _reduce(np.sum),
     "reduce_max": _reduce(np.max),
+    # The largest value that is not NaN (qc.nanmax): a softmax's stabilising max.
+    "reduce_nanmax": _reduce(lambda x, axis, keepdims: np.fmax.reduce(
+        x, axis=axis, keepdims=keepdims, initial=-np.inf)),
     "reduce_mean": _reduce(np.mean),
     "transpose": Primitive("injective", 1,
                            lambda inputs, attrs, shape: np.transpose(inputs[0], attrs["perm"])),

@@ -21,6 +21,7 @@ from .tensor import (
     maximum,
     min,
     minimum,
+    nanmax,
     placeholder,
     ragged_dim,
     reduce_axis,

@@ -327,6 +327,12 @@ def min(value, axis):  # noqa: A001
     return _reduce("min", value, axis)
 
 
+def nanmax(value, axis):
+    """The largest value over `axis` that is not NaN (-inf where there is none): a
+    softmax's stabilising max, one SIMD max a vector where `max` also tests for NaN."""
+    return _reduce("nanmax", value, axis)
+
+
 def _call(fn, x):
     x = _value(x, dtypes.float32)
     if not x.dtype.is_float:

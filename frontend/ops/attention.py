@@ -74,7 +74,8 @@ def attention_program(heads, head_size, max_length, causal):
             j <= i, raw[b, h, i, j], np.float32(-np.inf)), "masked")
     j_max = qc.reduce_axis(length, "j")
     row_max = qc.compute((batch, heads, length),
-                         lambda b, h, i: qc.max(scores[b, h, i, j_max], axis=j_max), "row_max")
+                         lambda b, h, i: qc.nanmax(scores[b, h, i, j_max], axis=j_max),
+                         "row_max")
     exps = qc.compute((batch, heads, length, length),
                       lambda b, h, i, j: qc.exp_nonpositive(
                           (scores[b, h, i, j] - row_max[b, h, i]) * scale),

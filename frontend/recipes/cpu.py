@@ -67,10 +67,11 @@ def schedule_matmul(c, rows=None, cols=None, vector=None, parallel=True):
 
 
 def softmax_program(rows, cols, dtype="float32"):
-    """out[i, :] = softmax(X[i, :]), computed stably (subtract the row max)."""
+    """out[i, :] = softmax(X[i, :]), computed stably (subtract the row max; a NaN the
+    max passes over still makes its row NaN, through its exp)."""
     x = qc.placeholder((rows, cols), dtype, "X")
     j_max = qc.reduce_axis(cols, "j")
-    row_max = qc.compute((rows,), lambda i: qc.max(x[i, j_max], axis=j_max), "row_max")
+    row_max = qc.compute((rows,), lambda i: qc.nanmax(x[i, j_max], axis=j_max), "row_max")
     exps = qc.compute((rows, cols), lambda i, j: qc.exp_nonpositive(x[i, j] - row_max[i]),
                       "exps")
     j_sum = qc.reduce_axis(cols, "j")

@@ -60,8 +60,9 @@ from .bind import MAX_THREADS_PER_BLOCK
 
 PRIMITIVE = "cross_thread_reduce"
 THREAD_AXIS = "threadIdx.x"
-# How the tree combines two partials, for each reduction combiner.
-COMBINE = {"sum": "+", "max": "max", "min": "min"}
+# How the tree combines two partials, for each reduction combiner (nanmax partials hold
+# no NaN, so max combines them).
+COMBINE = {"sum": "+", "max": "max", "min": "min", "nanmax": "max"}
 
 
 def _check_threads(kernel, threads, asked, loop):

@@ -337,7 +337,8 @@ def _nan_kernel():
     k = qc.reduce_axis(n, "k")
     outputs = [qc.compute((n,), lambda i: qc.maximum(x[i], y[i]), "larger"),
                qc.compute((n,), lambda i: qc.minimum(x[i], y[i]), "smaller"),
-               qc.compute((1,), lambda t: qc.max(x[k], axis=k), "largest")]
+               qc.compute((1,), lambda t: qc.max(x[k], axis=k), "largest"),
+               qc.compute((1,), lambda t: qc.nanmax(x[k], axis=k), "largest_number")]
     return qc.lower(outputs, name="nan_propagation")
 
 
@@ -348,7 +349,8 @@ def test_float_max_and_min_propagate_nan_like_numpy(n, seed):
     x[rng.random(n) < 0.3] = np.nan
     y[rng.random(n) < 0.3] = np.nan
     reference = {"larger": np.maximum(x, y), "smaller": np.minimum(x, y),
-                 "largest": np.array([x.max()], np.float32)}
+                 "largest": np.array([x.max()], np.float32),
+                 "largest_number": np.array([np.fmax.reduce(x, initial=-np.inf)], np.float32)}
     _compare(_nan_kernel(), {"x": x, "y": y}, reference)
 
 
@@ -358,7 +360,7 @@ def _simd_extremum(combiner):
     rows, n = qc.var("rows", 1, 4), qc.var("n", 1, 300)
     x = qc.placeholder((rows, n), "float32", "x")
     k = qc.reduce_axis(n, "k")
-    reduce = {"max": qc.max, "min": qc.min}[combiner]
+    reduce = {"max": qc.max, "min": qc.min, "nanmax": qc.nanmax}[combiner]
     out = qc.compute((rows,), lambda r: reduce(x[r, k], axis=k), "out")
     sch = qc.Schedule(out)
     sch.decompose(out, sch.loops(out)[-1])
@@ -366,18 +368,21 @@ def _simd_extremum(combiner):
     return qc.build(sch)
 
 
-@given(rows=st.integers(1, 4), n=st.integers(1, 300), combiner=st.sampled_from(["max", "min"]),
+@given(rows=st.integers(1, 4), n=st.integers(1, 300),
+       combiner=st.sampled_from(["max", "min", "nanmax"]),
        nan_share=st.sampled_from([0.0, 0.003, 0.1, 1.0]), seed=SEEDS)
 def test_simd_max_and_min_reductions_propagate_nan_like_numpy(rows, n, combiner, nan_share,
                                                               seed):
     """Each SIMD lane keeps a partial max; a NaN that one lane holds must reach the result
-    (OpenMP's own combine of the lanes dropped it) and infinities must not turn into NaN."""
+    (OpenMP's own combine of the lanes dropped it) and infinities must not turn into NaN.
+    nanmax passes over every NaN, as numpy's fmax does (-inf for a row of NaN only)."""
     rng = np.random.default_rng(seed)
     x = random_array(rng, (rows, n))
     x[rng.random((rows, n)) < 0.02] = np.inf
     x[rng.random((rows, n)) < 0.02] = -np.inf
     x[rng.random((rows, n)) < nan_share] = np.nan
-    expected = x.max(axis=1) if combiner == "max" else x.min(axis=1)
+    expected = {"max": x.max(axis=1), "min": x.min(axis=1),
+                "nanmax": np.fmax.reduce(x, axis=1, initial=-np.inf)}[combiner]
     np.testing.assert_array_equal(_simd_extremum(combiner)(x=x), expected)
 
 

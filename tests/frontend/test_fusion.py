@@ -118,7 +118,7 @@ def test_a_gather_reads_its_table_from_memory():
 
 def test_an_override_cuts_its_pattern_and_says_why(tmp_path):
     path = tmp_path / "overrides.json"
-    path.write_text(json.dumps([{"pattern": "reduce_max -[broadcast]-> sub",
+    path.write_text(json.dumps([{"pattern": "reduce_nanmax -[broadcast]-> sub",
                                  "reason": "measured slower fused"}]))
     tokens = qc.var("T", 1, 64)
     g = Graph()
@@ -178,6 +178,27 @@ def test_short_rows_are_computed_in_tiles_of_rows(shape, tile):
     values = np.random.default_rng(0).standard_normal(
         tuple(12 if dim == "T" else dim for dim in shape), dtype=F32) * F32(4)
     np.testing.assert_allclose(module(x=values), g.evaluate(x=values), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("composite", ["softmax", "log_softmax"])
+def test_a_nan_or_infinity_in_a_row_gives_that_row_as_numpy_gives_it(composite):
+    # The stabilising max passes over NaN (reduce_nanmax); the NaN's exp still makes the
+    # row's sum NaN. Rows: plain, one NaN, all NaN, one +inf, all -inf.
+    g = Graph()
+    x = g.input("x", (5, 40))
+    g.output(getattr(g, composite)(x))
+    module = fuse(g, record=False)
+    values = np.random.default_rng(0).standard_normal((5, 40), dtype=F32)
+    values[1, 7] = values[2] = np.nan
+    values[3, 30] = np.inf
+    values[4] = -np.inf
+    with np.errstate(invalid="ignore"):
+        shifted = values - values.max(axis=1, keepdims=True)
+        total = np.exp(shifted).sum(axis=1, keepdims=True)
+        want = np.exp(shifted) / total if composite == "softmax" else shifted - np.log(total)
+        got = module(x=values)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    assert np.isnan(got[1:]).all() and not np.isnan(got[0]).any()
 
 
 @pytest.mark.parametrize("level", [1, 2, 3])

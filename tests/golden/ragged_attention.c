@@ -256,14 +256,14 @@ void ragged_attention(
             const int64_t quiltc_L_off2_14 = L_off2[(b_8_h_8 / 4)];
             {
                 float quiltc_accumulator = row_max[row_max_i_2 + (4 * quiltc_L_off1_13) + (quiltc_L_len_12 * (b_8_h_8 % 4))];
-                int quiltc_unordered = quiltc_accumulator != quiltc_accumulator;
-                #pragma omp simd reduction(max:quiltc_accumulator) reduction(|:quiltc_unordered)
+                #pragma omp simd reduction(max:quiltc_accumulator)
                 for (int64_t j_3 = 0; j_3 < quiltc_L_len_12; ++j_3) {
-                    float quiltc_value = masked[j_3 + (4 * quiltc_L_off2_14) + (quiltc_L_len_12 * row_max_i_2) + ((quiltc_L_len_12 * quiltc_L_len_12) * (b_8_h_8 % 4))];
-                    quiltc_accumulator = quiltc_accumulator > quiltc_value ? quiltc_accumulator : quiltc_value;
-                    quiltc_unordered |= quiltc_value != quiltc_value;
+                    {
+                        float quiltc_value = masked[j_3 + (4 * quiltc_L_off2_14) + (quiltc_L_len_12 * row_max_i_2) + ((quiltc_L_len_12 * quiltc_L_len_12) * (b_8_h_8 % 4))];
+                        quiltc_accumulator = quiltc_value > quiltc_accumulator ? quiltc_value : quiltc_accumulator;
+                    }
                 }
-                row_max[row_max_i_2 + (4 * quiltc_L_off1_13) + (quiltc_L_len_12 * (b_8_h_8 % 4))] = quiltc_unordered ? NAN : quiltc_accumulator;
+                row_max[row_max_i_2 + (4 * quiltc_L_off1_13) + (quiltc_L_len_12 * (b_8_h_8 % 4))] = quiltc_accumulator;
             }
         }
         for (int64_t exps_i_3 = 0; exps_i_3 < L_len[(b_8_h_8 / 4)]; ++exps_i_3) {

@@ -51,8 +51,6 @@ static inline float quiltc_expf_nonpositive(float x)
     return y * scale * 0x1p-64f;
 }
 
-static inline float quiltc_max_float32(float a, float b) { return (a > b || a != a) ? a : b; }
-
 #if defined(__SANITIZE_ADDRESS__)
 enum { QUILTC_KEPT_LIMIT = 0 };
 #else
@@ -92,7 +90,10 @@ void softmax(float* restrict X, float* restrict softmax, int64_t R, int64_t C)
     for (int64_t i_3 = 0; i_3 < R; ++i_3) {
         row_max[i_3] = -INFINITY;
         for (int64_t j = 0; j < C; ++j) {
-            row_max[i_3] = quiltc_max_float32(row_max[i_3], X[j + (C * i_3)]);
+            {
+                float quiltc_value = X[j + (C * i_3)];
+                row_max[i_3] = quiltc_value > row_max[i_3] ? quiltc_value : row_max[i_3];
+            }
         }
         #pragma omp simd
         for (int64_t exps_j_1 = 0; exps_j_1 < C; ++exps_j_1) {
