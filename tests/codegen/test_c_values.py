@@ -490,6 +490,28 @@ def _row_sums(dtype):
     return qc.build(sch)
 
 
+@pytest.mark.parametrize(("columns", "dtype", "width"), [
+    (768, "float32", 64), (256, "float32", 64), (128, "float32", 32), (64, "float32", 16),
+    (40, "float32", 16), (24, "float32", None), (64, "float64", 16), (768, "float64", 32)])
+def test_a_known_short_row_is_summed_in_narrower_blocks(columns, dtype, width):
+    # Adding the partial sums together costs as much as one block, so a row of fewer than
+    # four 256-byte blocks takes narrower ones, down to a cache line (none for a row
+    # shorter than two of those).
+    x = qc.placeholder((8, columns), dtype, "X")
+    column = qc.reduce_axis(columns, "c")
+    sums = qc.compute((8,), lambda r: qc.sum(x[r, column], axis=column), "S")
+    sch = qc.Schedule(sums)
+    sch.decompose(sums, sch.loops(sums)[-1])
+    sch.vectorize(sch.loops(sums)[-1])
+    built = qc.build(sch)
+    blocks = re.findall(r"quiltc_partial\[(\d+)\] = \{0\}", built.source)
+    assert blocks == ([] if width is None else [str(width)])
+    values = random_array(np.random.default_rng(0), (8, columns), dtype)
+    rtol, atol = tolerance(np.dtype(dtype))
+    np.testing.assert_allclose(built(X=values), values.astype(np.float64).sum(axis=1),
+                               rtol=rtol, atol=atol * columns)
+
+
 @settings(max_examples=examples(20), deadline=None)
 @given(columns=st.sampled_from([0, 1, 63, 64, 65, 127, 128, 129, 300]) | st.integers(0, 300),
        dtype=st.sampled_from(["float32", "float64"]), seed=SEEDS)
