@@ -101,6 +101,12 @@ class QuiltcBuilds:
             self.modules[level] = qc.graph.compile(self.graph, level=level)
         return self.modules[level]
 
+    def refusals(self):
+        """{level: [(pattern, reason)]} of the fusions the primitives refused in this run's
+        compiles (each split its partition, and was recorded for the later ones)."""
+        return {level: module.learned for level, module in self.modules.items()
+                if module.learned}
+
 
 def prepare(contender, case, builds):
     """A no-argument callable running `case` in `contender`, inputs and weights already
@@ -344,6 +350,10 @@ def main():
                         help="the exported BERT-base layer (default: %(default)s)")
     arguments = parser.parse_args()
     selected = fusion_cases.select(arguments.cases, arguments.quick, arguments.bert)
+    # Refusals recorded by earlier compiles on this machine would cut partitions here too:
+    # the run starts from the rule table alone and reports what it learns (quiltc_refusals).
+    overrides = tempfile.TemporaryDirectory(prefix="quiltc-fusion-overrides-")
+    os.environ["QUILTC_FUSION_OVERRIDES"] = os.path.join(overrides.name, "overrides.json")
     folder = common.output_folder(arguments.quick)
     skipped = unavailable_contenders()
     for contender, why in skipped.items():
@@ -362,6 +372,7 @@ def main():
         builds = QuiltcBuilds(case)
         results = time_case(case, reference, skipped, flusher, repeats, builds)
         cases[case.name] = {**results, **summarize(case, results, reference, measured)}
+        cases[case.name]["quiltc_refusals"] = builds.refusals()
         if "quiltc" not in skipped:
             try:
                 ablations[case.name] = ablation(case, reference, repeats, builds,
@@ -382,6 +393,9 @@ def main():
     for name, result in cases.items():
         if result["note"]:
             print(f"note, {name}: {result['note']}")
+        for level, refused in result["quiltc_refusals"].items():
+            print(f"fusion refused, {name} level {level}: "
+                  + "; ".join(f"{pattern} ({reason})" for pattern, reason in refused))
     mismatches = [f"{name}/{contender}" for name, result in cases.items()
                   for contender in CONTENDERS if "mismatch" in result[contender]]
     mismatches += [f"{name}/quiltc level {level}" for name, rows in ablations.items()
