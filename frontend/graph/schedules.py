@@ -3,6 +3,7 @@
     layer I    compute_inline of every cheap intermediate (it lives in a register); a
                matmul's epilogue runs on the register block before it is stored; a small
                value broadcast to every row (an attention mask) computed once, before
+               the rows
     layer II   reductions and the values they share computed at the row loop of the
                partition's widest output (compute_at), their storage folded to one row
                (fold_storage), initialisations hoisted (decompose): one pass over a row

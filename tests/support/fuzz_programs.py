@@ -26,7 +26,7 @@ FLOAT_BINARY = ("+", "-", "*", "max", "min", "div")
 FLOAT_UNARY = ("neg", "abs", "exp", "tanh")
 INT_BINARY = ("+", "-", "*", "max", "min", "/", "%", "&", "|", "<<", ">>")
 INT_UNARY = ("neg", "abs")
-COMBINERS = ("sum", "max", "min")
+COMBINERS = ("sum", "max", "min", "nanmax")
 KINDS = ("dense-float", "dense-int", "ragged")
 # Loop names the lowering starts from, per dim (it renames repeats: i, i_1, ...).
 AXIS_NAMES = {"M": "i", "N": "j", "K": "p", "B": "b", "L": "l", "H": "h"}

@@ -144,6 +144,9 @@ def _evaluate(program, spec, arrays, sizes, batch_axis):
     if body.combiner == "max":
         start = info.min if info else -np.inf
         return values.max(axis=-1, initial=start).astype(program.dtype)
+    if body.combiner == "nanmax":
+        start = info.min if info else -np.inf
+        return np.fmax.reduce(values, axis=-1, initial=start).astype(program.dtype)
     start = info.max if info else np.inf
     return values.min(axis=-1, initial=start).astype(program.dtype)
 
