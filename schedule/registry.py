@@ -44,6 +44,7 @@ from .primitives import (
     remap,
     reorder,
     row_pointers,
+    share_storage,
     split,
     split_op,
     tile,
@@ -292,6 +293,10 @@ PRIMITIVES = _entries(
               "Shrink intermediate `tensor` to the slice one iteration of `loop` uses (for "
               "memory-starved targets, after compute_at).",
               (tensor("tensor"), loop("loop"))),
+    Primitive("share_storage", share_storage.share_storage,
+              "Keep intermediate `tensor`'s elements in the memory of `output`, whose one "
+              "store reads each of them last (a softmax's exponentials in its output).",
+              (tensor("tensor"), tensor("output"))),
     Primitive("store_row_pointers", row_pointers.store_row_pointers,
               "Let intermediate `tensor`, read only as rows of `table`, hold the rows' "
               "addresses where the target can (mcu): one load a row pointer.",

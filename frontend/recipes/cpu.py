@@ -81,9 +81,9 @@ def softmax_program(rows, cols, dtype="float32"):
 
 
 def schedule_softmax(stages, out, parallel=True):
-    """Every stage computed inside the row loop of the output (one row of `exps` is live
-    at a time, in cache), reductions initialised before their loops, rows on parallel
-    threads, the elementwise loops SIMD."""
+    """Every stage computed inside the row loop of the output, the exponentials kept in
+    the output's row (share_storage: the row is scaled in place), reductions initialised
+    before their loops, rows on parallel threads, the elementwise loops SIMD."""
     row_max, exps, row_sum = stages
     sch = Schedule(out, name="softmax")
     row = sch.loops(out)[0]
@@ -94,6 +94,7 @@ def schedule_softmax(stages, out, parallel=True):
         sch.decompose(reduction, sch.loops(reduction)[-1])
     sch.vectorize(sch.loops(exps)[-1])
     sch.vectorize(sch.loops(out)[-1])
+    sch.share_storage(exps, out)
     if parallel:
         sch.parallel(row)
     return sch

@@ -11,6 +11,7 @@
  *     sch.decompose('row_sum', 'j_2')
  *     sch.vectorize('exps_j_1')
  *     sch.vectorize('j_3')
+ *     sch.share_storage('exps', 'softmax')
  *     sch.parallel('i_3')
  */
 
@@ -82,8 +83,6 @@ void softmax(float* restrict X, float* restrict softmax, int64_t R, int64_t C)
 {
     static void* quiltc_kept_row_max = NULL;
     float* restrict row_max = quiltc_take(&quiltc_kept_row_max, sizeof(float) * R);
-    static void* quiltc_kept_exps = NULL;
-    float* restrict exps = quiltc_take(&quiltc_kept_exps, sizeof(float) * C * R);
     static void* quiltc_kept_row_sum = NULL;
     float* restrict row_sum = quiltc_take(&quiltc_kept_row_sum, sizeof(float) * R);
     #pragma omp parallel for
@@ -97,18 +96,17 @@ void softmax(float* restrict X, float* restrict softmax, int64_t R, int64_t C)
         }
         #pragma omp simd
         for (int64_t exps_j_1 = 0; exps_j_1 < C; ++exps_j_1) {
-            exps[exps_j_1 + (C * i_3)] = quiltc_expf_nonpositive(X[exps_j_1 + (C * i_3)] - row_max[i_3]);
+            softmax[exps_j_1 + (C * i_3)] = quiltc_expf_nonpositive(X[exps_j_1 + (C * i_3)] - row_max[i_3]);
         }
         row_sum[i_3] = 0.0f;
         for (int64_t j_2 = 0; j_2 < C; ++j_2) {
-            row_sum[i_3] += exps[j_2 + (C * i_3)];
+            row_sum[i_3] += softmax[j_2 + (C * i_3)];
         }
         #pragma omp simd
         for (int64_t j_3 = 0; j_3 < C; ++j_3) {
-            softmax[j_3 + (C * i_3)] = exps[j_3 + (C * i_3)] / row_sum[i_3];
+            softmax[j_3 + (C * i_3)] = softmax[j_3 + (C * i_3)] / row_sum[i_3];
         }
     }
     quiltc_give(&quiltc_kept_row_sum, row_sum);
-    quiltc_give(&quiltc_kept_exps, exps);
     quiltc_give(&quiltc_kept_row_max, row_max);
 }

@@ -33,6 +33,7 @@ SIGNATURES = {
     "pad_local": "(self, tensor)",
     "pad_storage": "(self, tensor, dim, multiple)",
     "fold_storage": "(self, tensor, loop)",
+    "share_storage": "(self, tensor, output)",
     "store_row_pointers": "(self, tensor, table)",
     "remap": "(self, loop, order='length-desc')",
     "hfuse": "(self, nest_a, nest_b)",
