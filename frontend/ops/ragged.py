@@ -23,7 +23,6 @@ from ..driver.schedule import Schedule
 from ..ir.arrays import RaggedArray
 from ..ir.errors import ShapeError
 from ..lang import tensor as qc
-from ..runtime_c.host import isa_for
 from . import arguments
 
 MAX_TOKENS = 1 << 22
@@ -68,53 +67,50 @@ def _bias_gelu_kernel(features):
     return build(sch)
 
 
-def _lane_sum(values, tokens, features, lanes, name):
-    """Row sums of `values` (tokens, features) in two stages: `lanes` partial sums over
-    strided features (a reduction SIMD can run: the lanes are independent), then their
-    sum. Returns (partial, total)."""
-    strided = qc.reduce_axis(features // lanes, "o")
-    partial = qc.compute((tokens, lanes), lambda t, lane: qc.sum(
-        values(t, strided * lanes + lane), axis=strided), f"{name}_lanes")
-    lane = qc.reduce_axis(lanes, "lane")
-    return partial, qc.compute((tokens,), lambda t: qc.sum(partial[t, lane], axis=lane), name)
-
-
 @functools.cache
-def _add_layer_norm_kernel(features, eps, lanes=None):
-    """out = layer_norm(X + bias + residual) * gamma + beta over the feature axis, row sums
-    in `lanes` partial sums (default: the host's float32 lanes) where they divide it."""
+def _add_layer_norm_kernel(features, eps):
+    """out = layer_norm(X + bias + residual) * gamma + beta over the feature axis. Every
+    stage is computed in the token loop: the row's sum and sum of squares are SIMD
+    reductions (the C target adds them in blocks of partial sums), 1 / sqrt(variance +
+    eps) is computed once a row, the summed row and the row's statistics live in local
+    storage (fold_storage) and the centred row in the output's row (share_storage).
+
+    Before, the sums ran over lane-strided partial sums kept in memory and the division
+    by the root ran once an element, with the summed and centred rows in whole-batch
+    buffers: 10.9 ms for 11,200 tokens of 512, 2.1-2.3 ms after (2-core AVX2 host)."""
     tokens = qc.var("T", 0, MAX_TOKENS)
     x = qc.placeholder((tokens, features), "float32", "X")
     residual = qc.placeholder((tokens, features), "float32", "residual")
     bias, gamma, beta = (qc.placeholder((features,), "float32", n)
                          for n in ("bias", "gamma", "beta"))
-    lanes = isa_for(lanes).float32_lanes
-    lanes = lanes if features % lanes == 0 else 1
+    scale = np.float32(1.0 / features)
     summed = qc.compute((tokens, features), lambda t, f: x[t, f] + bias[f] + residual[t, f],
                         "summed")
-    total_lanes, total = _lane_sum(lambda t, f: summed[t, f], tokens, features, lanes, "total")
+    f_total = qc.reduce_axis(features, "f")
+    total = qc.compute((tokens,), lambda t: qc.sum(summed[t, f_total], axis=f_total), "total")
     centered = qc.compute((tokens, features),
-                          lambda t, f: summed[t, f] - total[t] * np.float32(1.0 / features),
-                          "centered")
-    squares_lanes, squares = _lane_sum(lambda t, f: centered[t, f] * centered[t, f], tokens,
-                                       features, lanes, "squares")
-    out = qc.compute((tokens, features), lambda t, f: centered[t, f] * gamma[f] / qc.sqrt(
-        squares[t] * np.float32(1.0 / features) + np.float32(eps)) + beta[f], "out")
+                          lambda t, f: summed[t, f] - total[t] * scale, "centered")
+    f_squares = qc.reduce_axis(features, "f")
+    squares = qc.compute((tokens,), lambda t: qc.sum(
+        centered[t, f_squares] * centered[t, f_squares], axis=f_squares), "squares")
+    spread = qc.compute((tokens,), lambda t: np.float32(1) / qc.sqrt(
+        squares[t] * scale + np.float32(eps)), "spread")
+    out = qc.compute((tokens, features),
+                     lambda t, f: centered[t, f] * spread[t] * gamma[f] + beta[f], "out")
     sch = Schedule(out, name="add_layer_norm")
     row = sch.loops(out)[0]
     # Consumers first, as in recipes.schedule_softmax: one token's row stays in cache.
-    for stage in (squares, squares_lanes, centered, total, total_lanes, summed):
+    for stage in (spread, squares, centered, total, summed):
         sch.compute_at(stage, row)
     for reduction in (total, squares):
         sch.decompose(reduction, sch.loops(reduction)[-1])
-    for partial in (total_lanes, squares_lanes) if lanes > 1 else ():
-        lane, strided = sch.loops(partial)[-2:]
-        sch.decompose(partial, lane)
-        sch.reorder(strided, lane)
-        sch.vectorize(lane)
-    if features > 1:
-        for stage in (summed, centered, out):
-            sch.vectorize(sch.loops(stage)[-1])
+    for stage in (summed, total, centered, squares, out):
+        loops = sch.loops(stage)
+        if len(loops) > 1:  # one feature leaves the token loop alone
+            sch.vectorize(loops[-1])
+    for stage in (summed, total, squares, spread):
+        sch.fold_storage(stage, row)
+    sch.share_storage(centered, out)
     sch.parallel(row)
     return build(sch)
 
