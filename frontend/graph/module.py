@@ -259,9 +259,14 @@ class FusedModule:
         self._pointer_types = [f"{storage_type(as_dtype(value.dtype))} *"
                                for value in (*self.graph.inputs, *self.graph.outputs)]
 
-    def __call__(self, **arrays):
-        """The graph's outputs for `arrays` (input name -> array): one array, or a tuple."""
+    def __call__(self, out=None, **arrays):
+        """The graph's outputs for `arrays` (input name -> array): one array, or a tuple.
+        `out` (an array, or a tuple of one per output) receives them instead of new arrays:
+        each C-contiguous, writeable and of its output's shape and dtype, so a repeated
+        call allocates nothing."""
         inputs = self.graph.inputs
+        if out is not None and any(value.name == "out" for value in inputs):
+            out, arrays = None, {**arrays, "out": out}  # the graph's own input named out
         unknown = sorted(set(arrays) - {value.name for value in inputs})
         if unknown:
             raise ShapeError(f"unknown inputs {', '.join(unknown)}; the graph takes "
@@ -275,8 +280,16 @@ class FusedModule:
         address = self._workspace.ctypes.data
         contiguous = [np.ascontiguousarray(arrays[value.name], dtype=value.dtype)
                       for value in inputs]
-        outputs = [np.empty(shape, value.dtype)
-                   for shape, value in zip(output_shapes, self.graph.outputs)]
+        if out is None:
+            outputs = [np.empty(shape, value.dtype)
+                       for shape, value in zip(output_shapes, self.graph.outputs)]
+        else:
+            outputs = self._given_outputs(out, output_shapes)
+            # An input sharing memory with an output is read from a copy: the kernels
+            # write the output while later rows may still read the input.
+            contiguous = [np.array(array) if any(np.may_share_memory(array, o)
+                                                 for o in outputs) else array
+                          for array in contiguous]
         ffi = self._ffi
         # from_buffer, not cast of .ctypes.data: a third of a small graph's call went there
         pointers = [ffi.from_buffer(pointer_type, array)
@@ -284,6 +297,27 @@ class FusedModule:
         self._entry(*pointers, self._constants_pointer,
                     ffi.cast("char *", address + (-address) % ALIGNMENT), *ordered)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    def _given_outputs(self, out, shapes):
+        """`out` (one array or a tuple of them) checked against the outputs' `shapes`."""
+        given = list(out) if isinstance(out, (tuple, list)) else [out]
+        values = self.graph.outputs
+        if len(given) != len(values):
+            raise ShapeError(f"out= takes {len(values)} array(s), one per output "
+                             f"({', '.join(value.name for value in values)}); got {len(given)}")
+        for array, shape, value in zip(given, shapes, values):
+            if not (isinstance(array, np.ndarray) and array.shape == tuple(shape)
+                    and array.dtype == value.dtype and array.flags.c_contiguous
+                    and array.flags.writeable):
+                described = (f"{array.dtype}{list(array.shape)}" if isinstance(array, np.ndarray)
+                             else type(array).__name__)
+                raise ShapeError(f"out= for output {value.name} must be a writeable "
+                                 f"C-contiguous {value.dtype}{list(shape)} numpy array; got "
+                                 f"{described}: pass np.empty({tuple(shape)}, np.{value.dtype})")
+        for position, array in enumerate(given):
+            if any(np.may_share_memory(array, other) for other in given[position + 1:]):
+                raise ShapeError("out= arrays share memory; pass a separate array per output")
+        return given
 
     def _prepare(self, shapes, arrays):
         """(output shapes, the sizes in entry order, workspace bytes) for inputs of

@@ -484,3 +484,28 @@ def test_independent_partitions_share_one_parallel_region_at_level_3():
     np.testing.assert_allclose(three(x=values), g.evaluate(x=values), rtol=1e-5, atol=1e-6)
     # Running side by side, the two branches' outputs are live at once: no shared slot.
     assert len(three.memory.slots) == 2
+
+
+def test_outputs_can_be_written_into_given_arrays():
+    g = Graph()
+    x = g.input("x", (qc.var("T", 1, 64), 16))
+    g.output(g.softmax(x), g.relu(x))
+    module = fuse(g, record=False)
+    values = np.linspace(-3, 3, 5 * 16, dtype=F32).reshape(5, 16)
+    probabilities, positive = np.empty((5, 16), F32), np.empty((5, 16), F32)
+    got = module(x=values, out=(probabilities, positive))
+    assert got[0] is probabilities and got[1] is positive
+    for written, want in zip(got, g.evaluate(x=values)):
+        np.testing.assert_allclose(written, want, rtol=1e-5, atol=1e-7)
+    # in place: the input is read from a copy before the outputs are written
+    inplace = values.copy()
+    module(x=inplace, out=(inplace, positive))
+    np.testing.assert_allclose(inplace, g.evaluate(x=values)[0], rtol=1e-5, atol=1e-7)
+    with pytest.raises(qc.ShapeError, match=r"out= takes 2 array\(s\), one per output"):
+        module(x=values, out=probabilities)
+    with pytest.raises(qc.ShapeError, match=r"out= for output \w+ must be a writeable "
+                                            r"C-contiguous float32\[5, 16\] numpy array; "
+                                            r"got float64\[5, 16\]"):
+        module(x=values, out=(np.empty((5, 16)), positive))
+    with pytest.raises(qc.ShapeError, match="out= arrays share memory"):
+        module(x=values, out=(probabilities, probabilities))
