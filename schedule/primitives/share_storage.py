@@ -5,12 +5,15 @@ element, after which they are dead. Kept in the output's memory instead of a buf
 their own, the output's lines are fetched (or written) while the exponentials are
 computed rather than in a pass of their own, and the last pass rescales in place:
 
-    for t in range(T):                       for t in range(T):
-        exps = alloc[8, 128]                     for r, j: out[8t + r, j] = exp(...)
-        for r, j: exps[r, j] = exp(...)    ->    for r: sum[r] = sum_j out[8t + r, j]
-        for r: sum[r] = sum_j exps[r, j]         for r, j: out[8t + r, j] =
-        for r, j: out[8t + r, j] =                   out[8t + r, j] / sum[r]
-            exps[r, j] / sum[r]
+    exps = alloc[8T, 128]
+    for t in range(T):                           for t in range(T):
+        for r, j:                                    for r, j:
+            exps[8t + r, j] = exp(...)                   out[8t + r, j] = exp(...)
+        for r:                               ->      for r:
+            sum[r] = sum_j exps[8t + r, j]               sum[r] = sum_j out[8t + r, j]
+        for r, j:                                    for r, j:
+            out[8t + r, j] =                             out[8t + r, j] =
+                exps[8t + r, j] / sum[r]                     out[8t + r, j] / sum[r]
 
 It keeps the meaning when the output's one store is the last of everything that touches
 the intermediate: it reads the intermediate at its own element only, comes after every
