@@ -96,12 +96,11 @@ def _after_reduction(program):
     return found
 
 
-def _broadcast_sources(program, widest):
+def _broadcast_sources(program, widest, after_reduction):
     """(sources, small): the names of the stages computed once, before the rows
-    (BROADCAST_REUSE), and of every small stage with no reduction before it. The sources
-    are the small stages a wider stage reads; the other small stages are inlined into
-    them."""
-    after_reduction = _after_reduction(program)
+    (BROADCAST_REUSE), and of every small stage with no reduction before it (none is in
+    `after_reduction`). The sources are the small stages a wider stage reads; the other
+    small stages are inlined into them."""
     small = {tensor.name for tensor in program.order
              if not _is_reduction(tensor) and tensor.name not in after_reduction
              and _elements_at_most(tensor) * BROADCAST_REUSE <= widest}
@@ -168,7 +167,7 @@ def _schedule_rows(sch, program):
     anchor = max(program.outputs, key=_elements_at_most)
     widest = max(_elements_at_most(tensor) for tensor in program.order)
     after_reduction = _after_reduction(program)
-    broadcast, small = _broadcast_sources(program, widest)
+    broadcast, small = _broadcast_sources(program, widest, after_reduction)
     kept = []
     for tensor in program.order:
         if tensor.name in outputs:
