@@ -18,7 +18,7 @@ from ..lang import tensor as qc
 from ..runtime_c.host import isa_for
 from ..schedule.nest import loops_on_path, writer_paths
 from . import arguments
-from .ragged import MAX_BATCH
+from .ragged import MAX_BATCH, sequence_runs
 
 # Query-key pairs per head in one attention call: about 38 MB per L x L intermediate at
 # 8 heads. With the kernel's intermediates kept between calls, larger groups won: fewer
@@ -292,16 +292,8 @@ def _sequence_groups(lengths, multiple=1):
 
     One kernel call per group: a whole batch's length x length intermediates would run to
     hundreds of MB, and the kernel keeps them between calls."""
-    first, pairs = 0, 0
-    for row, length in enumerate(lengths.tolist()):
-        padded = -(-length // multiple) * multiple
-        full = pairs + padded * padded > GROUP_QUERY_KEY_PAIRS or row - first == MAX_BATCH
-        if row > first and full:
-            yield first, row
-            first, pairs = row, 0
-        pairs += padded * padded
-    if first < len(lengths):
-        yield first, len(lengths)
+    padded = -(-np.asarray(lengths, np.int64) // multiple) * multiple
+    return sequence_runs(padded * padded, GROUP_QUERY_KEY_PAIRS, MAX_BATCH)
 
 
 def reference_attention(rows, heads, head_size, causal=False):

@@ -115,6 +115,20 @@ def _add_layer_norm_kernel(features, eps):
     return build(sch)
 
 
+def sequence_runs(costs, budget, most=MAX_BATCH):
+    """(first, last) bounds of runs of consecutive sequences, in order, covering every
+    one: each run as long as its `costs` (one per sequence) add up to at most `budget`,
+    one sequence at least, and at most `most` sequences."""
+    first, spent = 0, 0
+    for row, cost in enumerate(np.asarray(costs).tolist()):
+        if row > first and (spent + cost > budget or row - first == most):
+            yield first, row
+            first, spent = row, 0
+        spent += cost
+    if first < len(costs):
+        yield first, len(costs)
+
+
 def _same_rows(x, values):
     return RaggedArray(values, x.lengths)
 

@@ -169,6 +169,13 @@ def test_sequence_groups_cover_the_batch_within_the_pair_budget(monkeypatch):
     assert list(attention._sequence_groups(lengths, 4)) == [(0, 2), (2, 3), (3, 4), (4, 5)]
 
 
+def test_sequence_runs_keep_each_run_within_the_budget_but_never_empty():
+    costs = np.array([3, 0, 1, 7, 2, 5])
+    assert list(ragged_ops.sequence_runs(costs, 6)) == [(0, 3), (3, 4), (4, 5), (5, 6)]
+    assert list(ragged_ops.sequence_runs(costs, 100, most=4)) == [(0, 4), (4, 6)]
+    assert list(ragged_ops.sequence_runs(costs[:0], 6)) == []
+
+
 @pytest.mark.slow
 def test_attention_in_many_groups_matches_each_sequence(monkeypatch):
     require_cc()
@@ -242,6 +249,21 @@ def test_encoder_layer_calls_reuse_scratch_without_touching_earlier_results():
     layer.release_scratch()
     rows, x = _rows(batches[1], hidden, 1)
     _assert_rows(layer(x), expected[1], {"rtol": 1e-4, "atol": 1e-4})
+
+
+def test_encoder_layer_in_many_groups_matches_each_sequence(monkeypatch):
+    # Groups of about 6 tokens: a sequence longer than that runs alone, empty ones join
+    # their neighbours, and every group writes its own rows of the result.
+    require_cc()
+    monkeypatch.setattr(encoder, "GROUP_TOKENS", 6)
+    hidden = HEADS * HEAD_SIZE
+    weights = encoder.random_weights(hidden, 2 * hidden, seed=5)
+    lengths = [3, 0, 1, 7, 2, 5, 0]
+    assert len(list(ragged_ops.sequence_runs(np.array(lengths), 6))) == 4
+    rows, x = _rows(lengths, hidden, 5)
+    layer = encoder.EncoderLayer(weights, HEADS, MAX_LENGTH)
+    _assert_rows(layer(x), encoder.reference_encoder_layer(rows, weights, HEADS),
+                 {"rtol": 1e-4, "atol": 1e-4})
 
 
 @pytest.mark.slow
