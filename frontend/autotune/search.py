@@ -54,7 +54,8 @@ class Measurer:
         key = json.dumps(decisions, sort_keys=True)
         if key not in self._built:
             sch = try_sketch(self.workload, decisions)
-            self._built[key] = None if sch is None else (sch.trace.as_json(), render([sch]))
+            self._built[key] = (None if sch is None else
+                                (self.workload.candidate(decisions, sch), render([sch])))
         return self._built[key]
 
     def measure(self, pairs, tuning):

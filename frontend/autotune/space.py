@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import sympy
 
 from ..driver.schedule import Schedule
-from ..ir.errors import ScheduleError
+from ..ir.errors import QuiltError, ScheduleError
 from ..runtime_c.host import cache_sizes, isa_for
 
 ORDERS = ("panels-outer", "rows-outer", "blocks-outer")
@@ -42,6 +42,9 @@ PARALLEL = ("rows", "panels")
 TAILS = ("guard", "local")
 PACKS = (False, True)
 PANELS = (1, 2, 4, 8, 16)
+# (order, parallel, pack, tail): every arrangement a dense contraction's sketch can make;
+# a workload whose sketch makes fewer names its own (Workload.arrangements).
+EVERY_ARRANGEMENT = tuple(itertools.product(ORDERS, PARALLEL, PACKS, TAILS))
 
 
 @dataclass(frozen=True)
@@ -82,17 +85,18 @@ def space(workload, limits=None):
     """Every candidate (a decisions dict) of `workload`'s space on this host."""
     return [dict(candidate) for candidate in _space(workload.row_extent, workload.column_extent,
                                                     workload.reduction_extent,
-                                                    limits or host_limits())]
+                                                    limits or host_limits(),
+                                                    workload.arrangements)]
 
 
 @functools.cache
-def _space(row_extent, width, depth, limits):
+def _space(row_extent, width, depth, limits, arrangements=EVERY_ARRANGEMENT):
     """The space as tuples of (decision, value) pairs; searches draw from it hundreds of
-    times, so it is enumerated once per workload shape and host."""
+    times, so it is enumerated once per workload shape, host and set of arrangements."""
     tails = {rows: _has_row_tail(row_extent, rows) for rows, _ in blocks(limits)}
     found = []
-    for (rows, cols), panel, order, parallel, pack, tail in itertools.product(
-            blocks(limits), PANELS, ORDERS, PARALLEL, PACKS, TAILS):
+    for (rows, cols), panel, (order, parallel, pack, tail) in itertools.product(
+            blocks(limits), PANELS, arrangements):
         # Without a partial row block there is no guard for local padding to remove.
         if width % (cols * panel) or (tail == "local" and not tails[rows]):
             continue
@@ -178,10 +182,11 @@ def describe(decisions):
 
 
 def try_sketch(workload, decisions):
-    """`sketch`, or None when the program refuses the decisions."""
+    """The workload's sketch of `decisions` (Workload.sketch), or None when the program
+    refuses them."""
     try:
-        return sketch(workload, decisions)
-    except ScheduleError:
+        return workload.sketch(decisions)
+    except (ScheduleError, QuiltError):
         return None
 
 

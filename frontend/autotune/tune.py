@@ -9,6 +9,8 @@ A tuning killed part way and run again with the same seed and database redraws t
 candidates and finds the finished ones recorded (`quiltc tune --resume`).
 """
 
+import contextlib
+
 from ..ir.errors import QuiltError
 from ..progress import bars_shown, progress_bar
 from .database import Database
@@ -26,25 +28,41 @@ def tune(workload, database, trials=40, verify=2, executor=None, seed=0, per_sha
     "serial", or a Dask scheduler address), and return the Dispatcher, its `tuning`
     (times, measurements, seconds) attached. `progress` shows a bar on a terminal
     (default) or not."""
+    with opened(database, executor) as (database, executor):
+        tuning = search(workload, database, executor, trials, verify, seed, per_shape, progress)
+    return Dispatcher(workload, tuning.times, tuning=tuning)
+
+
+@contextlib.contextmanager
+def opened(database, executor):
+    """(Database, executor) from a Database or a path and an executor or what tune takes
+    for one; those opened here are closed on leaving."""
     owned_database = not isinstance(database, Database)
     database = Database(database) if owned_database else database
     owned_executor = executor is None or isinstance(executor, str)
     executor = executor_for(executor) if owned_executor else executor
-    bar = _progress_bar(workload, trials, verify, per_shape, progress)
     try:
-        measurer = Measurer(workload, database, executor, bar.update_with if bar else None)
-        if per_shape:
-            tuning = per_shape_search(workload, measurer, trials, seed=seed)
-        else:
-            tuning = joint_search(workload, measurer, trials, verify, seed=seed)
+        yield database, executor
     finally:
-        if bar:
-            bar.close()
         if owned_executor:
             executor.close()
         if owned_database:
             database.close()
-    return Dispatcher(workload, tuning.times, tuning=tuning)
+
+
+def search(workload, database, executor, trials=40, verify=2, seed=0, per_shape=False,
+           progress=None):
+    """The Tuning of one search of `workload` (see tune), its measurements recorded in
+    `database`."""
+    bar = _progress_bar(workload, trials, verify, per_shape, progress)
+    try:
+        measurer = Measurer(workload, database, executor, bar.update_with if bar else None)
+        if per_shape:
+            return per_shape_search(workload, measurer, trials, seed=seed)
+        return joint_search(workload, measurer, trials, verify, seed=seed)
+    finally:
+        if bar:
+            bar.close()
 
 
 def load(database, workload):

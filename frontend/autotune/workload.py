@@ -26,6 +26,7 @@ from ..ir.walk import find_all
 from ..lang.lower import lower
 from ..schedule.nest import get_at, loops_on_path, writer_paths
 from .measure import shape_key
+from .space import EVERY_ARRANGEMENT, sketch
 
 
 class Workload:
@@ -33,10 +34,20 @@ class Workload:
     for (equal-length lists, taken together point by point); `weights` (one per point,
     default equal) says how much each shape counts in the joint objective."""
 
+    # The (order, parallel, pack, tail) arrangements `sketch` can make.
+    arrangements = EVERY_ARRANGEMENT
+
     def __init__(self, program, shapes, weights=None, name="dense"):
         self.program = program
         self.kernel = lower(program, name)
         self.name = name
+        self._take_shapes(shapes, weights)
+        self.output, self.inlined, self.right, extents = _contraction(self.kernel)
+        self.row_extent, self.column_extent, self.reduction_extent = extents
+        self.hash = hashlib.sha256(render(self.kernel).encode()).hexdigest()[:16]
+
+    def _take_shapes(self, shapes, weights):
+        """Set the sizes of `kernel`, the tuning points and their weights."""
         self.sizes = {str(var.symbol): var for var in self.kernel.shape_vars}
         self.points = _points(shapes, self.sizes)
         weights = [1.0] * len(self.points) if weights is None else list(weights)
@@ -44,11 +55,18 @@ class Workload:
             raise QuiltError(f"weights= takes one positive weight per tuning shape "
                              f"({len(self.points)}), got {weights!r}")
         self.weights = [float(weight) for weight in weights]
-        self.output, self.inlined, self.right, extents = _contraction(self.kernel)
-        self.row_extent, self.column_extent, self.reduction_extent = extents
-        self.hash = hashlib.sha256(render(self.kernel).encode()).hexdigest()[:16]
         # The cost model asks for row counts thousands of times per search round.
         self._rows = {}
+
+    def sketch(self, decisions):
+        """The Schedule `decisions` make of the program (space.sketch); ScheduleError when
+        the program refuses them."""
+        return sketch(self, decisions)
+
+    def candidate(self, decisions, sch):
+        """The text that names a candidate in the records: its trace's JSON, which
+        replays on the program."""
+        return sch.trace.as_json()
 
     @property
     def ranges(self):

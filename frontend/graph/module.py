@@ -36,7 +36,7 @@ from .lower import PartitionProgram, constant_arrays, pack_panels
 from .memory import ALIGNMENT, plan_memory
 from .partition import partition
 from .rules import pattern, read_overrides, record_override
-from .schedules import FusionRefused, matmul_block, schedule_partition
+from .schedules import FusionRefused, matmul_block, matmul_key, schedule_partition
 
 _MAX_FEEDBACK_ROUNDS = 32
 # Input shapes whose checked sizes a module keeps (see FusedModule._prepare).
@@ -45,12 +45,14 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def compile(graph, level=3, name="model", record=True, cache=True,  # noqa: A001
-            sanitize=False):
+            sanitize=False, matmul_choices=None):
     """A FusedModule computing `graph` (a Graph, or an ONNX path or model) fused at `level`
     (0 unfused, 1 loop fusion, 2 reductions stitched, 3 independent partitions side by
     side). `record=False` keeps feedback out of the persistent override list; `cache=False`
     schedules and renders anew even when the cache holds this graph; `sanitize=True`
-    builds with AddressSanitizer and UndefinedBehaviorSanitizer (libasan preloaded)."""
+    builds with AddressSanitizer and UndefinedBehaviorSanitizer (libasan preloaded).
+    `matmul_choices` ({matmul_key: {"rows", "cols", "panel"}}, as qc.autotune.tune_graph
+    finds them) sets the register block and panels of the matmul partitions it names."""
     if not isinstance(graph, Graph):
         from .onnx_import import from_onnx
 
@@ -59,7 +61,8 @@ def compile(graph, level=3, name="model", record=True, cache=True,  # noqa: A001
         raise QuiltError(f"module name {name!r} must be a C identifier")
     started = time.perf_counter()
     constants = constant_arrays(graph)
-    key = _cache_key(graph, level, name)
+    matmul_choices = dict(matmul_choices or {})
+    key = _cache_key(graph, level, name, matmul_choices)
     cached = _read_cached(key) if cache else None
     if cached is not None:
         split_edges = {tuple(edge) for edge in cached["split_edges"]}
@@ -68,7 +71,7 @@ def compile(graph, level=3, name="model", record=True, cache=True,  # noqa: A001
         module.load(cached["source"], cached["declarations"], sanitize)
     else:
         plan, scheduled, programs, learned, split_edges = _fuse(graph, level, name, constants,
-                                                               record)
+                                                               record, matmul_choices)
         packed = {packed_name: list(entry) for program in programs
                   for packed_name, entry in program.packed.items()}
         _add_packed(constants, packed)
@@ -89,18 +92,21 @@ def _add_packed(constants, packed):
         constants[packed_name] = pack_panels(constants[source], columns)
 
 
-def _fuse(graph, level, name, constants, record):
+def _fuse(graph, level, name, constants, record, matmul_choices):
     """Partition and schedule `graph`, splitting partitions until every one schedules:
     (plan, [(kernel, trace)], programs, learned (pattern, reason) pairs, split edges)."""
     split_edges, learned = set(), []
-    block = matmul_block()[:2]
     memo = {}
     for _ in range(_MAX_FEEDBACK_ROUNDS):
         plan = partition(graph, min(level, 2), split_edges=split_edges)
-        programs = [PartitionProgram(part, constants, block) for part in plan.partitions]
+        choices = [_matmul_choice(part, constants, matmul_choices) for part in plan.partitions]
+        programs = [PartitionProgram(part, constants, block)
+                    for part, (block, _) in zip(plan.partitions, choices)]
         try:
-            scheduled = [_scheduled(program, part, min(level, 2), f"{name}_{part.name}", memo)
-                         for program, part in zip(programs, plan.partitions)]
+            scheduled = [_scheduled(program, part, min(level, 2), f"{name}_{part.name}", memo,
+                                    panels)
+                         for program, part, (_, panels) in zip(programs, plan.partitions,
+                                                                choices)]
             plan.level = level
             return plan, scheduled, programs, learned, split_edges
         except FusionRefused as refused:
@@ -116,13 +122,24 @@ def _fuse(graph, level, name, constants, record):
     raise QuiltError(f"fusion of {name} did not settle after {_MAX_FEEDBACK_ROUNDS} splits")
 
 
-def _scheduled(program, part, level, kernel_name, memo):
-    """(kernel, trace text) of `program` scheduled at `level`, named `kernel_name`; a
-    program equal to one scheduled before (memo: naive kernel text -> result) reuses it."""
-    key = render_ir(Schedule(program.outputs).kernel)
+def _matmul_choice(part, constants, matmul_choices):
+    """(register block, panels) of a partition: a tuned choice where `matmul_choices`
+    names its matmul, else the host's block and panels left to the schedule."""
+    choice = (matmul_choices.get(matmul_key(part, constants))
+              if matmul_choices and part.kind == "opaque" else None)
+    if choice is None:
+        return matmul_block()[:2], None
+    return (choice["rows"], choice["cols"]), choice["panel"]
+
+
+def _scheduled(program, part, level, kernel_name, memo, panels=None):
+    """(kernel, trace text) of `program` scheduled at `level` (a matmul's with `panels`),
+    named `kernel_name`; a program equal to one scheduled before (memo: naive kernel text
+    and panels -> result) reuses it."""
+    key = (render_ir(Schedule(program.outputs).kernel), panels)
     if key not in memo:
         try:
-            sch = schedule_partition(program, part, level, "kernel")
+            sch = schedule_partition(program, part, level, "kernel", panels)
         except FusionRefused as failure:
             # Stage names are canonical (v3, v3_sum, v3_block): name the graph value.
             failure.value = program.value_names[failure.stage.split("_")[0]]
@@ -164,9 +181,10 @@ def _source_digest():
     return digest.hexdigest()
 
 
-def _cache_key(graph, level, name):
+def _cache_key(graph, level, name, matmul_choices):
     text = "\0".join([str(graph), str(level), name, json.dumps(sorted(read_overrides().items())),
-                      str(matmul_block()), str(openmp_threads()), _source_digest()])
+                      str(matmul_block()), json.dumps(matmul_choices, sort_keys=True),
+                      str(openmp_threads()), _source_digest()])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

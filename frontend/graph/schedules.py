@@ -15,15 +15,19 @@ A fusion step that the primitives refuse raises FusionRefused naming the stage, 
 caller can split the partition there (feedback to the partitioner).
 """
 
+import hashlib
+
 import sympy
 
 from ..driver.schedule import Schedule
 from ..ir import nodes as ir
 from ..ir.errors import QuiltError, ScheduleError
+from ..ir.printer import render
 from ..ir.walk import find_all
 from ..lang.tensor import ReduceExpr
 from ..runtime_c.host import cache_sizes, isa_for
 from ..schedule.nest import resolve_loop
+from .lower import PartitionProgram
 from .primitives import at_largest, element_count
 
 # Columns of the right operand a row block passes over before moving on, at most: 768 x
@@ -116,12 +120,13 @@ def _costly(tensor):
                          or (isinstance(node, ir.Bin) and node.op == "/")))
 
 
-def schedule_partition(program, partition, level, name):
+def schedule_partition(program, partition, level, name, panels=None):
     """The Schedule of `program` (a PartitionProgram of `partition`) at fusion `level`,
-    its kernel called `name`."""
+    its kernel called `name`; a matmul's register block is the program's, and `panels`
+    (register blocks per column panel) replaces _panel_blocks' choice when given."""
     sch = Schedule(program.outputs, name=name)
     if partition.kind == "opaque":
-        return _schedule_matmul(sch, program)
+        return _schedule_matmul(sch, program, panels)
     if level == 0:
         for tensor in program.outputs:
             _annotate_nest(sch, tensor)
@@ -259,10 +264,24 @@ def matmul_block():
     return rows, columns, isa.float32_lanes
 
 
-def _schedule_matmul(sch, program):
+def unblocked_kernel(partition, constants):
+    """The partition's program lowered with a 1 x 1 block, unscheduled: the same kernel
+    whatever block it is later scheduled with."""
+    return Schedule(PartitionProgram(partition, constants).outputs).kernel
+
+
+def matmul_key(partition, constants):
+    """A name for a matmul partition that its register block does not change: a digest of
+    its unblocked kernel. Tuned choices of block and panels are found by it."""
+    return hashlib.sha256(render(unblocked_kernel(partition, constants)).encode()).hexdigest()[:16]
+
+
+def _schedule_matmul(sch, program, panels=None):
     """The core's register-blocked matmul (a rows x columns block of the product summed
     in registers over k, lanes in SIMD) computed inside the row-block loop of the
-    partition's output, whose elementwise epilogue then runs on the block in L1."""
+    partition's output, whose elementwise epilogue then runs on the block in L1. The
+    block is the one the program pads the product to; `panels` as in
+    schedule_partition."""
     outputs = {tensor.name for tensor in program.outputs}
     product = next(tensor for tensor in program.order if _is_reduction(tensor))
     for tensor in program.order:
@@ -270,7 +289,8 @@ def _schedule_matmul(sch, program):
             _annotate_nest(sch, tensor)
         elif tensor.name not in outputs and tensor is not product:
             _fusion_step(sch.compute_inline, tensor)
-    rows, columns, lanes = matmul_block()
+    rows, columns = program.matmul_block
+    lanes = isa_for(None).float32_lanes
     # The product's block is computed inside the store loop of the first value the
     # partition writes out; a later one (a multi-output partition) reads that value back.
     final, *later = program.outputs
@@ -280,7 +300,7 @@ def _schedule_matmul(sch, program):
     # Column panels: the panel of the right operand stays in L2 while every row block
     # passes over it, and each row block's rows stay in L1 across the panel.
     extent = sympy.sympify(final.shape[-1])
-    panels = _panel_blocks(product.body.axes, columns, extent)
+    panels = panels or _panel_blocks(product.body.axes, columns, extent)
     grouped = extent.is_Integer and int(extent) >= 2 * panels * columns
     if grouped:
         j_group, j_outer = sch.split(j_outer, panels)
