@@ -24,11 +24,12 @@ import sympy
 from ..graph.graph import Graph
 from ..graph.lower import PartitionProgram, constant_arrays
 from ..graph.partition import partition
-from ..graph.schedules import matmul_key, schedule_partition, unblocked_kernel
+from ..graph.schedules import default_matmul, matmul_key, schedule_partition, unblocked_kernel
 from ..ir.errors import QuiltError
 from .database import Database
 from .dispatch import select
 from .search import TARGET
+from .space import space
 from .tune import opened, search
 from .workload import Workload
 
@@ -67,6 +68,15 @@ class PartitionWorkload(Workload):
         program = PartitionProgram(self.part, self.constants,
                                    (decisions["rows"], decisions["cols"]))
         return schedule_partition(program, self.part, 2, "kernel", decisions["panel"])
+
+    def seeds(self):
+        """The schedule the partition gets untuned, where the space holds it (the panels
+        _panel_blocks picks may not be one of the space's): tuning then never picks a
+        slower one than the default at the tuning shapes."""
+        rows, cols, panel = default_matmul(self.part, self.constants)
+        return [candidate for candidate in space(self)
+                if (candidate["rows"], candidate["cols"], candidate["panel"]) == (rows, cols,
+                                                                                  panel)]
 
     def candidate(self, decisions, sch):
         """The decisions beside the trace: replaying the trace needs the program that the

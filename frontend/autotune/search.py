@@ -125,11 +125,14 @@ def per_shape_search(workload, measurer, trials=40, batch=8, seed=0):
 
 
 def _search(workload, measurer, tuning, points, trials, batch, seed, weights=None):
-    """Rounds of: draw a pool (random candidates and neighbours of the best so far), let
-    the model pick the most promising unmeasured ones, measure them, refit. Returns the
-    model and {candidate JSON: its seconds per micro-kernel GFLOP}."""
+    """The workload's seeds measured at every point, then rounds of: draw a pool (random
+    candidates and neighbours of the best so far), let the model pick the most promising
+    unmeasured ones, measure them, refit. Returns the model and {candidate JSON: its
+    seconds per micro-kernel GFLOP}."""
     rng, limits = seeded(seed), host_limits()
     model, measured = CostModel(workload, limits.lanes), {}
+    _measure_into(model, measured, measurer, tuning,
+                  [(decisions, point) for decisions in workload.seeds() for point in points])
     while len(measured) < trials:
         pool = sample(workload, 128, rng, limits)
         best = sorted(measured, key=measured.get)[:4]
@@ -138,13 +141,19 @@ def _search(workload, measurer, tuning, points, trials, batch, seed, weights=Non
                                  min(batch, trials - len(measured)), weights)
         if not chosen:
             break
-        seconds = measurer.measure(chosen, tuning)
-        for decisions, point in chosen:
-            key = json.dumps(decisions, sort_keys=True)
-            value = seconds[(key, shape_key(point))]
-            model.update(decisions, point, value)
-            measured[key] = _relative(model, value, decisions, point)
+        _measure_into(model, measured, measurer, tuning, chosen)
     return model, measured
+
+
+def _measure_into(model, measured, measurer, tuning, pairs):
+    """Measure (decisions, point) `pairs`, refit `model` with each and enter each in
+    `measured` (a candidate measured at several points keeps its last)."""
+    seconds = measurer.measure(pairs, tuning)
+    for decisions, point in pairs:
+        key = json.dumps(decisions, sort_keys=True)
+        value = seconds[(key, shape_key(point))]
+        model.update(decisions, point, value)
+        measured[key] = _relative(model, value, decisions, point)
 
 
 def _relative(model, seconds, decisions, point):

@@ -63,6 +63,11 @@ class Workload:
         the program refuses them."""
         return sketch(self, decisions)
 
+    def seeds(self):
+        """Candidates measured at every tuning shape before the search starts (a schedule
+        known to be good, which the tuned one must then beat); none for a contraction."""
+        return []
+
     def candidate(self, decisions, sch):
         """The text that names a candidate in the records: its trace's JSON, which
         replays on the program."""

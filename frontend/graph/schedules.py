@@ -264,6 +264,16 @@ def matmul_block():
     return rows, columns, isa.float32_lanes
 
 
+def default_matmul(partition, constants):
+    """(rows, columns, panels) a matmul partition is scheduled with when nothing is tuned:
+    the host's register block, and panels as _panel_blocks picks them."""
+    rows, columns, _ = matmul_block()
+    program = PartitionProgram(partition, constants, (rows, columns))
+    product = next(tensor for tensor in program.order if _is_reduction(tensor))
+    width = sympy.sympify(program.outputs[0].shape[-1])
+    return rows, columns, _panel_blocks(product.body.axes, columns, width)
+
+
 def unblocked_kernel(partition, constants):
     """The partition's program lowered with a 1 x 1 block, unscheduled: the same kernel
     whatever block it is later scheduled with."""

@@ -9,6 +9,8 @@ import quiltc as qc
 from quiltc.autotune import partitions, space
 from quiltc.graph.lower import constant_arrays
 from quiltc.graph.partition import partition
+from quiltc.graph.schedules import default_matmul
+
 from support.helpers import require_cc
 
 
@@ -19,8 +21,8 @@ def _dense_relu_graph(rng):
     rows = qc.var("T", 1, 256)
     x = graph.input("x", (rows, 24))
     other = graph.input("other", (rows, 24))
-    w = rng.standard_normal((24, 48)).astype(np.float32)
-    b = rng.standard_normal(48).astype(np.float32)
+    w = rng.standard_normal((24, 64)).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
     dense = graph.relu(graph.add(graph.matmul(x, graph.constant("w", w)), graph.constant("b", b)))
     graph.output(dense, graph.matmul(other, graph.transpose(x, perm=(1, 0))))
 
@@ -50,23 +52,40 @@ def test_tuned_matmul_partitions_run_their_choice_for_every_size(tmp_path):
         x, other = (rng.standard_normal((size, 24)).astype(np.float32) for _ in range(2))
         for got, expected in zip(module(x=x, other=other), reference(x, other)):
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # The untuned schedule was measured at both shapes.
+    default = default_matmul(*_dense_partition(graph))
+    with qc.autotune.Database(database) as records:
+        seeded = [record.shape for record in records.records(next(iter(choices)))
+                  if _block(json.loads(record.trace)["decisions"]) == default]
+    assert sorted(shape["T"] for shape in seeded) == [5, 100]
     # The records alone give the same choices; a database without them gives none.
     assert qc.autotune.load_graph(database, graph) == choices
     assert qc.autotune.load_graph(str(tmp_path / "empty.db"), graph) == {}
 
 
-def test_a_partition_workload_searches_the_graphs_arrangement_only():
-    graph, _ = _dense_relu_graph(np.random.default_rng(1))
-    constants = constant_arrays(graph)
+def _dense_partition(graph):
+    """(the partition of the graph's dense layer, the graph's constants)."""
     dense = next(part for part in partition(graph, 2).partitions
                  if part.kind == "opaque" and any(node.op == "relu" for node in part.nodes))
+    return dense, constant_arrays(graph)
+
+
+def _block(decisions):
+    return decisions["rows"], decisions["cols"], decisions["panel"]
+
+
+def test_a_partition_workload_searches_the_graphs_arrangement_only():
+    graph, _ = _dense_relu_graph(np.random.default_rng(1))
+    dense, constants = _dense_partition(graph)
     workload = partitions.PartitionWorkload(dense, constants, {"T": [5, 100]})
-    assert (workload.column_extent, workload.reduction_extent) == (48, 24)
+    assert (workload.column_extent, workload.reduction_extent) == (64, 24)
     assert workload.rows_at({"T": 37}) == 37
     candidates = space.space(workload)
     assert candidates and {(c["order"], c["parallel"], c["pack"], c["tail"])
                            for c in candidates} == {partitions.GRAPH_ARRANGEMENT}
-    assert all(48 % (c["cols"] * c["panel"]) == 0 for c in candidates)
+    assert all(64 % (c["cols"] * c["panel"]) == 0 for c in candidates)
+    # The untuned schedule is measured first, so tuning never picks a slower one.
+    assert [_block(c) for c in workload.seeds()] == [default_matmul(dense, constants)]
     # A candidate is recorded with its decisions beside the trace that replays it.
     sch = workload.sketch(candidates[0])
     assert json.loads(workload.candidate(candidates[0], sch))["decisions"] == candidates[0]
