@@ -53,6 +53,10 @@ def add_commands(commands, common):
     fuse.add_argument("--size", action="append", default=[], metavar="DIM=LO:HI",
                       help="the range of a symbolic dim (default 1:4096); repeat for others")
     fuse.add_argument("--plot", action="store_true", help="also draw the plan to plan.png")
+    fuse.add_argument("--tuned", metavar="DB",
+                      help="run the matmul partitions with the register blocks tuned for "
+                           "this model in DB (qc.autotune.tune_graph); others keep the "
+                           "defaults")
     fuse.set_defaults(handler=fuse_model)
     compress = commands.add_parser(
         "compress", parents=[common], help="compress a CNN's weights into a weight pool",
@@ -120,17 +124,37 @@ def fuse_model(arguments):
     from .. import graph
 
     model = graph.from_onnx(arguments.model, sizes=_size_ranges(arguments.size) or None)
-    module = graph.compile(model, level=arguments.level, name=arguments.name)
+    choices = _tuned_choices(arguments.tuned, model)
+    module = graph.compile(model, level=arguments.level, name=arguments.name,
+                           matmul_choices=choices)
     paths = module.write(arguments.out)
     library = pathlib.Path(arguments.out) / f"lib{arguments.name}.so"
     shutil.copyfile(module.library_path, library)
     (pathlib.Path(arguments.out) / "plan.txt").write_text(f"{module.plan}\n\n{module.memory}\n")
     if arguments.plot:
         module.plan.draw(pathlib.Path(arguments.out) / "plan.png")
+    tuned = f", {len(choices)} matmul partitions tuned" if choices else ""
     print(f"{len(model.nodes)} ops in {module.calls} kernels "
-          f"({module.launches} launches), compiled in {module.compile_seconds:.1f} s")
+          f"({module.launches} launches{tuned}), compiled in {module.compile_seconds:.1f} s")
     print("wrote " + ", ".join(str(path) for path in [*paths, library]))
     return 0
+
+
+def _tuned_choices(database, model):
+    """The matmul choices `database` holds for `model` (None without a database)."""
+    if database is None:
+        return None
+    from ..autotune import load_graph
+
+    if not pathlib.Path(database).is_file():
+        raise QuiltError(f"--tuned {database}: no such database; make it with "
+                         "qc.autotune.tune_graph(model, database, shapes)")
+    choices = load_graph(database, model)
+    if not choices:
+        raise QuiltError(f"--tuned {database}: it holds no tuning of this model's matmul "
+                         "partitions; make it with qc.autotune.tune_graph(model, database, "
+                         "shapes)")
+    return choices
 
 
 def _digits_model(weights_path):

@@ -281,9 +281,12 @@ def unblocked_kernel(partition, constants):
 
 
 def matmul_key(partition, constants):
-    """A name for a matmul partition that its register block does not change: a digest of
-    its unblocked kernel. Tuned choices of block and panels are found by it."""
-    return hashlib.sha256(render(unblocked_kernel(partition, constants)).encode()).hexdigest()[:16]
+    """A name for a matmul partition that neither its register block nor the ranges of the
+    graph's dims change: a digest of its unblocked kernel's parameters and body. Tuned
+    choices of block and panels are found by it."""
+    kernel = unblocked_kernel(partition, constants)
+    text = f"{kernel.params}\n{render(kernel.body)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _schedule_matmul(sch, program, panels=None):

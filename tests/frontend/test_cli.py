@@ -13,6 +13,7 @@ import cffi
 import numpy as np
 import pytest
 
+import quiltc as qc
 from quiltc.cli import main
 from quiltc.runtime_c import mcu_toolchain
 
@@ -198,3 +199,31 @@ def test_fuse_refuses_with_one_line_and_status_2(arguments, message, capsys):
     assert main(arguments) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_fuse_runs_the_matmul_choices_tuned_for_the_model(tmp_path, capsys, monkeypatch):
+    # Tuned on the model as imported; fused with a narrower range of seq, which leaves the
+    # partitions' kernels, and so their tuning, the same.
+    pytest.importorskip("onnx", reason="install it with: pip install onnx")
+    monkeypatch.setenv("QUILTC_FUSION_OVERRIDES", str(tmp_path / "overrides.json"))
+    model, database = str(DATA / "bert_layer_small.onnx"), str(tmp_path / "bert.db")
+    choices = qc.autotune.tune_graph(model, database, {"batch": [1], "seq": [8]}, trials=1,
+                                     verify=0, executor="serial", progress=False)
+    assert main(["fuse", model, "-o", str(tmp_path / "out"), "--tuned", database,
+                 "--size", "seq=1:64"]) == 0
+    assert f"{len(choices)} matmul partitions tuned" in capsys.readouterr().out
+
+
+def test_fuse_refuses_a_database_without_a_tuning_of_the_model(tmp_path, capsys):
+    pytest.importorskip("onnx", reason="install it with: pip install onnx")
+    model = str(DATA / "bert_layer_small.onnx")
+    missing = ["fuse", model, "-o", str(tmp_path), "--tuned", str(tmp_path / "none.db")]
+    assert main(missing) == 2
+    assert "no such database" in capsys.readouterr().err
+    qc.autotune.Database(str(tmp_path / "empty.db")).close()
+    empty = ["fuse", model, "-o", str(tmp_path), "--tuned", str(tmp_path / "empty.db")]
+    assert main(empty) == 2
+    error = capsys.readouterr().err
+    assert "holds no tuning of this model's matmul partitions" in error
+    assert error.count("\n") == 1
