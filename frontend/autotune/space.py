@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import sympy
 
 from ..driver.schedule import Schedule
-from ..ir.errors import QuiltError, ScheduleError
+from ..ir.errors import QuiltError
 from ..runtime_c.host import cache_sizes, isa_for
 
 ORDERS = ("panels-outer", "rows-outer", "blocks-outer")
@@ -186,7 +186,7 @@ def try_sketch(workload, decisions):
     refuses them."""
     try:
         return workload.sketch(decisions)
-    except (ScheduleError, QuiltError):
+    except QuiltError:  # a ScheduleError, or a graph partition's FusionRefused
         return None
 
 
