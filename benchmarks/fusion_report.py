@@ -44,7 +44,9 @@ def print_tables(cases, ablations, compile_time, measured):
                       + (f"{ratio:>9.2f}" if ratio else f"{'-':>9}"))
     if cold:
         print(f"\neffective GB/s, cold (inputs + weights + output bytes / time); DRAM "
-              f"{measured['bandwidth_gbs']} GB/s measured\n{'case':<20}{names}")
+              f"{measured['bandwidth_gbs']} GB/s measured (triad), "
+              f"{measured.get('copy_bandwidth_gbs', '-')} GB/s reading one array and writing "
+              f"another\n{'case':<20}{names}")
     for name in cold:
         print(f"{name:<20}" + "".join(f"{cell(cases[name][c], 'cold_gbs'):>14}"
                                       for c in CONTENDERS))

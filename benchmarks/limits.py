@@ -1,9 +1,10 @@
 """This host's limits, measured in the run rather than written down: the float32 FMA peak
-of its vector ISA and its DRAM bandwidth, both with the benchmarks' thread count. A
-benchmark states its results as shares of these, so a figure measured on an AVX2 machine
-never stands as the limit of an AVX-512 one.
+of its vector ISA and its DRAM bandwidth (STREAM's triad, and its scale for kernels that
+read one array and write another), all with the benchmarks' thread count. A benchmark
+states its results as shares of these, so a figure measured on an AVX2 machine never
+stands as the limit of an AVX-512 one.
 
-Both kernels are generated C built through quiltc's own toolchain driver and build cache
+The kernels are generated C built through quiltc's own toolchain driver and build cache
 (gcc -O3 -march=native -fopenmp) and timed inside C with omp_get_wtime. No numpy runs, so
 neither OPENBLAS_CORETYPE nor OpenBLAS's threads touch the figures.
 """
@@ -17,12 +18,13 @@ CHAINS = 12
 STREAM_ELEMENTS = 1 << 24
 SIGNATURE = """
 double fma_seconds(int threads, long iterations, float seed, float *sink);
-double triad_seconds(int threads, long elements, int repeats);
+double stream_seconds(int threads, long elements, int repeats, int triad);
 """
 
 
 def limits_source(lanes):
-    """C for an FMA-throughput loop over `lanes`-wide vectors and a STREAM-style triad."""
+    """C for an FMA-throughput loop over `lanes`-wide vectors and STREAM-style triad and
+    scale loops."""
     chains = range(CHAINS)
     declare = "\n".join(f"        lanes_t acc{c} = x + (float)({c} + omp_get_thread_num());"
                         for c in chains)
@@ -53,7 +55,7 @@ double fma_seconds(int threads, long iterations, float seed, float *sink) {{
     return omp_get_wtime() - start;
 }}
 
-double triad_seconds(int threads, long elements, int repeats) {{
+double stream_seconds(int threads, long elements, int repeats, int triad) {{
     float *a = malloc(elements * sizeof(float));
     float *b = malloc(elements * sizeof(float));
     float *c = malloc(elements * sizeof(float));
@@ -65,8 +67,13 @@ double triad_seconds(int threads, long elements, int repeats) {{
     for (int r = 0; r < repeats; r++) {{
         float s = (float)(r + 1);
         double start = omp_get_wtime();
-        #pragma omp parallel for num_threads(threads) schedule(static)
-        for (long i = 0; i < elements; i++) a[i] = b[i] + s * c[i];
+        if (triad) {{
+            #pragma omp parallel for num_threads(threads) schedule(static)
+            for (long i = 0; i < elements; i++) a[i] = b[i] + s * c[i];
+        }} else {{
+            #pragma omp parallel for num_threads(threads) schedule(static)
+            for (long i = 0; i < elements; i++) a[i] = s * b[i];
+        }}
         double seconds = omp_get_wtime() - start;
         if (seconds < best) best = seconds;
     }}
@@ -97,13 +104,14 @@ def fma_peak_gflops(library, lanes, repeats, threads=common.THREADS):
     return flops_per_iteration * iterations / best / 1e9
 
 
-def triad_bandwidth_gbs(library, repeats, threads=common.THREADS):
-    """Best GB/s of a[i] = b[i] + s*c[i] over arrays far larger than the caches, counting
-    two reads and one write per element as STREAM does."""
-    seconds = library.handle.triad_seconds(threads, STREAM_ELEMENTS, repeats)
+def stream_bandwidth_gbs(library, repeats, triad=True, threads=common.THREADS):
+    """Best GB/s over arrays far larger than the caches of a[i] = b[i] + s*c[i] (`triad`,
+    two reads and one write counted, as STREAM does) or of a[i] = s*b[i] (one read and one
+    write: the traffic of a kernel that reads one array and writes another)."""
+    seconds = library.handle.stream_seconds(threads, STREAM_ELEMENTS, repeats, int(triad))
     if seconds <= 0:
-        raise MemoryError(f"cannot allocate 3 x {STREAM_ELEMENTS * 4 >> 20} MiB for the triad")
-    return 3 * 4 * STREAM_ELEMENTS / seconds / 1e9
+        raise MemoryError(f"cannot allocate 3 x {STREAM_ELEMENTS * 4 >> 20} MiB for the streams")
+    return (3 if triad else 2) * 4 * STREAM_ELEMENTS / seconds / 1e9
 
 
 def measure_limits(repeats=5):
@@ -114,9 +122,14 @@ def measure_limits(repeats=5):
     lanes = host_isa().float32_lanes
     library = load_kernels(lanes)
     peak = fma_peak_gflops(library, lanes, repeats)
-    bandwidth = triad_bandwidth_gbs(library, repeats)
+    bandwidth = stream_bandwidth_gbs(library, repeats)
+    # Stores fetch each line before writing it, so a stream with a larger share of writes
+    # moves more bytes than it counts: the scale stream is a copy-like kernel's ceiling.
+    copy = stream_bandwidth_gbs(library, repeats, triad=False)
     return {"peak_gflops": round(peak, 1), "bandwidth_gbs": round(bandwidth, 1),
+            "copy_bandwidth_gbs": round(copy, 1),
             "threads": common.THREADS, "vector_lanes": lanes,
             "method": f"best of {repeats}: {CHAINS} independent float32 FMA chains of "
                       f"{lanes}-lane vectors per thread; STREAM triad over 3 x "
-                      f"{STREAM_ELEMENTS * 4 >> 20} MiB (2 reads + 1 write counted)"}
+                      f"{STREAM_ELEMENTS * 4 >> 20} MiB (2 reads + 1 write counted); scale "
+                      "a[i] = s*b[i] over 2 of them (1 read + 1 write counted)"}
