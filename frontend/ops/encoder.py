@@ -26,14 +26,14 @@ from . import arguments, attention, dense
 from . import ragged as ops
 
 # Tokens, about, that the layer takes through all its steps before the next sequences:
-# whole sequences, one at least. A group's intermediates (the widest, the feed-forward's,
-# 2048 x 2048 floats: 16 MiB) stay in the last-level cache between steps, where a whole
-# batch's (128 RACE sequences: 46,635 tokens, 380 MB) went to DRAM and back at each step,
-# and the scratch arrays grow with the largest group rather than the batch. At 128
-# sequences, RACE 1.05-1.2x and wiki_512 1.10-1.13x the whole batch at once; squadv2,
-# CoLA and every dataset at 32 sequences unchanged (alternating A/B, 2-core AVX2 host;
-# groups of 1024 and 4096 tokens no better on RACE).
-GROUP_TOKENS = 2048
+# whole sequences, one at least. Scratch then grows with the largest group rather than the
+# batch (at 128 RACE sequences, 46,635 tokens, the feed-forward's intermediate alone was
+# 380 MB, and every step streamed such arrays through DRAM). At 128 sequences, RACE
+# 1.05-1.2x and wiki_512 1.10-1.15x the whole batch at once, with groups of 2048 to
+# 16384 tokens alike; at 32 sequences groups of 2048 lost 1-3% to the whole batch (more,
+# smaller kernel calls) and 8192 nothing (alternating A/B, 2-core AVX2 host).
+GROUP_TOKENS = 8192
+
 WEIGHT_NAMES = (
     "self_attn.in_proj_weight", "self_attn.in_proj_bias", "self_attn.out_proj.weight",
     "self_attn.out_proj.bias", "linear1.weight", "linear1.bias", "linear2.weight",
