@@ -31,7 +31,7 @@ from . import ragged as ops
 # 380 MB, and every step streamed such arrays through DRAM). At 128 sequences, RACE
 # 1.05-1.2x and wiki_512 1.10-1.15x the whole batch at once, with groups of 2048 to
 # 16384 tokens alike; at 32 sequences groups of 2048 lost 1-3% to the whole batch (more,
-# smaller kernel calls) and 8192 nothing (alternating A/B, 2-core AVX2 host).
+# smaller kernel calls) and 8192 lost nothing (alternating A/B, 2-core AVX2 host).
 GROUP_TOKENS = 8192
 
 WEIGHT_NAMES = (
