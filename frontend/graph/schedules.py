@@ -12,7 +12,9 @@
 
 Every kernel then runs its rows on parallel threads and its inner loops in SIMD lanes.
 A fusion step that the primitives refuse raises FusionRefused naming the stage, so the
-caller can split the partition there (feedback to the partitioner).
+caller can split the partition there (feedback to the partitioner). A matmul's register
+block and column panels are the host's (default_matmul) unless a tuning chose others for
+its partition (qc.autotune.tune_graph, which names partitions by matmul_key).
 """
 
 import hashlib
