@@ -26,11 +26,9 @@ from ..graph.lower import PartitionProgram, constant_arrays
 from ..graph.partition import partition
 from ..graph.schedules import default_matmul, matmul_key, schedule_partition, unblocked_kernel
 from ..ir.errors import QuiltError
-from .database import Database
 from .dispatch import select
-from .search import TARGET
 from .space import space
-from .tune import opened, search
+from .tune import opened, recorded_times, search
 from .workload import Workload
 
 # (order, parallel, pack, tail) as graph.schedules lays a matmul partition out (see above).
@@ -53,15 +51,6 @@ class PartitionWorkload(Workload):
                           weights)
         self.row_extent, self.column_extent, self.reduction_extent = _extents(part, constants)
         self.hash = matmul_key(part, constants)
-
-    def rows_at(self, point):
-        """Rows of the product (its batch dims included) at `point`."""
-        key = tuple(sorted(point.items()))
-        if key not in self._rows:
-            extent = sympy.sympify(self.row_extent)
-            self._rows[key] = int(extent.subs({symbol: point[symbol.name]
-                                               for symbol in extent.free_symbols}))
-        return self._rows[key]
 
     def sketch(self, decisions):
         """The partition scheduled with the candidate's block and panels."""
@@ -143,23 +132,13 @@ def load_graph(database, graph):
     """The choices that `database`'s records of `graph`'s dense matmul partitions make,
     found without measuring; a partition never tuned is left to the defaults."""
     constants, parts = _matmul_partitions(graph)
-    owned = not isinstance(database, Database)
-    database = Database(database) if owned else database
-    try:
-        choices = {}
-        for part in parts:
-            key = matmul_key(part, constants)
-            times = {}
-            for record in database.records(key, TARGET):
-                times.setdefault(json.dumps(record.shape, sort_keys=True), {})[
-                    record.trace] = record.seconds
-            if any(seconds is not None for measured in times.values()
-                   for seconds in measured.values()):
-                choices[key] = _chosen(times, f"graph_{part.name}")
-        return choices
-    finally:
-        if owned:
-            database.close()
+    choices = {}
+    for part in parts:
+        key = matmul_key(part, constants)
+        times = recorded_times(database, key)
+        if times:
+            choices[key] = _chosen(times, f"graph_{part.name}")
+    return choices
 
 
 def _chosen(times, name):

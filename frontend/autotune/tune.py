@@ -68,10 +68,20 @@ def search(workload, database, executor, trials=40, verify=2, seed=0, per_shape=
 def load(database, workload):
     """The dispatcher the records of `workload` in `database` (a Database or a path) make,
     built without measuring anything."""
+    times = recorded_times(database, workload.hash)
+    if not times:
+        raise QuiltError(f"the database holds no successful measurement of {workload!r}; "
+                         "tune it first (qc.autotune.tune or quiltc tune)")
+    return Dispatcher(workload, times)
+
+
+def recorded_times(database, workload_hash):
+    """{shape key: {candidate text: seconds}} of the successful records of the workload
+    named `workload_hash` in `database` (a Database or a path)."""
     owned = not isinstance(database, Database)
     database = Database(database) if owned else database
     try:
-        records = database.records(workload.hash, TARGET)
+        records = database.records(workload_hash, TARGET)
     finally:
         if owned:
             database.close()
@@ -79,10 +89,7 @@ def load(database, workload):
     for record in records:
         if record.seconds is not None:
             times.setdefault(shape_key(record.shape), {})[record.trace] = record.seconds
-    if not times:
-        raise QuiltError(f"the database holds no successful measurement of {workload!r}; "
-                         "tune it first (qc.autotune.tune or quiltc tune)")
-    return Dispatcher(workload, times)
+    return times
 
 
 class _Bar:

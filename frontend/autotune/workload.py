@@ -86,8 +86,10 @@ class Workload:
         """The output's row count at `point` (size name -> value)."""
         key = tuple(sorted(point.items()))
         if key not in self._rows:
-            self._rows[key] = int(sympy.sympify(self.row_extent).subs(_symbols(self.kernel,
-                                                                               point)))
+            # By name: a graph's dims and the kernel's size symbols may differ in assumptions.
+            extent = sympy.sympify(self.row_extent)
+            self._rows[key] = int(extent.subs({symbol: point[symbol.name]
+                                               for symbol in extent.free_symbols}))
         return self._rows[key]
 
     def flops(self, point):
@@ -129,10 +131,6 @@ def _points(shapes, sizes):
                 raise QuiltError(f"tuning shape {name} = {value!r} is outside {name}'s range "
                                  f"[{var.lo}, {var.hi}]")
     return points
-
-
-def _symbols(kernel, point):
-    return {var.symbol: point[str(var.symbol)] for var in kernel.shape_vars}
 
 
 def _contraction(kernel):

@@ -271,9 +271,15 @@ def default_matmul(partition, constants):
     the host's register block, and panels as _panel_blocks picks them."""
     rows, columns, _ = matmul_block()
     program = PartitionProgram(partition, constants, (rows, columns))
+    return rows, columns, _default_panels(program)
+
+
+def _default_panels(program):
+    """Register blocks per column panel of the program's product (_panel_blocks), for its
+    block's columns and the width of the partition's first output."""
     product = next(tensor for tensor in program.order if _is_reduction(tensor))
     width = sympy.sympify(program.outputs[0].shape[-1])
-    return rows, columns, _panel_blocks(product.body.axes, columns, width)
+    return _panel_blocks(product.body.axes, program.matmul_block[1], width)
 
 
 def unblocked_kernel(partition, constants):
@@ -315,7 +321,7 @@ def _schedule_matmul(sch, program, panels=None):
     # Column panels: the panel of the right operand stays in L2 while every row block
     # passes over it, and each row block's rows stay in L1 across the panel.
     extent = sympy.sympify(final.shape[-1])
-    panels = panels or _panel_blocks(product.body.axes, columns, extent)
+    panels = panels or _default_panels(program)
     grouped = extent.is_Integer and int(extent) >= 2 * panels * columns
     if grouped:
         j_group, j_outer = sch.split(j_outer, panels)
