@@ -15,6 +15,20 @@ def round_up(extent, multiple):
     return extent + sympy.Mod((multiple - 1) * extent, multiple)
 
 
+def as_whole_tiles(expr):
+    """`expr` with round_up's spelling `X + ((m - 1) * X) % m` written `m * ((X + m - 1)
+    // m)`, the form in which a loop over whole tiles of m (`m*t + i` with t below
+    `(X + m - 1) // m`) provably stays below the padded extent."""
+    expr = as_expr(expr)
+    rounded = {}
+    for mod in expr.atoms(sympy.Mod):
+        numerator, multiple = mod.args
+        if multiple.is_Integer and multiple > 1:
+            base = sympy.expand(numerator / (multiple - 1))
+            rounded[mod] = multiple * sympy.floor((base + multiple - 1) / multiple) - base
+    return sympy.expand(expr.xreplace(rounded)) if rounded else expr
+
+
 @dataclass(frozen=True)
 class Dense:
     """Row-major storage: the last index varies fastest."""

@@ -13,7 +13,7 @@ from . import nodes as ir
 from .dtypes import boolean
 from .errors import VerifyError
 from .index import bounds, proves, symbol, table
-from .layout import round_up
+from .layout import as_whole_tiles, round_up
 from .printer import render, show
 from .verify_gpu import check_gpu
 from .walk import children, exprs_of
@@ -127,6 +127,8 @@ def guard_facts(guards):
     conjunctions `guards`: the upper limits that enclosing guards put on index sums."""
     for guard in guards:
         for fact in sympy.And.make_args(guard):
+            if isinstance(fact, (sympy.StrictGreaterThan, sympy.GreaterThan)):
+                fact = fact.reversed
             if isinstance(fact, sympy.StrictLessThan):
                 yield fact.lhs, fact.rhs
             elif isinstance(fact, sympy.LessThan):
@@ -198,6 +200,31 @@ def value_range(value, ranges):
     return whole
 
 
+def _below(index, extent, ranges):
+    """True when index < extent provably, the extent read as whole tiles if padded."""
+    return (proves(sympy.Lt(index, extent), ranges)
+            or proves(sympy.Lt(index, as_whole_tiles(extent)), ranges))
+
+
+def _nonnegative(index, ranges, guards):
+    """True when index >= 0 by the ranges, or by a guard `g < b` around the access
+    (b - 1 - g >= 0 holds there): a clamp Min(i, L - 1) under `r < L` cannot go below 0
+    even where an empty row's L - 1 is -1, since the guard keeps such rows out."""
+    if proves(sympy.Ge(index, 0), ranges):
+        return True
+    if isinstance(index, sympy.Min):
+        return all(_nonnegative(arg, ranges, guards) for arg in index.args)
+    if isinstance(index, sympy.Max):
+        return any(_nonnegative(arg, ranges, guards) for arg in index.args)
+    # Scaled by the index's coefficients too: `16*T - 16 + i` under `1 <= T` is
+    # 16 * (T - 1) + i.
+    scales = {1} | {abs(term.as_coeff_Mul()[0])
+                    for term in sympy.Add.make_args(sympy.expand(index))
+                    if term.as_coeff_Mul()[0].is_Integer and term.as_coeff_Mul()[0] != 0}
+    return any(proves(sympy.Ge(index - scale * (limit - 1 - lhs), 0), ranges)
+               for lhs, limit in guard_facts(guards) for scale in scales)
+
+
 def _gathered_dims(load):
     return {dim: value for dim, value in enumerate(load.gather) if value is not None}
 
@@ -226,8 +253,8 @@ def check_in_bounds(kernel):
                 if dim in gathered:
                     continue
                 extent = buffer.extent(dim, indices)
-                low_ok = proves(sympy.Ge(index, 0), ranges)
-                high_ok = proves(sympy.Lt(index, extent), ranges) or _guarded(
+                low_ok = _nonnegative(index, ranges, guards)
+                high_ok = _below(index, extent, ranges) or _guarded(
                     index, extent, ranges, guards
                 )
                 if not (low_ok and high_ok):

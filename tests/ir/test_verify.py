@@ -6,7 +6,8 @@ import sympy
 import quiltc as qc
 from quiltc.ir import nodes as ir
 from quiltc.ir.errors import VerifyError
-from quiltc.ir.index import symbol
+from quiltc.ir.index import proves, symbol
+from quiltc.ir.layout import as_whole_tiles, round_up
 from quiltc.ir.verify import verify
 
 i, j = symbol("i"), symbol("j")
@@ -55,3 +56,36 @@ def test_buffer_used_outside_its_allocation():
     body = ir.For(i, N, ir.Store(out, (i,), ir.Load(scratch, (0,))))
     with pytest.raises(VerifyError, match="scratch is used outside its allocation"):
         verify(_kernel(body))
+
+
+M = symbol("M")
+o, r = symbol("o"), symbol("r")
+EMPTY_ALLOWED = (ir.ShapeVar(M, 0, 32),)
+
+
+def _clamped_rows(guarded):
+    """Blocks of 4 rows over M (which may be 0) reading row min(row + 1, M - 1): the
+    clamp's M - 1 is -1 when M is 0, but a row guard keeps such blocks out."""
+    source, target = ir.Buffer("a", qc.float32, (M,)), ir.Buffer("out", qc.float32, (M,))
+    row = 4 * o + r
+    store = ir.Store(target, (row,), ir.Load(source, (sympy.Min(row + 1, M - 1),)))
+    body = ir.If(sympy.Lt(row, M), store) if guarded else store
+    nest = ir.For(o, (M + 3) // 4, ir.For(r, 4, body))
+    return ir.Kernel("k", (source, target), nest, ("out",), EMPTY_ALLOWED)
+
+
+def test_a_clamp_below_a_row_guard_stays_in_bounds():
+    verify(_clamped_rows(guarded=True))
+    with pytest.raises(VerifyError, match=r"index Min\(M - 1, 4\*o \+ r \+ 1\) of a .* may "
+                                          r"leave its bounds"):
+        verify(_clamped_rows(guarded=False))
+
+
+def test_a_loop_over_whole_tiles_stays_inside_storage_padded_to_them():
+    t = symbol("t")
+    ranges = {M: (sympy.Integer(0), sympy.Integer(64)),
+              t: (sympy.Integer(0), sympy.floor((M + 15) / 16) - 1)}
+    padded = round_up(M, 16)
+    assert not proves(sympy.Lt(16 * t + 15, padded), ranges)
+    assert proves(sympy.Lt(16 * t + 15, as_whole_tiles(padded)), ranges)
+    assert as_whole_tiles(M + 3) == M + 3
