@@ -89,6 +89,8 @@ class Param:
 
     def accepts(self, value):
         """Whether `value` (read back from JSON) has this parameter's kind."""
+        if value is None and self.default is None:
+            return True
         if self.kind == "loops":
             return isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         if self.kind == "int":
@@ -284,8 +286,9 @@ PRIMITIVES = _entries(
               (loop("loop"), integer("multiple", decision=True)), returns=("loop",)),
     Primitive("pad_local", pad_local.pad_local,
               "Compute local tile `tensor` in full at the edge: drop the guards on its "
-              "stores, clamping their reads; its copy-out keeps its guard.",
-              (tensor("tensor"),)),
+              "stores, clamping their reads; its copy-out keeps its guard. With `dim`, only "
+              "the guards on that dim of the tile go.",
+              (tensor("tensor"), integer("dim", default=None, keyword=True))),
     Primitive("pad_storage", pad_storage.pad_storage,
               "Pad the rows of intermediate `tensor` along `dim` to a multiple of `multiple`.",
               (tensor("tensor"), integer("dim"), integer("multiple", decision=True))),

@@ -27,6 +27,7 @@ from sympy.core.function import AppliedUndef
 from ...ir import nodes as ir
 from ...ir.errors import ScheduleError
 from ...ir.index import proves
+from ...ir.layout import as_whole_tiles
 from ...ir.printer import render
 from ...ir.walk import find_all, rewrite
 from ..nest import buffer_named, get_at, loops_on_path, ranges_on_path, replace_at, walk_paths
@@ -74,6 +75,19 @@ def _edge(bound, indices, outside):
     return None
 
 
+def _edge_dims(root, path, store, outside):
+    """The dims of the tile `store` (at `path` under `root`, its allocation inside the
+    loops `outside`) that the guards around it bound; a guard bounding none counts as
+    every dim."""
+    dims = set()
+    for _, guard in _guards(root, path, None):
+        for fact in sympy.And.make_args(guard.cond):
+            bound = _upper_bound(fact)
+            edge = None if bound is None else _edge(bound, store.indices, outside)
+            dims |= set(range(len(store.indices))) if edge is None else {edge[0]}
+    return dims
+
+
 def _clamp(value, variables, tiles, ranges):
     """`value` with each index into a caller's or global buffer that moves with
     `variables` and may pass its extent clamped to the last element."""
@@ -85,7 +99,7 @@ def _clamp(value, variables, tiles, ranges):
             extent = node.buffer.extent(dim, node.indices)
             gathered = node.gather and node.gather[dim] is not None
             if (not gathered and sympy.sympify(index).free_symbols & variables
-                    and not proves(sympy.Lt(index, extent), ranges)):
+                    and not proves(sympy.Lt(index, as_whole_tiles(extent)), ranges)):
                 indices[dim] = sympy.Min(index, extent - 1)
         return dataclasses.replace(node, indices=tuple(indices))
     return rewrite(value, clamp)
@@ -139,7 +153,7 @@ def _check_readers(kernel, asked, alloc, padded, edges):
                             "them).", kernel, stmt)
 
 
-def pad_local(kernel, tensor):
+def pad_local(kernel, tensor, dim=None):
     """Drop the guards that keep the stores into local tile `tensor` off its edge, and
     clamp the reads of the caller's (or global) buffers in those stores into their
     extents; the tile's copy-out keeps its guard. Returns (kernel, []).
@@ -161,11 +175,15 @@ def pad_local(kernel, tensor):
     body_path = alloc_path + (("body", None),)
     sizes = {v.symbol for v in kernel.shape_vars}
     outside = sizes | {loop.var for loop in loops_on_path(kernel.body, alloc_path)}
-    tiles = {s.buffer.name for _, s in walk_paths(kernel.body)
+    tiles = {s.buffer.name: sizes | {loop.var for loop in loops_on_path(kernel.body, p)}
+             for p, s in walk_paths(kernel.body)
              if isinstance(s, ir.Alloc) and s.scope != "global"}
-    # Other tiles stored under guards hold nothing (or garbage) past their edges.
+    # Other tiles stored under guards hold nothing (or garbage) past their edges; with
+    # `dim`, only their edges in that dim matter, the others' guards staying in place.
     partial = {s.buffer.name for p, s in walk_paths(kernel.body) if _is_write(s)
-               and s.buffer.name in tiles - {name} and _guards(kernel.body, p, None)}
+               and s.buffer.name in set(tiles) - {name}
+               and _edge_dims(kernel.body, p, s, tiles[s.buffer.name])
+               & ({dim} if dim is not None else set(range(len(s.indices))))}
     guarded = [(p, s, _guards(alloc.body, p)) for p, s in walk_paths(alloc.body)
                if _is_write(s) and s.buffer.name == name and _guards(alloc.body, p)]
     if not guarded:
@@ -178,6 +196,7 @@ def pad_local(kernel, tensor):
         for guard_path, guard in guards:
             facts = sympy.And.make_args(guard.cond)
             edge = [_edge(_upper_bound(f), store.indices, outside) for f in facts]
+            edge = [e if e is None or dim is None or e[0] == dim else None for e in edge]
             # A fact shared by several stores goes only if it is an edge for each of them.
             before = kept.get(guard_path, set())
             kept[guard_path] = before | {f for f, e in zip(facts, edge) if e is None}

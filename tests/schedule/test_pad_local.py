@@ -17,6 +17,7 @@ from quiltc.ir import nodes as ir
 from quiltc.ir.walk import rewrite
 from quiltc.schedule.trace import Trace
 
+from support import helpers, programs
 from support.helpers import random_array, require_cc
 from support.tiers import examples
 
@@ -285,3 +286,22 @@ def test_refuses_guards_that_bound_no_index_of_the_tile():
     _, _, c = recipes.matmul_program(16, 64, qc.var("K", 1, 64))
     sch = _row_blocks_over_split_k(c)
     _refused(sch, "C_local", r"the guards on the stores into C_local bound no index of the tile")
+
+
+@pytest.mark.parametrize("rows, columns", [(5, 13), (8, 16), (1, 3)])
+def test_padding_one_dim_keeps_the_other_dims_guards(rows, columns):
+    """C's 4 x 8 block at symbolic M and N, padded only along its columns: the row guard
+    stays on the stores, the column guard goes and B's reads are clamped instead."""
+    sch = qc.Schedule(programs.matmul(rows, 6, columns, symbolic=True))
+    i, j, k = sch.loops("C")
+    i_outer, i_inner = sch.split(i, 4)
+    j_outer, j_inner = sch.split(j, 8)
+    sch.reorder(i_outer, j_outer, k, i_inner, j_inner)
+    sch.cache_write("C", "local", at=j_outer)
+    sch.pad_local("C_local", dim=1)
+    text = repr(sch)
+    accumulate = next(line for line in text.splitlines() if "C_local[i_i, j_i] sum=" in line)
+    assert "B[k, Min(N - 1, j_i + 8*j_o)]" in accumulate
+    assert "if i_i + 4*i_o < M:" in text and "if j_i + 8*j_o < N:" not in text
+    assert str(sch.trace).splitlines()[-1] == "sch.pad_local('C_local', dim=1)"
+    helpers.check_schedule(sch, *programs.matmul_arrays(rows, rows, 6, columns))

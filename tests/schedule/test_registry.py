@@ -30,7 +30,7 @@ SIGNATURES = {
     "distribute": "(self, loop)",
     "pad_loop": "(self, loop, multiple)",
     "pad_bulk": "(self, loop, multiple)",
-    "pad_local": "(self, tensor)",
+    "pad_local": "(self, tensor, dim=None)",
     "pad_storage": "(self, tensor, dim, multiple)",
     "fold_storage": "(self, tensor, loop)",
     "share_storage": "(self, tensor, output)",
