@@ -120,9 +120,11 @@ def _absolute(offsets, region):
     return tuple(start + offset for start, offset in zip(region.starts, offsets))
 
 
-def _copy_nest(kernel, region, cache, direction):
-    """The loop nest copying `region` into the cache ("in") or back out of it ("out")."""
-    variables = fresh_symbols(kernel, [f"{cache.name}_{d}" for d in range(len(cache.shape))])
+def _copy_nest(kernel, region, cache, direction, base=None):
+    """The loop nest copying `region` into the cache ("in") or back out of it ("out"),
+    its loops named after `base` (the cache's name by default)."""
+    base = base or cache.name
+    variables = fresh_symbols(kernel, [f"{base}_{d}" for d in range(len(cache.shape))])
 
     def copy(offsets):
         inside = ir.Load(cache, tuple(offsets))
@@ -189,14 +191,6 @@ def _check_reductions(kernel, asked, buffer_name, path, loop, found):
                 "sums that are then lost",
                 "Cache at a loop outside the reduction loops"
                 + (f", such as {', '.join(legal)}." if legal else "."),
-                render(kernel, mark=writer),
-            )
-        if not writer.init_when and not any(isinstance(w, ir.Store) for w in writes):
-            raise ScheduleError(
-                "cache_write", asked,
-                f"the reduction into {buffer_name} has its initialisation outside loop "
-                f"{loop.var} (after decompose), so the cache would start uninitialised",
-                "Cache at a loop that also encloses the initialisation, or before decompose.",
                 render(kernel, mark=writer),
             )
 
@@ -281,15 +275,23 @@ def cache_write(kernel, buffer_name, scope, at):
     body. Returns (kernel, [cache name]).
 
     A reduction keeps its initialisation (now on the cache) and must run all its
-    reduction loops inside `at`. The region's extents must be constants, the writes must
-    cover it element by element, and nothing inside `at` may read the buffer.
+    reduction loops inside `at`; a decomposed one (its start values set before `at`) may
+    run some outside: the cache is then first loaded with the partial sums so far. The
+    region's extents must be constants, the writes must cover it element by element
+    (unless the cache was loaded), and nothing inside `at` may read the buffer.
     """
     asked, path, loop, region, cache = _prepare(
         "cache_write", kernel, buffer_name, scope, at, "write"
     )
     found = accesses(loop.body, buffer_name, "write")
     _check_reductions(kernel, asked, buffer_name, path, loop, found)
-    _check_dense(kernel, asked, path, loop, region, found)
+    writers = [get_at(loop.body, access.path) for access in found]
+    # Sums decomposed outside `at` carry on from what the buffer holds; loaded whole, the
+    # cache then copies out right whatever elements the sums leave alone.
+    continues = (not any(isinstance(w, ir.Store) for w in writers)
+                 and any(isinstance(w, ir.Reduce) and not w.init_when for w in writers))
+    if not continues:
+        _check_dense(kernel, asked, path, loop, region, found)
 
     def write_cache(node):
         if isinstance(node, (ir.Store, ir.Reduce)) and node.buffer.name == buffer_name:
@@ -299,6 +301,7 @@ def cache_write(kernel, buffer_name, scope, at):
         return node
 
     stmts = [
+        _copy_nest(kernel, region, cache, "in", f"{cache.name}_in") if continues else None,
         rewrite(loop.body, write_cache),
         _barrier(scope),
         _copy_nest(kernel, region, cache, "out"),

@@ -209,12 +209,33 @@ def test_cache_write_takes_a_decomposed_initialisation_inside_the_loop_along():
     helpers.check_schedule(sch, *programs.matmul_arrays(6, 7, 3, 6))
 
 
-def test_cache_write_with_the_initialisation_outside_the_loop_is_refused():
-    sch, i_outer, j_outer = blocked_loops(7, 3, 6)
-    sch.decompose("C", i_outer)
-    with pytest.raises(qc.ScheduleError, match=r"the reduction into C has its initialisation "
-                       r"outside loop j_o \(after decompose\)"):
-        sch.cache_write("C", "local", at=j_outer)
+def _split_sum_cached(rows, inner, columns, inner_factor):
+    """The k loop split and its tiles outside the row of C cached at i, the sum
+    decomposed before them: each row carries on from the sums of the earlier tiles."""
+    sch = qc.Schedule(programs.matmul(rows, inner, columns))
+    i, j, k = sch.loops("C")
+    k_outer, k_inner = sch.split(k, inner_factor)
+    sch.reorder(k_outer, i, j, k_inner)
+    sch.decompose("C", k_outer)
+    return sch, sch.cache_write("C", "local", at=i)
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(rows=EXTENTS, inner=EXTENTS, columns=st.sampled_from([2, 3, 5, 8]), inner_factor=FACTORS)
+def test_cache_write_of_a_decomposed_sum_carries_on_from_the_partial_sums(
+        rows, inner, columns, inner_factor):
+    sch, _ = _split_sum_cached(rows, inner, columns, inner_factor)
+    helpers.check_schedule(sch, *programs.matmul_arrays(inner_factor, rows, inner, columns))
+
+
+def test_the_cache_of_a_decomposed_sum_is_loaded_before_it_accumulates():
+    sch, cache = _split_sum_cached(8, 6, 5, 2)
+    block = _alloc(sch.kernel, cache).body.stmts
+    loads = qc.ir.walk.find_all(block[0], lambda n: isinstance(n, ir.Load))
+    assert [load.buffer.name for load in loads] == ["C"]
+    assert qc.ir.walk.find_all(block[1], lambda n: isinstance(n, ir.Reduce))
+    assert qc.ir.walk.find_all(block[-1], lambda n: isinstance(n, ir.Store) and
+                               n.buffer.name == "C")
 
 
 def test_a_block_of_ragged_rows_caches_its_output_rows_in_local_memory():
