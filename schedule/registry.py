@@ -41,6 +41,7 @@ from .primitives import (
     pad_local,
     pad_loop,
     pad_storage,
+    peel,
     remap,
     reorder,
     row_pointers,
@@ -277,6 +278,10 @@ PRIMITIVES = _entries(
               "Split `loop` into one loop per statement of its body (fission), when no two "
               "statements meet across iterations.",
               (loop("loop"),), returns=("loops",), returns_each=True),
+    Primitive("peel", peel.peel,
+              "Run the last iteration of `loop` apart (fresh names), so the others run "
+              "whole tiles without the guards a ragged tail needs.",
+              (loop("loop"),), returns=("loop",)),
     Primitive("pad_loop", pad_loop.pad_loop,
               "Round `loop`'s extent up to a multiple, guarding what would run past it.",
               (loop("loop"), integer("multiple", decision=True)), returns=("loop",)),

@@ -27,7 +27,8 @@ from ..nest import all_loops, replace_at, resolve_loop, with_body
 from .split import check_factor
 
 
-def _fresh(taken, base):
+def fresh_symbol(taken, base):
+    """A symbol named after `base` that is not in `taken` (which then holds it)."""
     candidate, number = base, 0
     while candidate in taken:
         number += 1
@@ -50,17 +51,17 @@ def split_op(kernel, loop, factor):
             render(kernel, mark=allocs[0]),
         )
     taken = {v.name for v in all_loops(kernel)} | {v.symbol.name for v in kernel.shape_vars}
-    tile = _fresh(taken, f"{node.var.name}_o")
-    element = _fresh(taken, f"{node.var.name}_i")
-    remainder = _fresh(taken, f"{node.var.name}_r")
+    tile = fresh_symbol(taken, f"{node.var.name}_o")
+    element = fresh_symbol(taken, f"{node.var.name}_i")
+    remainder = fresh_symbol(taken, f"{node.var.name}_r")
     whole = factor * floordiv(node.extent, factor)
     main = ir.For(tile, floordiv(node.extent, factor), ir.If(
         sympy.Le(factor * tile + factor, node.extent),
         ir.For(element, factor, substitute(node.body, {node.var: factor * tile + element}))))
-    renames = {inner.var: _fresh(taken, f"{inner.var.name}_r")
+    renames = {inner.var: fresh_symbol(taken, f"{inner.var.name}_r")
                for inner in find_all(node.body, lambda n: isinstance(n, ir.For))}
     copy = substitute(node.body, {node.var: whole + remainder, **renames})
-    copy = _rename_loops(copy, renames)
+    copy = rename_loops(copy, renames)
     rest_extent = sympy.expand(node.extent - whole)
     # A factor that provably divides the extent (1 always does) leaves no remainder
     # loop, and one provably larger than the extent leaves no tiles.
@@ -70,7 +71,7 @@ def split_op(kernel, loop, factor):
     return with_body(kernel, replace_at(kernel.body, path, new)), [tile, element, remainder]
 
 
-def _rename_loops(stmt, renames):
+def rename_loops(stmt, renames):
     """`stmt` with each loop whose variable is in `renames` binding its new name."""
 
     def rename(node):

@@ -116,6 +116,14 @@ def _distributed():
     return total, sch
 
 
+def _peeled():
+    program = ragged_programs.pipeline()
+    sch = qc.Schedule(program)
+    tile, _ = sch.split(sch.loops("Y")[1], 4)
+    sch.peel(tile)
+    return program, sch
+
+
 def _locally_padded():
     _, _, c = recipes.matmul_program(qc.var("M", 1, 64), 32, 16)
     sch = recipes.schedule_matmul(c, rows=4, cols=16, vector=8)
@@ -135,7 +143,7 @@ def _row_pointers():
 
 SCHEDULES = [_register_blocked, _tiled_and_fused, _softmax_cpu, _inlined, _gpu, _softmax_gpu,
              _ragged, _folded, _side_by_side, _locally_padded, _bulk_padded,
-             _distributed, _row_pointers]
+             _distributed, _row_pointers, _peeled]
 
 
 @pytest.mark.parametrize("scheduled", SCHEDULES, ids=lambda f: f.__name__.strip("_"))
