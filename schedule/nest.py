@@ -13,7 +13,7 @@ from sympy.core.function import AppliedUndef
 from ..ir import nodes as ir
 from ..ir.errors import ScheduleError
 from ..ir.printer import render
-from ..ir.walk import exprs_of
+from ..ir.walk import exprs_of, find_all
 
 
 def child_steps(stmt):
@@ -132,6 +132,15 @@ def writer_paths(kernel, buffer_name):
         for path, stmt in walk_paths(kernel.body)
         if isinstance(stmt, (ir.Store, ir.Reduce)) and stmt.buffer.name == buffer_name
     ]
+
+
+def buffers_touched(stmt):
+    """(written, read): the names of the buffers `stmt` stores or reduces into, and of
+    those it loads from."""
+    written = {s.buffer.name
+               for s in find_all(stmt, lambda n: isinstance(n, (ir.Store, ir.Reduce)))}
+    read = {load.buffer.name for load in find_all(stmt, lambda n: isinstance(n, ir.Load))}
+    return written, read
 
 
 def allocation(kernel, name):

@@ -37,6 +37,7 @@ from .primitives import (
     fold_storage,
     fuse,
     hfuse,
+    online_softmax,
     pad_bulk,
     pad_local,
     pad_loop,
@@ -278,6 +279,10 @@ PRIMITIVES = _entries(
               "Split `loop` into one loop per statement of its body (fission), when no two "
               "statements meet across iterations.",
               (loop("loop"),), returns=("loops",), returns_each=True),
+    Primitive("online_softmax", online_softmax.online_softmax,
+              "Merge the sums over exp(c * (x - max)) that follow max reduction `tensor` into "
+              "its `loop`, rescaling them as the running max grows.",
+              (tensor("tensor"), loop("loop"))),
     Primitive("peel", peel.peel,
               "Run the last iteration of `loop` apart (fresh names), so the others run "
               "whole tiles without the guards a ragged tail needs.",

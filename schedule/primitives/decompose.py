@@ -101,13 +101,16 @@ def _first_iteration(reduction_vars):
     return {var: sympy.Integer(0) for var in reduction_vars}
 
 
-def _init_nest(statements, reduce, renaming, reduction_vars):
+def element_nest(statements, reduce, renaming, reduction_vars, make):
+    """A nest over the elements `reduce` accumulates into, its spatial loops (those in
+    `statements` whose variables `renaming` maps to fresh symbols) and guards copied, the
+    reduction loops dropped; `make(indices, mapping)` is the statement for the element at
+    `indices`, `mapping` what the nest substitutes for the statements' variables."""
     # The original initialised each element at the first reduction iteration, where every
     # reduction variable is zero: guards and extents are evaluated there.
     mapping = {**renaming, **_first_iteration(reduction_vars)}
-    value = ir.as_value(identity(reduce.combiner, reduce.buffer.dtype), reduce.buffer.dtype)
     indices = tuple(sympy.sympify(e).xreplace(mapping) for e in reduce.indices)
-    stmt = ir.Store(reduce.buffer, indices, value)
+    stmt = make(indices, mapping)
     for outer in reversed(statements):
         if isinstance(outer, ir.For) and outer.var in renaming:
             stmt = ir.For(renaming[outer.var], outer.extent.xreplace(mapping), stmt, outer.kind)
@@ -149,7 +152,9 @@ def decompose(kernel, buffer_name, loop):
             "are all zero",
             "Decompose reductions whose loops start at zero.", render(kernel, mark=reduce),
         )
-    init = _init_nest(statements, reduce, renaming, reduction_vars)
+    start = ir.as_value(identity(reduce.combiner, reduce.buffer.dtype), reduce.buffer.dtype)
+    init = element_nest(statements, reduce, renaming, reduction_vars,
+                        lambda indices, _mapping: ir.Store(reduce.buffer, indices, start))
     body = replace_at(kernel.body, reduce_path, dataclasses.replace(reduce, init_when=()))
     decomposed = get_at(body, loop_path)
     parent_path, parent = loop_path[:-1], get_at(body, loop_path[:-1])

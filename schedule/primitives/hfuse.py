@@ -22,15 +22,15 @@ from ...ir.index import symbol
 from ...ir.printer import render
 from ...ir.walk import find_all, substitute
 from ..dependence import carried_dependence
-from ..nest import fresh_name, get_at, loops_on_path, replace_at, resolve_loop, with_body
-
-
-def _buffers(stmt):
-    """(written, read) buffer names under `stmt`."""
-    written = {s.buffer.name
-               for s in find_all(stmt, lambda n: isinstance(n, (ir.Store, ir.Reduce)))}
-    read = {load.buffer.name for load in find_all(stmt, lambda n: isinstance(n, ir.Load))}
-    return written, read
+from ..nest import (
+    buffers_touched,
+    fresh_name,
+    get_at,
+    loops_on_path,
+    replace_at,
+    resolve_loop,
+    with_body,
+)
 
 
 def _check_adjacent(kernel, path_a, path_b, asked, node_b):
@@ -65,8 +65,8 @@ def hfuse(kernel, nest_a, nest_b):
     path_b, node_b = resolve_loop(kernel, nest_b, "hfuse")
     asked = f"fuse the nests of loops {node_a.var} and {node_b.var} into one parallel loop"
     _check_adjacent(kernel, path_a, path_b, asked, node_b)
-    written_a, read_a = _buffers(node_a)
-    written_b, read_b = _buffers(node_b)
+    written_a, read_a = buffers_touched(node_a)
+    written_b, read_b = buffers_touched(node_b)
     shared = sorted((written_a & (read_b | written_b)) | (written_b & read_a))
     if shared:
         raise ScheduleError(

@@ -28,6 +28,7 @@ SIGNATURES = {
     "cache_write": "(self, tensor, scope, at)",
     "decompose": "(self, tensor, loop)",
     "distribute": "(self, loop)",
+    "online_softmax": "(self, tensor, loop)",
     "peel": "(self, loop)",
     "pad_loop": "(self, loop, multiple)",
     "pad_bulk": "(self, loop, multiple)",

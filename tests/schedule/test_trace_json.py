@@ -116,6 +116,10 @@ def _distributed():
     return total, sch
 
 
+def _online_softmax():
+    return ragged_programs.softmax_attention(), ragged_programs.online_attention(4)
+
+
 def _peeled():
     program = ragged_programs.pipeline()
     sch = qc.Schedule(program)
@@ -143,7 +147,7 @@ def _row_pointers():
 
 SCHEDULES = [_register_blocked, _tiled_and_fused, _softmax_cpu, _inlined, _gpu, _softmax_gpu,
              _ragged, _folded, _side_by_side, _locally_padded, _bulk_padded,
-             _distributed, _row_pointers, _peeled]
+             _distributed, _row_pointers, _online_softmax, _peeled]
 
 
 @pytest.mark.parametrize("scheduled", SCHEDULES, ids=lambda f: f.__name__.strip("_"))

@@ -50,6 +50,56 @@ def pipeline():
 pipeline_tensors_strategy = st.sets(st.sampled_from(["T", "U", "Y", "total"]), min_size=1)
 
 
+ATTENTION_DEPTH, ATTENTION_MAX_LENGTH = 8, 24
+
+
+def softmax_attention(causal=False):
+    """Stages S (scores), M (row max), Z (row sum), C (context) and the output O of
+    softmax(Q K^T / sqrt(depth)) V per sequence, the exponentials inlined into Z and C."""
+    batch = qc.var("B", 1, 8)
+    length = qc.ragged_dim("L", batch, ATTENTION_MAX_LENGTH)
+    keys = qc.causal_dim(length) if causal else length
+    q, k, v = (qc.placeholder((batch, length, ATTENTION_DEPTH), "float32", name)
+               for name in "QKV")
+    d = qc.reduce_axis(ATTENTION_DEPTH, "d")
+    scale = np.float32(1 / np.sqrt(ATTENTION_DEPTH))
+    scores = qc.compute((batch, length, keys),
+                        lambda b, i, j: qc.sum(q[b, i, d] * k[b, j, d], axis=d), "S")
+    j_max, j_sum, j_context = (qc.reduce_axis(keys, name) for name in ("j", "j2", "j3"))
+    top = qc.compute((batch, length), lambda b, i: qc.max(scores[b, i, j_max], axis=j_max), "M")
+
+    def exp(b, i, j):
+        return qc.exp((scores[b, i, j] - top[b, i]) * scale)
+
+    total = qc.compute((batch, length), lambda b, i: qc.sum(exp(b, i, j_sum), axis=j_sum), "Z")
+    context = qc.compute((batch, length, ATTENTION_DEPTH), lambda b, i, e: qc.sum(
+        exp(b, i, j_context) * v[b, j_context, e], axis=j_context), "C")
+    return qc.compute((batch, length, ATTENTION_DEPTH),
+                      lambda b, i, e: context[b, i, e] / total[b, i], "O")
+
+
+def online_attention(tile, causal=False):
+    """Each query row runs over its keys a tile at a time: scores of the tile, its max,
+    the rescaled sum and context."""
+    out = softmax_attention(causal)
+    sch = qc.Schedule(out)
+    _, row, _ = sch.loops(out)
+    for stage in ("C", "Z", "M"):
+        sch.compute_at(stage, row)
+    *_, value, key = sch.loops("C")
+    sch.reorder(key, value)
+    tiles = []
+    for stage in ("M", "Z", "C"):
+        key = sch.loops(stage)[2]
+        key_tile, _ = sch.split(key, tile)
+        if not causal:  # reductions over a causal dim come decomposed from lowering
+            sch.decompose(stage, key_tile)
+        tiles.append(key_tile)
+    sch.online_softmax("M", tiles[0])
+    sch.compute_at("S", tiles[0])
+    return sch
+
+
 def length_loop(sch, tensor):
     """The loop over a row's length of pipeline tensor `tensor` (the reduction's for total)."""
     return sch.loops(tensor)[-1 if tensor == "total" else 1]
