@@ -264,19 +264,33 @@ def attention(qkv, heads, head_size, max_length, causal=False, out=None):
     are (total, 3 * heads * head_size): queries, keys and values side by side. Returns a
     RaggedArray of (total, heads * head_size) values (written into `out` when given, in
     any memory order); `causal` lets token i see keys j <= i only."""
+    heads, head_size, max_length, qkv, out = checked_arguments(
+        qkv, heads, head_size, max_length, out)
+    kernel = _attention_kernel(heads, head_size, max_length, bool(causal))
+    return run_in_groups(kernel, qkv, heads, head_size, out,
+                         _key_block(max_length, isa_for(None)) or 1)
+
+
+def checked_arguments(qkv, heads, head_size, max_length, out):
+    """(heads, head_size, max_length, qkv, out) of an attention call, checked."""
     heads = arguments.positive_int("heads", heads)
     head_size = arguments.positive_int("head_size", head_size)
     max_length = arguments.positive_int("max_length", max_length)
     qkv = arguments.ragged("qkv", qkv, (3 * heads * head_size,))
     qkv.check_max(max_length, "L (max_length)")
-    out = arguments.out(out, (qkv.total, heads * head_size))
-    kernel = _attention_kernel(heads, head_size, max_length, bool(causal))
+    return heads, head_size, max_length, qkv, arguments.out(out, (qkv.total, heads * head_size))
+
+
+def run_in_groups(kernel, qkv, heads, head_size, out, multiple):
+    """Run attention `kernel` over checked `qkv` a group of sequences at a time (their
+    lengths rounded up to `multiple` as the kernel's storage rounds them), writing the
+    (total, heads * head_size) result into `out` when given; returns a RaggedArray."""
     # One kernel call per group of sequences: an out that overlaps qkv would overwrite
     # rows a later call still reads.
     result = arguments.direct(out, qkv.values)
     result = np.empty((qkv.total, heads * head_size), np.float32) if result is None else result
     offsets, lengths = qkv.offsets, qkv.lengths
-    for first, last in _sequence_groups(lengths, _key_block(max_length, isa_for(None)) or 1):
+    for first, last in _sequence_groups(lengths, multiple):
         rows = slice(offsets[first], offsets[last])
         group_lengths = lengths[first:last]
         target = RaggedArray(result[rows].reshape(-1, heads, head_size), group_lengths)

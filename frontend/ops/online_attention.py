@@ -1,0 +1,141 @@
+"""Masked multi-head attention in one pass over the keys (flash-style): the program of
+`attention.py`, scheduled so that each block of query rows walks its sequence's keys a
+tile at a time, computing the tile's scores in registers, folding them into a running
+max, and rescaling the row sums and the context it has accumulated so far whenever the
+max grows (`online_softmax`). No length x length intermediate exists: scores and
+probabilities live in one tile per block.
+
+    from quiltc.ops import online_attention
+    out = online_attention.attention(qkv, heads=8, head_size=64, max_length=512)
+    print(online_attention.online_schedule(8, 64, 512).trace)   # the schedule, step by step
+
+Same arguments and result as `quiltc.attention.attention`, which stays the faster one on
+the 2-core AVX2 host: this schedule ran at 0.73x its speed over CoRa's eight datasets (32
+sequences; wiki_512 0.83x, RACE 0.76x, CoLA 0.64x; benchmarks/online_attention.py). Per
+tile it loads and stores the block's context and rescales it in memory, and the last tile
+and block run apart with their guards, which short sequences feel most.
+"""
+
+import functools
+
+from ..driver.build import build
+from ..driver.schedule import Schedule
+from ..runtime_c.host import isa_for
+from .attention import attention_program, checked_arguments, run_in_groups
+
+# Query rows per block and keys per tile: the tile's scores are ROWS x KEY_TILE
+# accumulators (12 AVX2 registers). Measured on RACE (32 sequences, alternating A/B):
+# 6 x 16 88 ms; 6 x 8 103; 4 x 16 108; 8 x 16 117; 6 x 32 (scores in two halves) 132.
+ROWS, KEY_TILE = 6, 16
+# Vectors of the head per context block: 6 rows x 2 vectors accumulate in registers over
+# the tile's keys, each key's value vectors loaded once for the 6 rows. A whole head per
+# row (8 vectors, each loaded again for every row) took 1.1x the time, 4 vectors 1.3x.
+CONTEXT_VECTORS = 2
+
+
+def attention(qkv, heads, head_size, max_length, causal=False, out=None):
+    """`quiltc.attention.attention` computed by the one-pass schedule: the (total, heads *
+    head_size) attention of each sequence of RaggedArray `qkv`, as a RaggedArray."""
+    heads, head_size, max_length, qkv, out = checked_arguments(
+        qkv, heads, head_size, max_length, out)
+    kernel = _online_kernel(heads, head_size, max_length, bool(causal))
+    return run_in_groups(kernel, qkv, heads, head_size, out, 1)
+
+
+@functools.cache
+def _online_kernel(heads, head_size, max_length, causal):
+    return build(online_schedule(heads, head_size, max_length, causal))
+
+
+def online_schedule(heads, head_size, max_length, causal=False, lanes=None):
+    """The one-pass schedule of attention over one (batch, L, 3 * heads * head_size) QKV
+    buffer, parallel over (sequence, head) pairs, in SIMD of `lanes` float32 lanes (the
+    host's by default)."""
+    stages, out = attention_program(heads, head_size, max_length, causal)
+    sch = Schedule(out, name="online_attention")
+    lanes = isa_for(lanes).float32_lanes
+    batch, query, head, _ = sch.loops(out)
+    sch.reorder(head, query)
+    block, _ = sch.split(query, ROWS)
+    for name in ("context", "row_sum", "exps", "row_max"):
+        sch.compute_at(stages[name], block)
+    sch.compute_at(stages["values"], head)
+    tile, key_lanes = _tile_the_keys(sch, stages)
+    # The sums over exp(scores - max) join the max's tile loop, rescaled as it grows.
+    sch.online_softmax(stages["row_max"], tile)
+    tiles = [name for name in ("masked", "scores", "exps") if name in stages]
+    for name in tiles[:-1]:
+        sch.compute_at(stages[name], tile)
+    for name in tiles:
+        sch.fold_storage(stages[name], tile)
+    sch.compute_at(stages["keys"], head)
+    # Room for a whole last tile of keys, so the score block reads no guard.
+    sch.pad_storage(stages["keys"], 3, KEY_TILE)
+    _schedule_scores(sch, stages, tiles, lanes)
+    _schedule_context(sch, stages["context"], head_size, lanes)
+    for loop in (sch.loops(stages["values"])[-1], sch.loops(out)[-1]):
+        sch.vectorize(loop)
+    # The last block of rows and the last tile of keys are the only partial ones: run
+    # apart, every other block and tile is whole and its guards go (RACE 2.2x faster).
+    sch.peel(block)
+    sch.peel(tile)
+    for key_lane in key_lanes:
+        sch.vectorize(key_lane)
+    sch.parallel(sch.fuse(batch, head))
+    return sch
+
+
+def _tile_the_keys(sch, stages):
+    """Split the key loops of the max, the exponentials, the row sum and the context into
+    tiles of KEY_TILE keys, the tile loop outside the block's rows, and decompose the
+    reductions at it. Returns the max's tile loop and the key loops of the max and the
+    row sum (SIMD once the last tile is peeled)."""
+    tiles, key_lanes = {}, []
+    for name in ("row_max", "exps", "row_sum", "context"):
+        block_row, *value, key = sch.loops(stages[name])[3:]
+        key_tile, key_lane = sch.split(key, KEY_TILE)
+        sch.reorder(key_tile, block_row, key_lane, *value)
+        if name != "exps":
+            sch.decompose(stages[name], key_tile)
+        if name in ("row_max", "row_sum"):
+            key_lanes.append(key_lane)
+        tiles[name] = key_tile
+    return tiles["row_max"], key_lanes
+
+
+def _schedule_scores(sch, stages, tiles, lanes):
+    """A tile's scores, ROWS queries x KEY_TILE keys summed over the head's depth in
+    registers. The tiles of scores (masked) and exponentials are computed in full: keys
+    past the sequence's end read the padded keys and are never used."""
+    scores = stages["scores"]
+    rows, keys, depth = sch.loops(scores)[-3:]
+    sch.reorder(depth, rows, keys)
+    sch.decompose(scores, depth)
+    # In the order they are computed: a tile's padding needs its inputs' first.
+    later = [name for name in tiles if name != "scores"]
+    for name in ["scores", *later]:
+        sch.pad_local(stages[name], dim=3)
+    vectors, vector = sch.split(keys, lanes)
+    sch.unroll(rows)
+    sch.unroll(vectors)
+    sch.vectorize(vector)
+    for name in later:
+        sch.vectorize(sch.loops(stages[name])[-1])
+
+
+def _schedule_context(sch, context, head_size, lanes):
+    """The tile's context: for each part of CONTEXT_VECTORS vectors of the head, the
+    block's rows accumulate over the tile's keys in a local block loaded with the sums so
+    far (cache_write of a decomposed sum)."""
+    rows, keys, value = sch.loops(context)[-3:]
+    part_size = CONTEXT_VECTORS * lanes
+    if head_size % part_size == 0:
+        part, value = sch.split(value, part_size)
+        sch.reorder(part, keys, rows, value)
+        sch.cache_write(context, "local", at=part)
+        sch.unroll(rows)
+    else:
+        sch.cache_write(context, "local", at=rows)
+    vectors, vector = sch.split(value, lanes)
+    sch.unroll(vectors)
+    sch.vectorize(vector)
