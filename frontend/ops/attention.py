@@ -125,7 +125,7 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
                  "keys"):
         if name in stages:
             sch.compute_at(stages[name], head)
-    _schedule_keys(sch, stages["keys"])
+    schedule_keys(sch, stages["keys"])
     _schedule_scores(sch, stages, max_length, isa)
     _schedule_context(sch, stages["context"], head_size, isa)
     for name in ("exps", "values", "masked"):
@@ -145,7 +145,7 @@ def _attention_kernel(heads, head_size, max_length, causal, lanes=None):
     return build(sch)
 
 
-def _schedule_keys(sch, keys):
+def schedule_keys(sch, keys):
     """The head's keys transposed a tile of KEY_TILE keys at a time: the tile's rows of QKV
     stay in L1 while the loop over the head's depth gathers from them, and each depth step
     writes one whole line of keys_t. Over every key at once, the rows of a 512-long
