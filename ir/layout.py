@@ -23,8 +23,11 @@ def as_whole_tiles(expr):
     rounded = {}
     for mod in expr.atoms(sympy.Mod):
         numerator, multiple = mod.args
-        if multiple.is_Integer and multiple > 1:
-            base = sympy.expand(numerator / (multiple - 1))
+        if not (multiple.is_Integer and multiple > 1):
+            continue
+        base = sympy.expand(numerator / (multiple - 1))
+        # ((m - 1) * X) % m is m * ceil(X / m) - X for an integer X only.
+        if all(term.as_coeff_Mul()[0].is_Integer for term in sympy.Add.make_args(base)):
             rounded[mod] = multiple * sympy.floor((base + multiple - 1) / multiple) - base
     return sympy.expand(expr.xreplace(rounded)) if rounded else expr
 

@@ -89,3 +89,5 @@ def test_a_loop_over_whole_tiles_stays_inside_storage_padded_to_them():
     assert not proves(sympy.Lt(16 * t + 15, padded), ranges)
     assert proves(sympy.Lt(16 * t + 15, as_whole_tiles(padded)), ranges)
     assert as_whole_tiles(M + 3) == M + 3
+    # Only round_up's spelling is rewritten: M % 4 is no ((4 - 1) * X) % 4 of an integer X.
+    assert as_whole_tiles(M + sympy.Mod(M, 4)) == M + sympy.Mod(M, 4)
