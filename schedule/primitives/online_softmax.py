@@ -374,7 +374,8 @@ def online_softmax(kernel, max_name, loop):
             f"the statement after it that reads {max_name} cannot join: {reason}"
             if reason else f"no statement after it reads {max_name}",
             "Decompose each sum at its loop, order its loops so the loop matching "
-            f"{node.var} is outermost, and inline exp(c * (x - {max_name})) into it.",
+            f"{node.var} is outermost, and let it read exp(c * (x - {max_name})) inlined "
+            "or from a stage of just that, tiled the same way.",
             render(kernel, mark=node))
     factors, rescales = {}, []
     for body, found in merged:

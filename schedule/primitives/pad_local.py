@@ -158,6 +158,9 @@ def pad_local(kernel, tensor, dim=None):
     clamp the reads of the caller's (or global) buffers in those stores into their
     extents; the tile's copy-out keeps its guard. Returns (kernel, []).
 
+    With `dim`, only the guards that bound that dim of the tile go (a tile of scores
+    computed in full along its keys, its rows still guarded).
+
     `tensor` must be a local buffer (cache_write or cache_read with scope "local") that
     holds every store into it over its loops' whole ranges; every read of it outside
     those stores must sit under their guards, and the stores may read no other tile
