@@ -10,8 +10,8 @@ probabilities live in one tile per block.
     print(online_attention.online_schedule(8, 64, 512).trace)   # the schedule, step by step
 
 Same arguments and result as `quiltc.attention.attention`, which stays the faster one on
-the 2-core AVX2 host: this schedule ran at 0.73x its speed over CoRa's eight datasets (32
-sequences; wiki_512 0.83x, RACE 0.76x, CoLA 0.64x; benchmarks/online_attention.py). Per
+the 2-core AVX2 host: this schedule ran at 0.78x its speed over CoRa's eight datasets (32
+sequences; wiki_512 0.84x, RACE 0.79x, wiki_128 0.69x; benchmarks/online_attention.py). Per
 tile it loads and stores the block's context and rescales it in memory, and the last tile
 and block run apart with their guards, which short sequences feel most.
 """
