@@ -148,3 +148,12 @@ def pyplot():
         print("matplotlib is not installed: no plot (pip install -e '.[bench]' adds it)")
         return None
     return plt
+
+
+def ratio_axis(axis, labels, ylabel, title, rotation=30):
+    """Label bar chart `axis` of ratios over `labels`, with the line at 1.0 (parity)."""
+    axis.axhline(1.0, color="black", linewidth=0.8)
+    axis.set_xticks(range(len(labels)), labels, rotation=rotation)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.legend()

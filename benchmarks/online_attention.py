@@ -119,11 +119,8 @@ def plot(results, folder):
     for offset, name in ((-0.2, "three_pass"), (0.2, "one_pass")):
         axis.bar(x + offset, [row[base] / row[name] for row in results.values()], 0.4,
                  label=name.replace("_", "-"))
-    axis.axhline(1.0, color="black", linewidth=0.8)
-    axis.set_xticks(x, datasets, rotation=30)
-    axis.set_ylabel(f"speed-up over {base.replace('_', ' ')}")
-    axis.set_title(f"ragged attention, {BATCH} sequences, {HEADS} heads x {HEAD_SIZE}")
-    axis.legend()
+    common.ratio_axis(axis, datasets, f"speed-up over {base.replace('_', ' ')}",
+                      f"ragged attention, {BATCH} sequences, {HEADS} heads x {HEAD_SIZE}")
     figure.tight_layout()
     figure.savefig(folder / "online_attention.png", dpi=120)
 

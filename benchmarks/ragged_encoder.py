@@ -239,11 +239,8 @@ def plot(results, folder):
             ratios = [(row[f"{peer}_ms"] or 0) / row["quiltc_ms"]
                       for row in ops_results["encoder"].values()]
             axis.bar(x + offset, ratios, 0.25, label=f"vs PyTorch {peer}")
-        axis.axhline(1.0, color="black", linewidth=0.8)
-        axis.set_xticks(x, datasets, rotation=30)
-        axis.set_ylabel("speed-up of quiltc (peer time / quiltc time)")
-        axis.set_title(f"encoder layer, batch {batch}")
-        axis.legend()
+        common.ratio_axis(axis, datasets, "speed-up of quiltc (peer time / quiltc time)",
+                          f"encoder layer, batch {batch}")
     figure.tight_layout()
     figure.savefig(folder / "ragged_encoder.png", dpi=120)
 
