@@ -10,19 +10,20 @@ Gimelshein's online softmax, the core of flash attention).
     for jo_1 in range(T):                         M_rescale = 1 if M_previous == M
         for ji_1 in range(8):                                 else exp(c * (M_previous - M))
             Z sum= exp(c * (S[..] - M))           Z = Z * M_rescale
-    C[:] = 0                                      for e in range(D): C[e] = C[e] * M_rescale
-    for jo_2 in range(T):                         for ji_1 in range(8):
-        for ji_2, e in ...:                           Z sum= exp(c * (S[..] - M))
+    C[:] = 0                                      for ji_1 in range(8):
+    for jo_2 in range(T):                             Z sum= exp(c * (S[..] - M))
+        for ji_2, e in ...:                       for e in range(D): C[e] = C[e] * M_rescale
             C[e] sum= exp(c * (S[..] - M)) * V    for ji_2, e in ...:
                                                       C[e] sum= exp(c * (S[..] - M)) * V
-
     online_softmax(M, jo)
 
 Every term a sum adds with the running max M is the term the max M' of the whole loop
 would give times exp(c * (M' - M)), so multiplying the partial sums by
 exp(c * (M_previous - M)) each time the max moves leaves, after the last iteration,
 exactly the sums over the final max: no second pass over what the max reduced, and a
-stage computed at `loop` (the scores of a tile of keys) is computed once. The max may
+stage computed at `loop` (the scores of a tile of keys) is computed once. Each sum's
+rescaling stands just above its first reduction loop, inside the loops that pick its
+element, so a cache_write of the sum at one of those loops takes it along. The max may
 run over a block of elements inside `loop` (query rows: loops of constant extent that
 pick the element); each keeps its previous max and its factor in a local array.
 
@@ -41,7 +42,7 @@ from ...ir import nodes as ir
 from ...ir.errors import ScheduleError
 from ...ir.index import symbol
 from ...ir.printer import render
-from ...ir.walk import find_all, rewrite, substitute
+from ...ir.walk import substitute
 from ..nest import (
     buffers_touched,
     fresh_name,
@@ -52,10 +53,10 @@ from ..nest import (
     with_body,
 )
 from .decompose import element_nest
+from .exponential_terms import ExponentialStage, factors, reads, rescaled_exponential, solved
 
 PRIMITIVE = "online_softmax"
 MAXIMA = ("max", "nanmax")
-EXPONENTIALS = ("exp", "exp_nonpositive")
 
 
 def _writes(stmt):
@@ -140,46 +141,12 @@ def _running_max(kernel, node, max_name, asked):
     return running
 
 
-def _scaled_difference(argument, name):
-    """The node `x - max` of an exponential's `argument` (a load of buffer `name`
-    subtracted) when the argument is that difference, or it times positive constants."""
-    if (isinstance(argument, ir.Bin) and argument.op == "-" and isinstance(argument.b, ir.Load)
-            and argument.b.buffer.name == name and not _reads(argument.a, name)):
-        return argument
-    if isinstance(argument, ir.Bin) and argument.op == "*":
-        for inner, scale in ((argument.a, argument.b), (argument.b, argument.a)):
-            if isinstance(scale, ir.Const) and scale.value > 0:
-                found = _scaled_difference(inner, name)
-                if found is not None:
-                    return found
-    return None
-
-
-def _factors(value):
-    if isinstance(value, ir.Bin) and value.op == "*":
-        return _factors(value.a) + _factors(value.b)
-    return [value]
-
-
-def _reads(value, name):
-    return find_all(value, lambda n: isinstance(n, ir.Load) and n.buffer.name == name)
-
-
-def _solved(target, source, unknowns):
-    """{unknown: value} that makes each index of `target` equal `source`'s, or None."""
-    equations = [sympy.expand(a - b) for a, b in zip(target, source)]
-    if not unknowns:
-        return {} if all(equation == 0 for equation in equations) else None
-    solutions = sympy.solve(equations, unknowns, dict=True)
-    return solutions[0] if len(solutions) == 1 and set(solutions[0]) == set(unknowns) else None
-
-
 def _block_element(running, load, allowed):
     """The block element (an index of the local arrays) whose max `load` reads, in the
     reader's variables, or None when it is not one element of the block or moves with
     variables outside `allowed`."""
     block_vars = [loop.var for loop in running.block]
-    solution = _solved(running.reduce.indices, load.indices, block_vars)
+    solution = solved(running.reduce.indices, load.indices, block_vars)
     if solution is None:
         return None
     element = tuple(solution[var] for var in block_vars) or running.local_index
@@ -189,32 +156,8 @@ def _block_element(running, load, allowed):
 def _exponential(factor, running, previous):
     """((exponential, argument of exp(c * (previous - max)) over the block's variables),
     the max's load) when `factor` is exp(c * (x - max)); else None."""
-    if not (isinstance(factor, ir.Call) and factor.fn in EXPONENTIALS):
-        return None
-    difference = _scaled_difference(factor.args[0], running.reduce.buffer.name)
-    if difference is None:
-        return None
     moved = ir.Bin("-", ir.Load(previous, running.local_index), running.load)
-    # map_children keeps a node whose children are unchanged, so `difference` is found.
-    argument = rewrite(factor.args[0], lambda node: moved if node is difference else node)
-    return (factor.fn, argument), difference.b
-
-
-class _ExponentialStage:
-    """A stage that stores exp(c * (x - max)) in the merged loop: its elements follow the
-    running max, so a sum that reads one is rescaled as if it read the max itself."""
-
-    def __init__(self, store, loops, rescale, max_load):
-        self.store, self.loops = store, loops
-        self.rescale, self.max_load = rescale, max_load
-
-    def max_read_by(self, load):
-        """The load of the max behind the element `load` reads, or None."""
-        solution = _solved(self.store.indices, load.indices, self.loops)
-        if solution is None:
-            return None
-        return ir.Load(self.max_load.buffer, tuple(sympy.sympify(index).xreplace(solution)
-                                                   for index in self.max_load.indices))
+    return rescaled_exponential(factor, running.reduce.buffer.name, moved)
 
 
 def _rescale(running, reduce, allowed, previous, stages):
@@ -222,9 +165,9 @@ def _rescale(running, reduce, allowed, previous, stages):
     the block element the sum reads) for a sum that reads the max as a factor
     exp(c * (x - max)), or an element of such a stage; or None and why it does not."""
     names = [running.reduce.buffer.name, *stages]
-    if sum(len(_reads(reduce.value, name)) for name in names) != 1:
+    if sum(len(reads(reduce.value, name)) for name in names) != 1:
         return None, f"its sum into {reduce.buffer.name} reads {' or '.join(names)} more than once"
-    for factor in _factors(reduce.value):
+    for factor in factors(reduce.value):
         found = _exponential(factor, running, previous)
         if isinstance(factor, ir.Load) and factor.buffer.name in stages:
             stage = stages[factor.buffer.name]
@@ -241,7 +184,7 @@ def _rescale(running, reduce, allowed, previous, stages):
 
 
 def _stage(body, running, previous, kernel):
-    """The _ExponentialStage that loop body `body` is, or None and why it is not one."""
+    """The ExponentialStage that loop body `body` is, or None and why it is not one."""
     writes = _writes(body)
     store = writes[0][1] if len(writes) == 1 else None
     found = None if not isinstance(store, ir.Store) else _exponential(store.value, running,
@@ -251,7 +194,7 @@ def _stage(body, running, previous, kernel):
     if store.buffer.name in kernel.outputs:
         return None, f"{store.buffer.name} is an output, whose exponentials must use the final max"
     loops = [loop.var for loop in _nest_to(body, writes[0][0])[1]]
-    return _ExponentialStage(store, loops, *found), None
+    return ExponentialStage(store, loops, *found), None
 
 
 def _consumer(node, stmt, running, previous, outer, stages, kernel):
@@ -310,7 +253,7 @@ def _gather(kernel, node, siblings, running, previous, outer):
             continue
         joined_written, joined_read = joined_written | written, joined_read | read
     for name in stages:
-        if len(_reads(kernel.body, name)) != sum(len(_reads(body, name)) for body, _ in merged):
+        if len(reads(kernel.body, name)) != sum(len(reads(body, name)) for body, _ in merged):
             return [], [], 0, reason or f"{name} is also read by a statement that cannot join"
     return merged, hoisted, used, reason
 
@@ -325,21 +268,32 @@ def _fresh(kernel, base, taken):
     return name
 
 
-def _rescale_nest(kernel, body, path, reduce, factor, element, taken):
-    """The nest multiplying every element the sum at `path` under `body` accumulates by
-    its block element of `factor`, its spatial loops under fresh names."""
-    statements, loops = _nest_to(body, path)
+def _with_rescale(kernel, body, path, reduce, factor, element, taken):
+    """`body` with a nest that multiplies every element the sum at `path` accumulates by
+    its block element of `factor`, just above the sum's first reduction loop: inside the
+    loops that pick the element, so that a cache of the sum at one of them (cache_write)
+    takes the rescaling along. The nest's own loops get fresh names."""
+    statements, _ = _nest_to(body, path)
     spatial = _symbols(reduce.indices)
+    depth = next((d for d, stmt in enumerate(statements)
+                  if isinstance(stmt, ir.For) and stmt.var not in spatial), len(statements))
+    inner = [stmt for stmt in statements[depth:] if isinstance(stmt, ir.For)]
     renaming = {loop.var: symbol(_fresh(kernel, f"{loop.var}_rescale", taken))
-                for loop in loops if loop.var in spatial}
-    reduction_vars = {loop.var for loop in loops if loop.var not in spatial}
+                for loop in inner if loop.var in spatial}
 
     def scaled(indices, mapping):
         at = tuple(sympy.sympify(index).xreplace(mapping) for index in element)
         return ir.Store(reduce.buffer, indices, ir.Bin(
             "*", ir.Load(reduce.buffer, indices), ir.Load(factor, at)))
 
-    return element_nest(statements, reduce, renaming, reduction_vars, scaled)
+    rescale = element_nest(statements[depth:], reduce, renaming,
+                           {loop.var for loop in inner if loop.var not in spatial}, scaled)
+    (field, position), parent_path = path[depth - 1] if depth else (None, None), path[:depth - 1]
+    if field == "stmts":
+        parent = get_at(body, parent_path)
+        stmts = parent.stmts[:position] + (rescale,) + parent.stmts[position:]
+        return replace_at(body, parent_path, ir.Seq(stmts))
+    return replace_at(body, path[:depth], ir.seq(rescale, get_at(body, path[:depth])))
 
 
 def _outer_vars(kernel, path):
@@ -377,14 +331,17 @@ def online_softmax(kernel, max_name, loop):
             f"{node.var} is outermost, and let it read exp(c * (x - {max_name})) inlined "
             "or from a stage of just that, tiled the same way.",
             render(kernel, mark=node))
-    factors, rescales = {}, []
+    factors, bodies = {}, []
     for body, found in merged:
-        for reduce_path, reduce, (exponential, element) in found:
+        # The last sum first, so that inserting its rescaling moves no path still to use.
+        for reduce_path, reduce, (exponential, element) in sorted(found, key=lambda f: f[0],
+                                                                  reverse=True):
             if exponential not in factors:
                 factors[exponential] = ir.Buffer(
                     _fresh(kernel, f"{max_name}_rescale", taken), dtype, running.local_shape)
-            rescales.append(_rescale_nest(kernel, body, reduce_path, reduce,
-                                          factors[exponential], element, taken))
+            body = _with_rescale(kernel, body, reduce_path, reduce, factors[exponential],
+                                 element, taken)
+        bodies.append(body)
     previous_load = ir.Load(previous, running.local_index)
     # -inf == -inf before any finite value arrives: the sums are still zero, so keep them.
     unchanged = ir.Bin("==", previous_load, running.load)
@@ -395,7 +352,7 @@ def online_softmax(kernel, max_name, loop):
     keep_previous = running.nest(kernel, taken, ir.Store(previous, running.local_index,
                                                          running.load))
     merged_loop = ir.For(node.var, node.extent, ir.seq(
-        keep_previous, node.body, *set_factors, *rescales, *(body for body, _ in merged)),
+        keep_previous, node.body, *set_factors, *bodies),
         node.kind)
     for buffer in (previous, *factors.values()):
         merged_loop = ir.Alloc(buffer, "local", merged_loop)
