@@ -66,6 +66,14 @@ def _check_scope(primitive, buffer_name, scope, kernel):
         )
 
 
+def _updates(body, access, buffer_name):
+    """Whether read `access` is a store's read of the very element it writes (`C[x] =
+    C[x] * f`), which a cache of the buffer can serve once loaded."""
+    writer = get_at(body, access.path)
+    return (isinstance(writer, ir.Store) and writer.buffer.name == buffer_name
+            and writer.indices == access.indices)
+
+
 def _check_constant(primitive, asked, region, loop, kernel):
     symbolic = region.symbolic_dimensions()
     if symbolic:
@@ -95,7 +103,9 @@ def _prepare(primitive, kernel, buffer_name, scope, at, kind):
             render(kernel, mark=loop),
         )
     other = "write" if kind == "read" else "read"
-    if accesses(loop.body, buffer_name, other):
+    crossing = [access for access in accesses(loop.body, buffer_name, other)
+                if not (kind == "write" and _updates(loop.body, access, buffer_name))]
+    if crossing:
         raise ScheduleError(
             primitive, asked,
             f"loop {loop.var} also {other}s {buffer_name}, which the cache would hide",
@@ -276,25 +286,28 @@ def cache_write(kernel, buffer_name, scope, at):
 
     A reduction keeps its initialisation (now on the cache) and must run all its
     reduction loops inside `at`; a decomposed one (its start values set before `at`) may
-    run some outside: the cache is then first loaded with the partial sums so far. The
-    region's extents must be constants, the writes must cover it element by element
-    (unless the cache was loaded), and nothing inside `at` may read the buffer.
+    run some outside: the cache is then first loaded with the partial sums so far, as it
+    is for stores that update their own element (`C[x] = C[x] * f`). The region's
+    extents must be constants, the writes must cover it element by element (unless the
+    cache was loaded), and nothing inside `at` may read the buffer otherwise.
     """
     asked, path, loop, region, cache = _prepare(
         "cache_write", kernel, buffer_name, scope, at, "write"
     )
     found = accesses(loop.body, buffer_name, "write")
     _check_reductions(kernel, asked, buffer_name, path, loop, found)
-    writers = [get_at(loop.body, access.path) for access in found]
-    # Sums decomposed outside `at` carry on from what the buffer holds; loaded whole, the
-    # cache then copies out right whatever elements the sums leave alone.
-    continues = (not any(isinstance(w, ir.Store) for w in writers)
-                 and any(isinstance(w, ir.Reduce) and not w.init_when for w in writers))
+    updates = {access.path for access in accesses(loop.body, buffer_name, "read")}
+    writers = [(access.path in updates, get_at(loop.body, access.path)) for access in found]
+    # Sums decomposed outside `at`, and stores that update their own element (a sum's
+    # rescaling), carry on from what the buffer holds; loaded whole, the cache then
+    # copies out right whatever elements they leave alone.
+    continues = (not any(isinstance(w, ir.Store) and not update for update, w in writers)
+                 and any(update or not w.init_when for update, w in writers))
     if not continues:
         _check_dense(kernel, asked, path, loop, region, found)
 
     def write_cache(node):
-        if isinstance(node, (ir.Store, ir.Reduce)) and node.buffer.name == buffer_name:
+        if isinstance(node, (ir.Store, ir.Reduce, ir.Load)) and node.buffer.name == buffer_name:
             return dataclasses.replace(
                 node, buffer=cache, indices=_relative(node.indices, region)
             )

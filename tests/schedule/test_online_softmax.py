@@ -151,3 +151,16 @@ def test_a_max_with_nothing_after_it_is_refused():
     sch.decompose(top, key)
     with pytest.raises(qc.ScheduleError, match=r"no statement after it reads M"):
         sch.online_softmax(top, key)
+
+
+def test_a_local_block_of_the_context_takes_its_rescaling_along():
+    """cache_write of the context at the merged loop: the block is loaded with the sums
+    so far, rescaled and accumulated in place, then stored back, once per tile."""
+    sch = online_attention(4)
+    merged = sch.loops("S")[2]
+    block = sch.cache_write("C", "local", at=merged)
+    rescaled = [line.strip() for line in str(sch.kernel).splitlines()
+                if f"{block}[" in line and "* M_rescale[0]" in line]
+    assert rescaled == [f"{block}[0, 0, C_e_rescale] = ({block}[0, 0, C_e_rescale] * M_rescale[0])"]
+    helpers.require_cc()
+    _check((sch, qc.build(sch)), [0, 1, 5, ATTENTION_MAX_LENGTH])
