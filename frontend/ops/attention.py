@@ -188,7 +188,7 @@ def _schedule_scores(sch, stages, max_length, isa):
     sch.pad_loop(key, key_tile_size)
     rows = _block_rows(SCORE_ROWS, SCORE_VECTORS, isa)
     _query_tile, query_lane, _rest_queries = sch.split_op(query, rows)
-    for nest, block_rows in zip(_writer_nests(sch, scores.name), (query_lane, None)):
+    for nest, block_rows in zip(writer_nests(sch, scores.name), (query_lane, None)):
         key, depth = nest[-2:]
         key_tile, key_lane = sch.split(key, key_tile_size)
         inner = (depth, key_lane) if block_rows is None else (depth, block_rows, key_lane)
@@ -217,7 +217,7 @@ def _sum_in_registers(sch, tensor, at, reduction, vector_loop, lanes, rows=None)
     sch.vectorize(vector)
 
 
-def _writer_nests(sch, name):
+def writer_nests(sch, name):
     """The loops around each statement that writes `name`, in program order."""
     return [[loop.var for loop in loops_on_path(sch.kernel.body, path)]
             for path in writer_paths(sch.kernel, name)]
@@ -255,7 +255,7 @@ def _schedule_context(sch, context, head_size, isa):
     else:
         sch.reorder(key, query_lane)
     _sum_in_registers(sch, context, at, key, value_depth, lanes, rows=query_lane)
-    last_query, key, value_depth = _writer_nests(sch, context.name)[-1][-3:]
+    last_query, key, value_depth = writer_nests(sch, context.name)[-1][-3:]
     _sum_in_registers(sch, context, last_query, key, value_depth, lanes)
 
 

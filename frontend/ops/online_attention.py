@@ -10,10 +10,11 @@ probabilities live in one tile per block.
     print(online_attention.online_schedule(8, 64, 512).trace)   # the schedule, step by step
 
 Same arguments and result as `quiltc.attention.attention`, which stays the faster one on
-the 2-core AVX2 host: this schedule ran at 0.78x its speed over CoRa's eight datasets (32
-sequences; wiki_512 0.84x, RACE 0.79x, wiki_128 0.69x; benchmarks/online_attention.py). Per
-tile it loads and stores the block's context and rescales it in memory, and the last tile
-and block run apart with their guards, which short sequences feel most.
+the 2-core AVX2 host: this schedule ran at 0.83x its speed over CoRa's eight datasets (32
+sequences; RACE 0.88x, wiki_512 0.86x, wiki_128 0.79x; benchmarks/online_attention.py).
+Per tile it loads the block's context, rescales it and stores it back (the three-pass
+schedule keeps its context blocks in registers over all keys), and the last tile and
+block run apart with their guards, which short sequences feel most.
 """
 
 import functools
@@ -21,7 +22,13 @@ import functools
 from ..driver.build import build
 from ..driver.schedule import Schedule
 from ..runtime_c.host import isa_for
-from .attention import attention_program, checked_arguments, run_in_groups, schedule_keys
+from .attention import (
+    attention_program,
+    checked_arguments,
+    run_in_groups,
+    schedule_keys,
+    writer_nests,
+)
 
 # Query rows per block and keys per tile: the tile's scores are ROWS x KEY_TILE
 # accumulators (12 AVX2 registers). Measured on RACE (32 sequences, alternating A/B):
@@ -60,7 +67,7 @@ def online_schedule(heads, head_size, max_length, causal=False, lanes=None):
     for name in ("context", "row_sum", "exps", "row_max"):
         sch.compute_at(stages[name], block)
     sch.compute_at(stages["values"], head)
-    tile, key_lanes = _tile_the_keys(sch, stages)
+    tile, key_lanes, cached = _tile_the_keys(sch, stages, head_size, lanes)
     # The sums over exp(scores - max) join the max's tile loop, rescaled as it grows.
     sch.online_softmax(stages["row_max"], tile)
     tiles = [name for name in ("masked", "scores", "exps") if name in stages]
@@ -75,7 +82,7 @@ def online_schedule(heads, head_size, max_length, causal=False, lanes=None):
     # key at a time across QKV's rows, the copy took a tenth of RACE's time.
     schedule_keys(sch, stages["keys"])
     _schedule_scores(sch, stages, tiles, lanes)
-    _schedule_context(sch, stages["context"], head_size, lanes)
+    _schedule_context(sch, stages["context"], cached, lanes)
     for loop in (sch.loops(stages["values"])[-1], sch.loops(out)[-1]):
         sch.vectorize(loop)
     # The last block of rows and the last tile of keys are the only partial ones: run
@@ -88,22 +95,32 @@ def online_schedule(heads, head_size, max_length, causal=False, lanes=None):
     return sch
 
 
-def _tile_the_keys(sch, stages):
+def _tile_the_keys(sch, stages, head_size, lanes):
     """Split the key loops of the max, the exponentials, the row sum and the context into
     tiles of KEY_TILE keys, the tile loop outside the block's rows, and decompose the
-    reductions at it. Returns the max's tile loop and the key loops of the max and the
-    row sum (SIMD once the last tile is peeled)."""
+    reductions at it. The context runs a part of CONTEXT_VECTORS vectors of the head at a
+    time (when the head splits so), each part's keys inside it: online_softmax rescales
+    each part just above its keys, where the part's cache takes the rescaling along.
+    Returns the max's tile loop, the key loops of the max and the row sum (SIMD once the
+    last tile is peeled) and the loop to cache the context at."""
     tiles, key_lanes = {}, []
     for name in ("row_max", "exps", "row_sum", "context"):
         block_row, *value, key = sch.loops(stages[name])[3:]
         key_tile, key_lane = sch.split(key, KEY_TILE)
-        sch.reorder(key_tile, block_row, key_lane, *value)
+        if name != "context":
+            sch.reorder(key_tile, block_row, key_lane, *value)
+        elif head_size % (CONTEXT_VECTORS * lanes) == 0:
+            cached, value = sch.split(value[0], CONTEXT_VECTORS * lanes)
+            sch.reorder(key_tile, cached, key_lane, block_row, value)
+        else:
+            sch.reorder(key_tile, block_row, key_lane, *value)
+            cached = block_row
         if name != "exps":
             sch.decompose(stages[name], key_tile)
         if name in ("row_max", "row_sum"):
             key_lanes.append(key_lane)
         tiles[name] = key_tile
-    return tiles["row_max"], key_lanes
+    return tiles["row_max"], key_lanes, cached
 
 
 def _schedule_scores(sch, stages, tiles, lanes):
@@ -126,19 +143,22 @@ def _schedule_scores(sch, stages, tiles, lanes):
         sch.vectorize(sch.loops(stages[name])[-1])
 
 
-def _schedule_context(sch, context, head_size, lanes):
-    """The tile's context: for each part of CONTEXT_VECTORS vectors of the head, the
-    block's rows accumulate over the tile's keys in a local block loaded with the sums so
-    far (cache_write of a decomposed sum)."""
-    rows, keys, value = sch.loops(context)[-3:]
-    part_size = CONTEXT_VECTORS * lanes
-    if head_size % part_size == 0:
-        part, value = sch.split(value, part_size)
-        sch.reorder(part, keys, rows, value)
-        sch.cache_write(context, "local", at=part)
+def _schedule_context(sch, context, cached, lanes):
+    """The tile's context: the block's rows accumulate the part of the head inside loop
+    `cached` over the tile's keys in a local block, loaded with the sums so far and
+    rescaled there (cache_write of a decomposed sum), each key's value vectors loaded once
+    for all the rows."""
+    loops = sch.loops(context)
+    # The rescaling (online_softmax put it inside `cached`) unrolled and in SIMD too, so
+    # that every access to the block has constant indices and the block stays in registers.
+    rescale = writer_nests(sch, context.name)[1]
+    *rescale_rows, rescale_values = rescale[rescale.index(cached) + 1:]
+    sch.cache_write(context, "local", at=cached)
+    if loops[-4] == cached:  # (part, keys, rows, values), not (rows, keys, values)
+        rescale_rows.append(loops[-2])
+    for value in (loops[-1], rescale_values):
+        vectors, vector = sch.split(value, lanes)
+        sch.unroll(vectors)
+        sch.vectorize(vector)
+    for rows in rescale_rows:
         sch.unroll(rows)
-    else:
-        sch.cache_write(context, "local", at=rows)
-    vectors, vector = sch.split(value, lanes)
-    sch.unroll(vectors)
-    sch.vectorize(vector)
