@@ -11,6 +11,7 @@
 import sympy
 from sympy.core.function import AppliedUndef
 
+from ..ir import dtypes
 from ..ir import nodes as ir
 from ..ir.dtypes import storage_type
 from ..ir.verify_gpu import element_bytes
@@ -84,7 +85,12 @@ class CRenderer(CLikeRenderer):
         self.emit(depth, f"quiltc_give(&quiltc_kept_{name}, {name});")
 
     def math_function(self, function, dtype):
-        """As the base spells it, also defining the tanh and erf helpers."""
+        """As the base spells it, also defining the tanh and erf helpers; a float32
+        sigmoid goes through quiltc_expf_nonpositive (helpers.SIGMOIDF)."""
+        if function == "sigmoid" and dtype == dtypes.float32:
+            self.use_helper("quiltc_expf_nonpositive",
+                            self.helper_prefix + helpers.EXPF_NONPOSITIVE)
+            return self.use_helper("quiltc_sigmoidf", self.helper_prefix + helpers.SIGMOIDF)
         name = super().math_function(function, dtype)
         text = helpers.FLOAT_HELPERS.get(name)
         if text is not None:

@@ -228,6 +228,27 @@ ERFF = _odd_function("quiltc_erff", "0.75f", """\
     float large = 1.0f - y * scale;
 """)
 
+# sigmoid(x) = t / (1 + t) below 0 and 1 / (1 + t) from 0 on, with t = exp(-|x|) from
+# quiltc_expf_nonpositive: 16 vector instructions for the exponential where
+# 1 / (1 + exp(-x)) spends quiltc_expf's 21 (its overflow path, taken for every negative
+# x), and no infinity on the way. From 0 on the bits are those of 1 / (1 + exp(-x)); below,
+# the same function without dividing by exp(|x|). -|x| and the numerator come by bit masks
+# (a select became a branch on AVX2); a NaN fails x >= 0 and takes t, NaN.
+SIGMOIDF = """float quiltc_sigmoidf(float x)
+{
+    int32_t x_bits, t_bits, numerator_bits;
+    memcpy(&x_bits, &x, sizeof x_bits);
+    int32_t negative_bits = x_bits | INT32_MIN;
+    float negative, t, numerator;
+    memcpy(&negative, &negative_bits, sizeof negative);
+    t = quiltc_expf_nonpositive(negative);
+    memcpy(&t_bits, &t, sizeof t_bits);
+    int32_t is_positive = -(int32_t)(x >= 0.0f);
+    numerator_bits = (0x3f800000 & is_positive) | (t_bits & ~is_positive);
+    memcpy(&numerator, &numerator_bits, sizeof numerator);
+    return numerator / (1.0f + t);
+}"""
+
 # The float32 helpers of the C target, by name.
 FLOAT_HELPERS = {"quiltc_tanhf": TANHF, "quiltc_erff": ERFF,
                  "quiltc_expf_nonpositive": EXPF_NONPOSITIVE}

@@ -168,3 +168,28 @@ def test_float64_and_other_targets_keep_their_own_tanh_and_erf():
         # CUDA's tanhf and erff are fast on the GPU; a Cortex-M has no SIMD to gain.
         assert f"{function}f(x[i])" in render_cuda(kernel)
         assert f"{function}f(x[i])" in render_mcu(kernel)
+
+
+@functools.cache
+def _sigmoid_module():
+    """quiltc_sigmoidf over a vector, through the graph (the tensor language has no
+    sigmoid; graphs lower theirs to the C helper)."""
+    graph = qc.graph.Graph()
+    x = graph.input("x", (qc.var("n", 1, 1 << 24),))
+    graph.output(graph.sigmoid(x))
+    return qc.graph.compile(graph, cache=False, record=False)
+
+
+def test_sigmoid_is_within_measured_accuracy_and_keeps_special_values():
+    """t / (1 + t) below 0, 1 / (1 + t) above, t = exp(-|x|): as accurate as the helpers
+    above wherever the result is a normal float32, 0 or 1 at the far ends, NaN for NaN."""
+    require_cc()
+    values = np.concatenate([np.linspace(-100.0, 100.0, 2_000_001, dtype=np.float32),
+                             -np.logspace(-45.0, 1.9, 100_000).astype(np.float32)])
+    got = _sigmoid_module()(x=values).astype(np.float64)
+    exact = 1.0 / (1.0 + np.exp(-values.astype(np.float64)))
+    normal = exact >= np.finfo(np.float32).tiny
+    assert np.max(np.abs(got[normal] - exact[normal]) / exact[normal]) <= MEASURED
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 200.0, -200.0], np.float32)
+    np.testing.assert_array_equal(_sigmoid_module()(x=special),
+                                  np.array([np.nan, 1.0, 0.0, 0.5, 0.5, 1.0, 0.0], np.float32))
