@@ -32,7 +32,9 @@ from .attention import (
 
 # Query rows per block and keys per tile: the tile's scores are ROWS x KEY_TILE
 # accumulators (12 AVX2 registers). Measured on RACE (32 sequences, alternating A/B):
-# 6 x 16 88 ms; 6 x 8 103; 4 x 16 108; 8 x 16 117; 6 x 32 (scores in two halves) 132.
+# 6 x 16 88 ms; 6 x 8 103; 4 x 16 108; 8 x 16 117; 6 x 32 (scores in two halves) 132,
+# and once the context's rescaling moved into its cache 80 against 6 x 16's 80, with
+# MRPC 1.07x slower (more of its last tiles are padding).
 ROWS, KEY_TILE = 6, 16
 # Vectors of the head per context block: 6 rows x 2 vectors accumulate in registers over
 # the tile's keys, each key's value vectors loaded once for the 6 rows. A whole head per
