@@ -113,15 +113,20 @@ def ragged_batch_dim(kernel, loop):
     return None
 
 
-def fresh_name(kernel, base):
-    """A name based on `base` that no loop, size or buffer of `kernel` uses yet."""
+def fresh_name(kernel, base, chosen=None):
+    """A name based on `base` that no loop, size or buffer of `kernel` uses yet, nor any
+    name in `chosen` (the names a step has picked before adding its nodes), which then
+    holds it too."""
     taken = {v.name for v in all_loops(kernel)} | {v.symbol.name for v in kernel.shape_vars}
     taken |= {buffer.name for buffer in kernel.params}
     taken |= {stmt.buffer.name for _, stmt in walk_paths(kernel.body) if isinstance(stmt, ir.Alloc)}
+    taken |= chosen or set()
     candidate, n = base, 0
     while candidate in taken:
         n += 1
         candidate = f"{base}_{n}"
+    if chosen is not None:
+        chosen.add(candidate)
     return candidate
 
 

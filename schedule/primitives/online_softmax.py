@@ -91,7 +91,7 @@ class _RunningMax:
     def nest(self, kernel, taken, template):
         """`template` (a statement over the block's variables) for every element of the
         block, under fresh loop names."""
-        renaming = {loop.var: symbol(_fresh(kernel, f"{loop.var}_block", taken))
+        renaming = {loop.var: symbol(fresh_name(kernel, f"{loop.var}_block", taken))
                     for loop in self.block}
         return element_nest(self.statements, self.reduce, renaming, self.reduction_vars,
                             lambda _indices, mapping: substitute(template, mapping))
@@ -258,16 +258,6 @@ def _gather(kernel, node, siblings, running, previous, outer):
     return merged, hoisted, used, reason
 
 
-def _fresh(kernel, base, taken):
-    """A fresh name for `kernel` that this step has not `taken` either."""
-    name, count = fresh_name(kernel, base), 0
-    while name in taken:
-        count += 1
-        name = fresh_name(kernel, f"{base}_{count}")
-    taken.add(name)
-    return name
-
-
 def _with_rescale(kernel, body, path, reduce, factor, element, taken):
     """`body` with a nest that multiplies every element the sum at `path` accumulates by
     its block element of `factor`, just above the sum's first reduction loop: inside the
@@ -278,7 +268,7 @@ def _with_rescale(kernel, body, path, reduce, factor, element, taken):
     depth = next((d for d, stmt in enumerate(statements)
                   if isinstance(stmt, ir.For) and stmt.var not in spatial), len(statements))
     inner = [stmt for stmt in statements[depth:] if isinstance(stmt, ir.For)]
-    renaming = {loop.var: symbol(_fresh(kernel, f"{loop.var}_rescale", taken))
+    renaming = {loop.var: symbol(fresh_name(kernel, f"{loop.var}_rescale", taken))
                 for loop in inner if loop.var in spatial}
 
     def scaled(indices, mapping):
@@ -317,7 +307,7 @@ def online_softmax(kernel, max_name, loop):
             "them at the loop around the max).", render(kernel, mark=node))
     taken = set()
     dtype = running.reduce.buffer.dtype
-    previous = ir.Buffer(_fresh(kernel, f"{max_name}_previous", taken), dtype,
+    previous = ir.Buffer(fresh_name(kernel, f"{max_name}_previous", taken), dtype,
                          running.local_shape)
     position = path[-1][1]
     merged, hoisted, count, reason = _gather(kernel, node, parent.stmts[position + 1:],
@@ -338,7 +328,7 @@ def online_softmax(kernel, max_name, loop):
                                                                   reverse=True):
             if exponential not in factors:
                 factors[exponential] = ir.Buffer(
-                    _fresh(kernel, f"{max_name}_rescale", taken), dtype, running.local_shape)
+                    fresh_name(kernel, f"{max_name}_rescale", taken), dtype, running.local_shape)
             body = _with_rescale(kernel, body, reduce_path, reduce, factors[exponential],
                                  element, taken)
         bodies.append(body)

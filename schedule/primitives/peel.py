@@ -29,10 +29,7 @@ def _renamed_buffers(stmt, kernel, taken):
     """`stmt` with each buffer it allocates renamed afresh, in its Alloc and accesses."""
     renames = {}
     for alloc in find_all(stmt, lambda n: isinstance(n, ir.Alloc)):
-        name = fresh_name(kernel, f"{alloc.buffer.name}_last")
-        while name in taken:
-            name = fresh_name(kernel, f"{name}_")
-        taken.add(name)
+        name = fresh_name(kernel, f"{alloc.buffer.name}_last", taken)
         renames[alloc.buffer.name] = dataclasses.replace(alloc.buffer, name=name)
 
     def rename(node):
