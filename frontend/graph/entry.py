@@ -35,6 +35,7 @@ import sympy
 from ..codegen.names import CIndexSpelling, as_operand
 from ..ir.dtypes import as_dtype, storage_type
 from ..ir.index import print_index
+from ..runtime_c.aligned import aligned_empty
 from .memory import ALIGNMENT
 from .primitives import at_largest, element_count
 from .rules import op_kind
@@ -189,9 +190,8 @@ def pack_constants(constants):
         offsets[name] = position
         position += array.nbytes + (-array.nbytes) % ALIGNMENT
     size = max(position, 1)
-    storage = np.zeros(size + ALIGNMENT, np.uint8)
-    start = (-storage.ctypes.data) % ALIGNMENT
-    blob = storage[start:start + size]
+    blob = aligned_empty(size, np.uint8)
+    blob.fill(0)
     for name, array in constants.items():
         blob[offsets[name]:offsets[name] + array.nbytes] = \
             np.ascontiguousarray(array).view(np.uint8).reshape(-1)

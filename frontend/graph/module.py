@@ -28,12 +28,13 @@ from ..driver.schedule import Schedule
 from ..ir.dtypes import as_dtype, storage_type
 from ..ir.errors import QuiltError, ShapeError
 from ..ir.printer import render as render_ir
+from ..runtime_c.aligned import aligned_empty
 from ..runtime_c.cache import cache_directory
 from ..runtime_c.host import openmp_threads
 from . import entry
 from .graph import Graph
 from .lower import PartitionProgram, constant_arrays, pack_panels
-from .memory import ALIGNMENT, plan_memory
+from .memory import plan_memory
 from .partition import partition
 from .rules import pattern, read_overrides, record_override
 from .schedules import FusionRefused, matmul_block, matmul_key, schedule_partition
@@ -293,13 +294,12 @@ class FusedModule:
                        for value in inputs)
         prepared = self._prepared.get(shapes) or self._prepare(shapes, arrays)
         output_shapes, ordered, needed = prepared
-        if self._workspace.size < needed + ALIGNMENT:
-            self._workspace = np.empty(needed + ALIGNMENT, np.uint8)
-        address = self._workspace.ctypes.data
+        if self._workspace.size < needed:
+            self._workspace = aligned_empty(needed, np.uint8)
         contiguous = [np.ascontiguousarray(arrays[value.name], dtype=value.dtype)
                       for value in inputs]
         if out is None:
-            outputs = [np.empty(shape, value.dtype)
+            outputs = [aligned_empty(shape, value.dtype)
                        for shape, value in zip(output_shapes, self.graph.outputs)]
         else:
             outputs = self._given_outputs(out, output_shapes)
@@ -313,7 +313,7 @@ class FusedModule:
         pointers = [ffi.from_buffer(pointer_type, array)
                     for pointer_type, array in zip(self._pointer_types, contiguous + outputs)]
         self._entry(*pointers, self._constants_pointer,
-                    ffi.cast("char *", address + (-address) % ALIGNMENT), *ordered)
+                    ffi.from_buffer("char *", self._workspace), *ordered)
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     def _given_outputs(self, out, shapes):
