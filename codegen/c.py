@@ -114,6 +114,8 @@ class CRenderer(CLikeRenderer):
             return
         hoisted = {}
         for read in _invariant_table_reads(loop):
+            if read in self.hoisted_reads:  # a SIMD loop around this one read it already
+                continue
             local = sympy.Symbol(f"quiltc_{read.func.__name__}_{self.hoisted_count}",
                                  integer=True)
             self.hoisted_count += 1

@@ -477,6 +477,27 @@ def test_table_lookups_a_simd_loop_does_not_move_are_read_once_before_it(lengths
         np.testing.assert_array_equal(maxima, np.outer(row, row).max(axis=1, initial=-np.inf))
 
 
+
+def test_a_lookup_two_nested_simd_loops_share_is_read_once_before_the_outer():
+    # The inner loop once hoisted the outer one's lookup again and, leaving, forgot the
+    # outer's local: the outer loop's exit then failed with a KeyError (a fuzz finding).
+    batch = qc.var("B", 1, 6)
+    length = qc.ragged_dim("L", batch, 9)
+    x = qc.placeholder((batch, length, 2), "float32", "X")
+    doubled = qc.compute((batch, length, 2), lambda b, l, h: x[b, l, h] * np.float32(2.0),
+                         "doubled")
+    sch = qc.Schedule(doubled)
+    sch.vectorize("l")
+    sch.split_op("b", 8)
+    sch.vectorize("h_r")
+    built = qc.build(sch)
+    outer_body = built.source.split("for (int64_t l_r = 0;", 1)[1]
+    assert "const int64_t" not in outer_body and "L_off1[" not in outer_body
+    rows = [np.full((n, 2), n, np.float32) for n in (0, 0, 1, 0, 3)]
+    got = built(X=qc.RaggedArray.from_list(rows))
+    for row, result in zip(rows, got):
+        np.testing.assert_array_equal(result, row * np.float32(2.0))
+
 @functools.cache
 def _row_sums(dtype):
     """Each row's sum and sum of squares over a size that may be shorter than, equal to or
