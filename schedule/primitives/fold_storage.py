@@ -61,7 +61,9 @@ def _slice_extent(asked, name, dim, extent, inside, fixed, ranges, kernel, targe
     while the slice, `elements_so_far` times it, stays within SYMBOLIC_SLICE_ELEMENTS). The
     folded buffer is local (a fixed-size array in C), so a longer symbolic extent is
     refused here, not at build."""
-    highest = max(bounds(a.indices[dim].xreplace(fixed), ranges)[1] for a in inside)
+    # sympy's Max, not Python's: two symbolic bounds (a row's last index and a guarded
+    # tile's, 4*ceiling(L/4) - 1) need not compare
+    highest = sympy.Max(*(bounds(a.indices[dim].xreplace(fixed), ranges)[1] for a in inside))
     size = simplify(sympy.Min(sympy.sympify(extent), highest + 1), {**kernel.ranges(), **ranges})
     if not size.is_Integer and (highest + 1).is_Integer:
         size = highest + 1  # room for every index reached, even where the extent is less

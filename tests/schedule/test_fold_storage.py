@@ -58,3 +58,34 @@ def test_a_slice_that_moves_with_inner_loops_is_not_folded():
     sch.compute_at(scaled, row)
     with pytest.raises(qc.ScheduleError, match="the accesses of scaled move differently in dim 1"):
         sch.fold_storage(scaled, row)
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(lengths=st.lists(st.sampled_from([0, 1, 9]) | st.integers(0, 9), min_size=1,
+                        max_size=6), seed=st.integers(0, 2**16))
+def test_a_ragged_slice_read_by_guarded_tiles_folds_to_the_row_maximum(lengths, seed):
+    # The guarded tiles of k reach 4 * ceiling(L / 4) - 1 and the rows L - 1: two bounds
+    # that do not compare for every L (a fuzz finding, where Python's max raised TypeError).
+    batch = qc.var("B", 1, 6)
+    length = qc.ragged_dim("L", batch, 9)
+    x = qc.placeholder((batch, length, 3), "int32", "X")
+    channel = qc.reduce_axis(3, "c")
+    pairs = qc.compute((batch, length, length),
+                       lambda b, i, j: qc.max(x[b, j, channel], axis=channel), "pairs")
+    key = qc.reduce_axis(length, "k")
+    smallest = qc.compute((batch, length), lambda b, i: qc.min(pairs[b, key, key], axis=key),
+                          "smallest")
+    sch = qc.Schedule(smallest)
+    sch.split("k", 4, guard=True)
+    row = sch.loops(smallest)[0]
+    sch.compute_at(pairs, row)
+    sch.fold_storage(pairs, row)
+    verify(sch.kernel)
+    assert "pairs = alloc[1, 9, 9] int32  # local" in repr(sch.kernel)
+    rng = np.random.default_rng(seed)
+    rows = [rng.integers(-50, 50, (n, 3)).astype(np.int32) for n in lengths]
+    expected = [np.full(len(r), r.max(axis=1).min() if len(r) else 0, np.int32) for r in rows]
+    ragged = qc.RaggedArray.from_list(rows)
+    for got in (interp.run(sch.kernel, X=ragged)["smallest"], qc.build(sch)(X=ragged)):
+        for result, want in zip(got, expected):
+            np.testing.assert_array_equal(result, want)
