@@ -11,7 +11,9 @@ import os
 import numpy as np
 import pytest
 
-from support import fuzz, fuzz_pool, fuzz_programs, fuzz_reference, fuzz_source
+from quiltc.schedule.registry import PRIMITIVES
+
+from support import fuzz, fuzz_pool, fuzz_programs, fuzz_reference, fuzz_schedules, fuzz_source
 from support.helpers import require_sanitizer_environment
 from support.tiers import profile_name
 
@@ -38,6 +40,11 @@ def test_the_generator_covers_every_kind_and_integer_operation():
                      "qc.where(", "qc.exp(", "(B, L, L)", ">>", "<<", " | "):
         assert spelling in text, spelling
     assert any(p.lengths and 0 in p.lengths for p in programs)
+
+
+def test_every_primitive_for_the_cpu_is_drawn():
+    drawn, left_out = set(fuzz_schedules.WEIGHTS), fuzz_schedules.NOT_DRAWN
+    assert drawn | left_out == set(PRIMITIVES) and not drawn & left_out
 
 
 def test_integer_references_wrap_and_truncate_like_c():

@@ -12,6 +12,7 @@ from sympy.core.function import AppliedUndef
 
 from quiltc.ir import nodes as ir
 from quiltc.ir.errors import QuiltError
+from quiltc.ir.walk import find_all
 from quiltc.schedule.nest import walk_paths
 
 MAX_STEPS = 6
@@ -22,8 +23,15 @@ WEIGHTS = {
     "split": 4, "tile": 2, "reorder": 2, "fuse": 3, "pad_loop": 2, "split_op": 2,
     "remap": 1, "parallel": 2, "vectorize": 2, "unroll": 1, "compute_at": 3,
     "compute_inline": 2, "cache_read": 1, "cache_write": 1, "pad_storage": 1,
-    "decompose": 1,
+    "decompose": 1, "peel": 1, "distribute": 1, "pad_bulk": 1, "hfuse": 1, "pad_local": 1,
+    "fold_storage": 1, "share_storage": 1, "online_softmax": 1,
 }
+# The primitives the fuzzer leaves out: GPU thread mapping, and row pointers, which only
+# the Cortex-M target renders.
+NOT_DRAWN = {"bind", "cross_thread_reduce", "insert_barriers", "store_row_pointers"}
+# Primitives that act only on what another makes (a local tile, a tensor computed inside a
+# loop, a fused ragged loop): half the time that other one is tried just before.
+PREPARED_BY = {"pad_local": "cache_write", "fold_storage": "compute_at", "pad_bulk": "fuse"}
 
 
 def _loops(kernel):
@@ -36,6 +44,21 @@ def _pick(rng, items):
 
 def _nested_pairs(kernel):
     return [(loop, loop.body) for loop in _loops(kernel) if isinstance(loop.body, ir.For)]
+
+
+def _sibling_pairs(kernel):
+    """Consecutive loops of one sequence: the nests hfuse may join."""
+    pairs = []
+    for _, stmt in walk_paths(kernel.body):
+        if isinstance(stmt, ir.Seq):
+            pairs += [(a, b) for a, b in zip(stmt.stmts, stmt.stmts[1:])
+                      if isinstance(a, ir.For) and isinstance(b, ir.For)]
+    return pairs
+
+
+def _sequence_loops(kernel):
+    """Loops whose body runs several statements: the loops distribute may split."""
+    return [loop for loop in _loops(kernel) if isinstance(loop.body, ir.Seq)]
 
 
 def _loop(rng, kernel, prefer=None):
@@ -57,6 +80,27 @@ def _ragged_loops(kernel):
     splitting and padding have gone wrong before."""
     return _batch_loops(kernel) + [loop for loop in _loops(kernel)
                                    if loop.extent.atoms(AppliedUndef)]
+
+
+def _flat_loops(kernel):
+    """Loops over every position of a ragged batch (a batch loop fused with its rows):
+    their extent is the last row offset, `L_off1(B)`."""
+    return [loop for loop in _loops(kernel) if any(
+        read.func.__name__.endswith("_off1") for read in loop.extent.atoms(AppliedUndef))]
+
+
+def _enclosing_loops(kernel, name):
+    """Loops inside which every access of buffer `name` lies: where fold_storage may fold it."""
+    def accesses(node):
+        return len(find_all(node, lambda n: isinstance(n, (ir.Load, ir.Store, ir.Reduce))
+                            and n.buffer.name == name))
+    total = accesses(kernel.body)
+    return [loop for loop in _loops(kernel) if total and accesses(loop) == total]
+
+
+def _local_tiles(kernel):
+    return sorted({s.buffer.name for _, s in walk_paths(kernel.body)
+                   if isinstance(s, ir.Alloc) and s.scope == "local"})
 
 
 def _intermediates(kernel):
@@ -100,6 +144,22 @@ def _step(rng, sch, primitive, stages):
         factor = int(_pick(rng, MULTIPLES))
         sch.split_op(loop, factor)
         return f"split_op({loop}, {factor})"
+    if primitive in ("peel", "distribute", "pad_bulk"):
+        prefer = {"distribute": _sequence_loops, "pad_bulk": _flat_loops,
+                  "peel": _ragged_loops}[primitive](kernel)
+        loop = _loop(rng, kernel, prefer)
+        if primitive == "pad_bulk":
+            multiple = int(_pick(rng, MULTIPLES))
+            sch.pad_bulk(loop, multiple)
+            return f"pad_bulk({loop}, {multiple})"
+        getattr(sch, primitive)(loop)
+        return f"{primitive}({loop})"
+    if primitive == "hfuse":
+        pair = _pick(rng, _sibling_pairs(kernel))
+        if pair is None:
+            return None
+        sch.hfuse(pair[0].var, pair[1].var)
+        return f"hfuse({pair[0].var}, {pair[1].var})"
     if primitive == "remap":
         loop = _loop(rng, kernel, _batch_loops(kernel))
         sch.remap(loop)
@@ -109,8 +169,11 @@ def _step(rng, sch, primitive, stages):
         getattr(sch, primitive)(loop)
         return f"{primitive}({loop})"
     if primitive in ("compute_at", "compute_inline", "cache_read", "cache_write",
-                     "decompose", "pad_storage"):
+                     "decompose", "pad_storage", "pad_local", "fold_storage", "share_storage",
+                     "online_softmax"):
         names = _intermediates(kernel) if rng.random() < 0.8 else stages
+        if primitive == "pad_local" and _local_tiles(kernel) and rng.random() < 0.8:
+            names = _local_tiles(kernel)
         tensor = _pick(rng, names)
         if tensor is None:
             return None
@@ -121,7 +184,16 @@ def _step(rng, sch, primitive, stages):
             dim, multiple = int(rng.integers(1, 3)), int(_pick(rng, MULTIPLES))
             sch.pad_storage(tensor, dim, multiple)
             return f"pad_storage({tensor}, {dim}, {multiple})"
-        loop = _loop(rng, kernel)
+        if primitive == "pad_local":
+            dim = _pick(rng, [None, None, 0, 1])
+            sch.pad_local(tensor, dim=dim)
+            return f"pad_local({tensor}, dim={dim})"
+        if primitive == "share_storage":
+            output = _pick(rng, stages)
+            sch.share_storage(tensor, output)
+            return f"share_storage({tensor}, {output})"
+        loop = _loop(rng, kernel, _enclosing_loops(kernel, tensor)
+                     if primitive == "fold_storage" else None)
         if primitive in ("cache_read", "cache_write"):
             getattr(sch, primitive)(tensor, "local", at=loop)
         else:
@@ -139,14 +211,22 @@ def random_schedule(rng, sch, stages):
     applied, refused = [], []
     for _ in range(int(rng.integers(0, MAX_STEPS + 1))):
         primitive = str(rng.choice(names, p=[w / total for w in weights]))
-        before = sch.kernel
-        try:
-            call = _step(rng, sch, primitive, stages)
-        except QuiltError as refusal:
-            if sch.kernel is not before:
-                raise AssertionError(f"{primitive} refused but changed the kernel") from refusal
-            refused.append(f"{primitive}: {str(refusal).splitlines()[0][:120]}")
-            continue
-        if call is not None:
-            applied.append(call)
+        if primitive in PREPARED_BY and rng.random() < 0.5:
+            _attempt(rng, sch, PREPARED_BY[primitive], stages, applied, refused)
+        _attempt(rng, sch, primitive, stages, applied, refused)
     return applied, refused
+
+
+def _attempt(rng, sch, primitive, stages, applied, refused):
+    """One step of `primitive`, its call text added to `applied` or its refusal to
+    `refused`; a refusal must leave the schedule as it was."""
+    before = sch.kernel
+    try:
+        call = _step(rng, sch, primitive, stages)
+    except QuiltError as refusal:
+        if sch.kernel is not before:
+            raise AssertionError(f"{primitive} refused but changed the kernel") from refusal
+        refused.append(f"{primitive}: {str(refusal).splitlines()[0][:120]}")
+        return
+    if call is not None:
+        applied.append(call)
