@@ -2,8 +2,9 @@
 tensors of the current kernel.
 
 Most steps draw a plausible target (a loop's direct child for fuse and tile, a row
-loop for pad_loop, an intermediate for compute_at) and some draw any loop at all, so
-refusals are exercised too. A QuiltError from a step is a refusal at schedule time: the
+loop for pad_loop, an intermediate for compute_at, a fused ragged loop for pad_bulk, a
+loop around every use for fold_storage) and some draw any loop at all, so refusals are
+exercised too. A QuiltError from a step is a refusal at schedule time: the
 schedule stays as it was and the next step runs. Any other exception is a finding, and
 propagates.
 """
@@ -99,6 +100,7 @@ def _enclosing_loops(kernel, name):
 
 
 def _local_tiles(kernel):
+    """Buffers in local storage (cache_write's and cache_read's tiles): what pad_local pads."""
     return sorted({s.buffer.name for _, s in walk_paths(kernel.body)
                    if isinstance(s, ir.Alloc) and s.scope == "local"})
 
