@@ -19,7 +19,7 @@ from ..ir.dtypes import storage_type
 from ..ir.errors import ShapeError
 from ..ir.interop import as_like, framework_name
 from ..ir.shapes import bind_shape_vars, gather_ragged, ragged_result, storage_shape
-from .aligned import aligned_empty
+from .aligned import output_empty
 from .forks import before_kernel_call
 from .memory import AllocationCheck
 
@@ -70,7 +70,7 @@ class CompiledKernel:
         self._separate_overlaps(arrays, out)
         for name, shape in output_shapes.items():
             if name not in arrays:
-                arrays[name] = aligned_empty(shape, self.kernel.param(name).dtype.numpy)
+                arrays[name] = output_empty(shape, self.kernel.param(name).dtype.numpy)
         # from_buffer, not cast of .ctypes.data: 0.4 microseconds a pointer, not 1.9
         ffi = self._library.ffi
         pointers = [ffi.from_buffer(pointer_type, arrays[buffer.name])

@@ -28,7 +28,7 @@ from ..driver.schedule import Schedule
 from ..ir.dtypes import as_dtype, storage_type
 from ..ir.errors import QuiltError, ShapeError
 from ..ir.printer import render as render_ir
-from ..runtime_c.aligned import aligned_empty
+from ..runtime_c.aligned import aligned_empty, output_empty
 from ..runtime_c.cache import cache_directory
 from ..runtime_c.host import openmp_threads
 from . import entry
@@ -299,7 +299,7 @@ class FusedModule:
         contiguous = [np.ascontiguousarray(arrays[value.name], dtype=value.dtype)
                       for value in inputs]
         if out is None:
-            outputs = [aligned_empty(shape, value.dtype)
+            outputs = [output_empty(shape, value.dtype)
                        for shape, value in zip(output_shapes, self.graph.outputs)]
         else:
             outputs = self._given_outputs(out, output_shapes)

@@ -1,12 +1,12 @@
-"""Arrays quiltc allocates for a call start on a cache line once they are large enough
-that split lines would cost, and hold the right values."""
+"""Arrays quiltc allocates for a call start on a cache line (outputs once they are large
+enough that split lines would cost), and hold the right values."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from quiltc.runtime_c.aligned import CACHE_LINE, aligned_empty
+from quiltc.runtime_c.aligned import CACHE_LINE, aligned_empty, output_empty
 
 from support.helpers import require_cc
 
@@ -14,14 +14,15 @@ from support.helpers import require_cc
 @settings(max_examples=40, deadline=None)
 @given(shape=st.lists(st.integers(0, 70), min_size=0, max_size=3),
        dtype=st.sampled_from(["float32", "float64", "int8", "int64", "bool"]))
-def test_aligned_empty_has_the_shape_dtype_and_alignment(shape, dtype):
-    array = aligned_empty(tuple(shape), dtype)
-    assert array.shape == tuple(shape) and array.dtype == np.dtype(dtype)
-    assert array.flags.c_contiguous and array.flags.writeable
-    if array.nbytes >= 16 << 10:
-        assert array.ctypes.data % CACHE_LINE == 0
-    array[...] = 1
-    assert np.all(array == 1)
+def test_new_arrays_have_the_shape_dtype_and_alignment(shape, dtype):
+    for make in (aligned_empty, output_empty):
+        array = make(tuple(shape), dtype)
+        assert array.shape == tuple(shape) and array.dtype == np.dtype(dtype)
+        assert array.flags.c_contiguous and array.flags.writeable
+        if array.nbytes and (make is aligned_empty or array.nbytes >= 16 << 10):
+            assert array.ctypes.data % CACHE_LINE == 0
+        array[...] = 1
+        assert np.all(array == 1)
 
 
 def test_a_kernel_and_a_graph_return_aligned_outputs():
