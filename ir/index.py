@@ -227,14 +227,32 @@ def _split_by_divisor(numerator, divisor):
     return multiple, rest
 
 
+def _split_nonnegative(numerator, divisor, ranges):
+    """(multiple, rest) as _split_by_divisor gives them, with whole divisors moved from the
+    rest into the multiple until the rest is provably nonnegative; None where its lower
+    bound is unknown. C's `/` and `%` truncate toward zero, so an index must never divide
+    a negative rest: `(p + 15*K - 5) // 15` is `K - 1 + (p + 10) // 15`, not
+    `K + (p - 5) // 15`, which C reads as K for p < 5."""
+    multiple, rest = _split_by_divisor(numerator, divisor)
+    if proves(sympy.Ge(rest, 0), ranges):
+        return multiple, rest
+    low = bounds(rest, ranges)[0]
+    if not (low.is_Integer and divisor.is_Integer):
+        return None
+    shift = (low // divisor) * divisor
+    return multiple + shift, sympy.expand(rest - shift)
+
+
 def _floor_rule(expr, ranges):
-    """floor((d*q + r) / d) -> q + floor(r / d), and floor(r / d) -> 0 when 0 <= r < d."""
+    """floor((d*q + r) / d) -> q + floor(r / d) for r >= 0, and -> q when 0 <= r < d."""
     numerator, divisor = sympy.together(expr.args[0]).as_numer_denom()
     if divisor == 1 or (divisor.is_Integer and divisor < 1):
         return None
-    numerator = sympy.expand(numerator)
-    multiple, rest = _split_by_divisor(numerator, divisor)
-    if proves(sympy.Ge(rest, 0), ranges) and proves(sympy.Lt(rest, divisor), ranges):
+    split = _split_nonnegative(sympy.expand(numerator), divisor, ranges)
+    if split is None:
+        return None
+    multiple, rest = split
+    if proves(sympy.Lt(rest, divisor), ranges):
         return sympy.expand(multiple / divisor)
     if multiple != 0:
         return sympy.expand(multiple / divisor) + sympy.floor(rest / divisor)
@@ -242,10 +260,13 @@ def _floor_rule(expr, ranges):
 
 
 def _mod_rule(expr, ranges):
-    """(d*q + r) % d -> r % d, and r % d -> r when 0 <= r < d."""
+    """(d*q + r) % d -> r % d for r >= 0, and -> r when 0 <= r < d."""
     value, divisor = expr.args
-    multiple, rest = _split_by_divisor(sympy.expand(value), divisor)
-    if proves(sympy.Ge(rest, 0), ranges) and proves(sympy.Lt(rest, divisor), ranges):
+    split = _split_nonnegative(sympy.expand(value), divisor, ranges)
+    if split is None:
+        return None
+    multiple, rest = split
+    if proves(sympy.Lt(rest, divisor), ranges):
         return rest
     if multiple != 0:
         return sympy.Mod(rest, divisor)

@@ -64,6 +64,55 @@ def test_simplified_split_index_evaluates_like_the_original(factor, outer, inner
     assert simplified.xreplace(values) == original.xreplace(values)
 
 
+
+def test_a_split_never_leaves_a_negative_rest_to_divide():
+    # The last tile of a fused loop, peeled: p + 15K - 5 is never negative, but split as
+    # 15K + (p - 5) it left C (which truncates toward zero) to divide p - 5 (a fuzz finding).
+    p = symbol("p")
+    ranges = {p: (0, 4), K: (1, 16)}
+    assert simplify(floordiv(p + 15 * K - 5, 15), ranges) == K - 1
+    assert simplify(sympy.Mod(p + 15 * K - 5, 15), ranges) == p + 10
+    wider = {p: (0, 40), K: (1, 16)}
+    assert simplify(floordiv(p + 15 * K - 5, 15), wider) == K - 1 + floordiv(p + 10, 15)
+    assert simplify(sympy.Mod(p + 15 * K - 5, 15), wider) == sympy.Mod(p + 10, 15)
+
+
+class _TruncatingSpelling(IndexSpelling):
+    """Division and remainder as C computes them on int64_t: truncated toward zero."""
+
+    floordiv = "_c_divide({a}, {b})"
+    mod = "_c_remainder({a}, {b})"
+
+
+def _c_divide(a, b):
+    quotient = abs(a) // abs(b)
+    return quotient if (a >= 0) == (b > 0) else -quotient
+
+
+def _c_remainder(a, b):
+    return a - b * _c_divide(a, b)
+
+
+@settings(max_examples=examples(80))
+@given(outer_coefficient=st.integers(-20, 20), inner_coefficient=st.integers(-6, 6),
+       constant=st.integers(-40, 40), divisor=st.integers(2, 17), inner_last=st.integers(0, 9),
+       outer_last=st.integers(0, 5))
+def test_simplified_quotients_print_what_c_computes_exactly(
+        outer_coefficient, inner_coefficient, constant, divisor, inner_last, outer_last):
+    # Whatever the simplifier splits off, C's truncating / and % must still give floor and
+    # modulo: every dividend it prints stays nonnegative where the original one was.
+    ranges = {io: (0, outer_last), ii: (0, inner_last)}
+    numerator = outer_coefficient * io + inner_coefficient * ii + constant
+    points = [{io: o, ii: i} for o in range(outer_last + 1) for i in range(inner_last + 1)]
+    if any(numerator.xreplace(point) < 0 for point in points):
+        return  # the IR divides nonnegative indices only
+    for original in (floordiv(numerator, divisor), sympy.Mod(numerator, divisor)):
+        text = print_index(simplify(original, ranges), _TruncatingSpelling())
+        for point in points:
+            c_value = eval(text, {"_c_divide": _c_divide, "_c_remainder": _c_remainder,
+                                  "io": point[io], "ii": point[ii]})
+            assert c_value == original.xreplace(point), (original, text, point)
+
 def test_print_index_spells_integer_division_and_tables():
     offsets = sympy.Function("row_offsets", integer=True, nonnegative=True)
     expr = floordiv(io * 3 + ii, 4) + sympy.Mod(ii, 5) + offsets(io)

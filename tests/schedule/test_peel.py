@@ -69,3 +69,21 @@ def test_an_annotated_loop_is_refused():
     with pytest.raises(qc.ScheduleError, match=rf"peel: asked to peel the last iteration of loop "
                                                rf"{tile}, but the loop is parallel"):
         sch.peel(tile)
+
+
+@settings(max_examples=examples(10), deadline=None)
+@given(columns=st.integers(1, 16), seed=st.integers(0, 2**16))
+def test_the_peeled_tile_of_a_fused_loop_writes_the_last_column(columns, seed):
+    # The peeled copy's column index, (p + 15K - 5) // 15, was split into K + (p - 5) // 15,
+    # which C truncates to K (past the array) for p < 5 (a fuzz finding).
+    size = qc.var("K", 1, 16)
+    x = qc.placeholder((15, size), "int32", "X")
+    channel = qc.reduce_axis(size, "c")
+    spread = qc.compute((15, size), lambda j, p: qc.max(x[j, channel], axis=channel), "spread")
+    sch = qc.Schedule(spread)
+    sch.reorder("p", "j")
+    sch.split(sch.fuse("p", "j"), 5, guard=True)
+    sch.peel("p_j_o")
+    values = np.random.default_rng(seed).integers(-100, 100, (15, columns)).astype(np.int32)
+    expected = np.repeat(values.max(axis=1, keepdims=True), columns, axis=1)
+    np.testing.assert_array_equal(qc.build(sch)(X=values), expected)
