@@ -255,10 +255,8 @@ class CLikeRenderer(ValueRenderer):
     def index(self, expr):
         """C text of an index expression or condition (int64_t arithmetic)."""
         text = print_index(expr, self.spelling)
-        for operation, pick in (("min", "<"), ("max", ">")):
-            name = f"quiltc_{operation}_index"
-            if name + "(" in text:
-                self.use_helper(name, self.helper_prefix + helpers.index_extremum(name, pick))
+        for name, definition in helpers.index_helpers(text).items():
+            self.use_helper(name, self.helper_prefix + definition)
         return text
 
     def access(self, buffer, indices):

@@ -116,8 +116,9 @@ class CRenderer(CLikeRenderer):
         for read in _invariant_table_reads(loop):
             if read in self.hoisted_reads:  # a SIMD loop around this one read it already
                 continue
+            # as nonnegative as the table it reads, so its quotients print as plain `/`
             local = sympy.Symbol(f"quiltc_{read.func.__name__}_{self.hoisted_count}",
-                                 integer=True)
+                                 integer=True, nonnegative=bool(read.is_nonnegative))
             self.hoisted_count += 1
             self.emit(depth, f"const int64_t {local.name} = {self.index(read)};")
             hoisted[read] = local

@@ -270,6 +270,27 @@ def index_extremum(name, pick, c_type="int64_t"):
     return f"{c_type} {name}({c_type} a, {c_type} b) {{ return a {pick} b ? a : b; }}"
 
 
+def index_floor_division(name, c_type="int64_t"):
+    """floor(a / b) of two index values of `c_type`, b > 0 (C's / truncates)."""
+    return (f"{c_type} {name}({c_type} a, {c_type} b) "
+            "{ return a / b - (a % b < 0); }")
+
+
+def index_modulo(name, c_type="int64_t"):
+    """a mod b in [0, b) of two index values of `c_type`, b > 0 (C's % takes a's sign)."""
+    return (f"{c_type} {name}({c_type} a, {c_type} b) "
+            "{ return a % b + (a % b < 0 ? b : 0); }")
+
+
+def index_helpers(text, c_type="int64_t"):
+    """{name: C definition} of the index helpers that C index text `text` calls."""
+    definitions = {"quiltc_min_index": index_extremum("quiltc_min_index", "<", c_type),
+                   "quiltc_max_index": index_extremum("quiltc_max_index", ">", c_type),
+                   "quiltc_floordiv_index": index_floor_division("quiltc_floordiv_index", c_type),
+                   "quiltc_mod_index": index_modulo("quiltc_mod_index", c_type)}
+    return {name: definition for name, definition in definitions.items() if name + "(" in text}
+
+
 def scalar_extremum(name, c_type, pick, is_float):
     """max or min of two values; floats propagate NaN like numpy's maximum/minimum."""
     test = f"(a {pick} b || a != a)" if is_float else f"a {pick} b"

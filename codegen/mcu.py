@@ -117,11 +117,8 @@ class MCURenderer(CLikeRenderer):
     def index(self, expr):
         """Index arithmetic in int32_t (sizes on a microcontroller stay far below 2**31)."""
         text = print_index(expr, self.spelling)
-        for operation, pick in (("min", "<"), ("max", ">")):
-            name = f"quiltc_{operation}_index"
-            if name + "(" in text:
-                definition = helpers.index_extremum(name, pick, "int32_t")
-                self.use_helper(name, self.helper_prefix + definition)
+        for name, definition in helpers.index_helpers(text, "int32_t").items():
+            self.use_helper(name, self.helper_prefix + definition)
         return text
 
     def integer_helper(self, function):

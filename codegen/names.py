@@ -73,8 +73,11 @@ def c_identifiers(kernel):
 
 
 class CIndexSpelling(IndexSpelling):
-    """Index arithmetic in C: exact `/` and `%` (operands are nonnegative), helper min/max."""
+    """Index arithmetic in C: `/` and `%` where the dividend is nonnegative, helpers that
+    floor where it may not be (C truncates toward zero), helper min/max."""
 
+    signed_floordiv = "quiltc_floordiv_index({a}, {b})"
+    signed_mod = "quiltc_mod_index({a}, {b})"
     minimum = "quiltc_min_index({args})"
     maximum = "quiltc_max_index({args})"
     table = "{name}[{args}]"

@@ -325,10 +325,14 @@ def _apply(node, rule, ranges):
 
 
 class IndexSpelling:
-    """How one target language spells integer operations; see `print_index`."""
+    """How one target language spells integer operations; see `print_index`. `floordiv`
+    and `mod` serve dividends that are nonnegative by their symbols' assumptions; others
+    take `signed_floordiv` and `signed_mod`, for languages whose division truncates."""
 
     floordiv = "({a} / {b})"
     mod = "({a} % {b})"
+    signed_floordiv = None
+    signed_mod = None
     minimum = "min({args})"
     maximum = "max({args})"
     conjunction = " && "
@@ -349,6 +353,27 @@ _RELATIONS = {
     sympy.Unequality: "!=",
 }
 
+
+
+def _nonnegative_form(expr):
+    """True when `expr` is nonnegative by its form alone: sums and products of
+    nonnegative symbols, tables and constants, and floors, remainders, minima of such
+    (sympy's own assumptions stop at a floor)."""
+    if expr.is_nonnegative:
+        return True
+    if isinstance(expr, sympy.floor):
+        numerator, denominator = sympy.together(expr.args[0]).as_numer_denom()
+        # a divisor that may be 0 never divides when the index runs
+        return _nonnegative_form(sympy.expand(numerator)) and bool(denominator.is_nonnegative)
+    if isinstance(expr, sympy.Mod):
+        return bool(expr.args[1].is_nonnegative)
+    if isinstance(expr, sympy.Max):
+        return any(_nonnegative_form(arg) for arg in expr.args)
+    if isinstance(expr, (sympy.Add, sympy.Mul, sympy.Min)):
+        return all(_nonnegative_form(arg) for arg in expr.args)
+    if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
+        return _nonnegative_form(expr.base)
+    return False
 
 def print_index(expr, spelling):
     """Source text of a sympy integer expression or condition in `spelling`'s language."""
@@ -378,9 +403,16 @@ def print_index(expr, spelling):
             return "(" + " * ".join([p(e.base)] * int(e.exp)) + ")"
         if isinstance(e, sympy.floor):
             numerator, denominator = sympy.together(e.args[0]).as_numer_denom()
-            return spelling.floordiv.format(a=p(sympy.expand(numerator)), b=p(denominator))
+            numerator = sympy.expand(numerator)
+            # sympy moves integer parts out of a floor when it builds one, so the dividend
+            # of an index that never goes negative may (`K + (p - 5) // 15`)
+            template = (spelling.signed_floordiv if spelling.signed_floordiv
+                        and not _nonnegative_form(numerator) else spelling.floordiv)
+            return template.format(a=p(numerator), b=p(denominator))
         if isinstance(e, sympy.Mod):
-            return spelling.mod.format(a=p(e.args[0]), b=p(e.args[1]))
+            template = (spelling.signed_mod if spelling.signed_mod
+                        and not _nonnegative_form(e.args[0]) else spelling.mod)
+            return template.format(a=p(e.args[0]), b=p(e.args[1]))
         if isinstance(e, (sympy.Min, sympy.Max)):
             template = spelling.minimum if isinstance(e, sympy.Min) else spelling.maximum
             text = p(e.args[0])

@@ -178,7 +178,7 @@ void ragged_attention(
                 const int64_t quiltc_L_off1_pad32_2 = L_off1_pad32[(b_8_h_8 / 4)];
                 #pragma omp simd
                 for (int64_t keys_t_j_i = 0; keys_t_j_i < 16; ++keys_t_j_i) {
-                    keys_t[keys_t_j_i + (16 * keys_t_j_o) + (64 * quiltc_L_off1_pad32_2) + (quiltc_L_len_0 * keys_t_d) + (keys_t_d * ((31 * quiltc_L_len_0) % 32)) + (16 * quiltc_L_len_0 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_0) % 32))] = QKV[64 + keys_t_d + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_1) + (192 * keys_t_j_i) + (3072 * keys_t_j_o)];
+                    keys_t[keys_t_j_i + (16 * keys_t_j_o) + (64 * quiltc_L_off1_pad32_2) + (keys_t_d * quiltc_L_len_0) + (keys_t_d * ((31 * quiltc_L_len_0) % 32)) + (16 * quiltc_L_len_0 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_0) % 32))] = QKV[64 + keys_t_d + (16 * (b_8_h_8 % 4)) + (192 * keys_t_j_i) + (192 * quiltc_L_off1_1) + (3072 * keys_t_j_o)];
                 }
             }
         }
@@ -205,7 +205,7 @@ void ragged_attention(
                             const int64_t quiltc_L_off1_pad32_5 = L_off1_pad32[(b_8_h_8 / 4)];
                             #pragma omp simd
                             for (int64_t scores_j_1_i_i = 0; scores_j_1_i_i < 16; ++scores_j_1_i_i) {
-                                scores_local[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_i_i)] += QKV[d_1 + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_4) + (192 * scores_i_i) + (1152 * scores_i_o)] * keys_t[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_j_1_o) + (64 * quiltc_L_off1_pad32_5) + (quiltc_L_len_3 * d_1) + (d_1 * ((31 * quiltc_L_len_3) % 32)) + (16 * quiltc_L_len_3 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_3) % 32))];
+                                scores_local[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_i_i)] += QKV[d_1 + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_4) + (192 * scores_i_i) + (1152 * scores_i_o)] * keys_t[scores_j_1_i_i + (16 * scores_j_1_i_o) + (32 * scores_j_1_o) + (64 * quiltc_L_off1_pad32_5) + (d_1 * quiltc_L_len_3) + (d_1 * ((31 * quiltc_L_len_3) % 32)) + (16 * quiltc_L_len_3 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_3) % 32))];
                             }
                         }
                     }
@@ -231,7 +231,7 @@ void ragged_attention(
                         const int64_t quiltc_L_off1_pad32_8 = L_off1_pad32[(b_8_h_8 / 4)];
                         #pragma omp simd
                         for (int64_t scores_j_1_r_i_i = 0; scores_j_1_r_i_i < 16; ++scores_j_1_r_i_i) {
-                            scores_local_1[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o)] += QKV[d_1_r + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_7) + (192 * scores_i_r) + (1152 * (quiltc_L_len_6 / 6))] * keys_t[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o) + (32 * scores_j_1_r_o) + (64 * quiltc_L_off1_pad32_8) + (quiltc_L_len_6 * d_1_r) + (d_1_r * ((31 * quiltc_L_len_6) % 32)) + (16 * quiltc_L_len_6 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_6) % 32))];
+                            scores_local_1[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o)] += QKV[d_1_r + (16 * (b_8_h_8 % 4)) + (192 * quiltc_L_off1_7) + (192 * scores_i_r) + (1152 * (quiltc_L_len_6 / 6))] * keys_t[scores_j_1_r_i_i + (16 * scores_j_1_r_i_o) + (32 * scores_j_1_r_o) + (64 * quiltc_L_off1_pad32_8) + (d_1_r * quiltc_L_len_6) + (d_1_r * ((31 * quiltc_L_len_6) % 32)) + (16 * quiltc_L_len_6 * (b_8_h_8 % 4)) + (16 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_6) % 32))];
                         }
                     }
                 }
@@ -246,7 +246,7 @@ void ragged_attention(
             const int64_t quiltc_L_off2_pad32_11 = L_off2_pad32[(b_8_h_8 / 4)];
             #pragma omp simd
             for (int64_t masked_j_2 = 0; masked_j_2 < quiltc_L_len_9; ++masked_j_2) {
-                masked[masked_j_2 + (4 * quiltc_L_off2_10) + (quiltc_L_len_9 * masked_i_1) + ((quiltc_L_len_9 * quiltc_L_len_9) * (b_8_h_8 % 4))] = quiltc_select_float32(masked_j_2 <= masked_i_1, scores[masked_j_2 + (4 * quiltc_L_off2_pad32_11) + (quiltc_L_len_9 * masked_i_1) + (masked_i_1 * ((31 * quiltc_L_len_9) % 32)) + ((quiltc_L_len_9 * quiltc_L_len_9) * (b_8_h_8 % 4)) + ((((31 * quiltc_L_len_9) % 32) * ((31 * quiltc_L_len_9) % 32)) * (b_8_h_8 % 4)) + (2 * quiltc_L_len_9 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_9) % 32))], -INFINITY);
+                masked[masked_j_2 + (4 * quiltc_L_off2_10) + (masked_i_1 * quiltc_L_len_9) + ((quiltc_L_len_9 * quiltc_L_len_9) * (b_8_h_8 % 4))] = quiltc_select_float32(masked_j_2 <= masked_i_1, scores[masked_j_2 + (4 * quiltc_L_off2_pad32_11) + (masked_i_1 * quiltc_L_len_9) + (masked_i_1 * ((31 * quiltc_L_len_9) % 32)) + ((quiltc_L_len_9 * quiltc_L_len_9) * (b_8_h_8 % 4)) + ((((31 * quiltc_L_len_9) % 32) * ((31 * quiltc_L_len_9) % 32)) * (b_8_h_8 % 4)) + (2 * quiltc_L_len_9 * (b_8_h_8 % 4) * ((31 * quiltc_L_len_9) % 32))], -INFINITY);
             }
         }
         for (int64_t row_max_i_2 = 0; row_max_i_2 < L_len[(b_8_h_8 / 4)]; ++row_max_i_2) {
@@ -272,7 +272,7 @@ void ragged_attention(
             const int64_t quiltc_L_off2_17 = L_off2[(b_8_h_8 / 4)];
             #pragma omp simd
             for (int64_t exps_j_4 = 0; exps_j_4 < quiltc_L_len_15; ++exps_j_4) {
-                exps[exps_j_4 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * exps_i_3) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] = quiltc_expf_nonpositive((masked[exps_j_4 + (4 * quiltc_L_off2_17) + (quiltc_L_len_15 * exps_i_3) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] - row_max[exps_i_3 + (4 * quiltc_L_off1_16) + (quiltc_L_len_15 * (b_8_h_8 % 4))]) * 0.25f);
+                exps[exps_j_4 + (4 * quiltc_L_off2_17) + (exps_i_3 * quiltc_L_len_15) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] = quiltc_expf_nonpositive((masked[exps_j_4 + (4 * quiltc_L_off2_17) + (exps_i_3 * quiltc_L_len_15) + ((quiltc_L_len_15 * quiltc_L_len_15) * (b_8_h_8 % 4))] - row_max[exps_i_3 + (4 * quiltc_L_off1_16) + (quiltc_L_len_15 * (b_8_h_8 % 4))]) * 0.25f);
             }
         }
         for (int64_t row_sum_i_5 = 0; row_sum_i_5 < L_len[(b_8_h_8 / 4)]; ++row_sum_i_5) {
@@ -328,7 +328,7 @@ void ragged_attention(
                         const int64_t quiltc_L_off2_25 = L_off2[(b_8_h_8 / 4)];
                         #pragma omp simd
                         for (int64_t context_e_1_i = 0; context_e_1_i < 16; ++context_e_1_i) {
-                            context_local[context_e_1_i + (16 * context_e_1_o) + (16 * context_i_4_i)] += exps[j_6 + (4 * quiltc_L_off2_25) + (quiltc_L_len_23 * context_i_4_i) + ((quiltc_L_len_23 * quiltc_L_len_23) * (b_8_h_8 % 4)) + (6 * quiltc_L_len_23 * context_i_4_o)] * values[context_e_1_i + (16 * context_e_1_o) + (16 * j_6) + (64 * quiltc_L_off1_24) + (16 * quiltc_L_len_23 * (b_8_h_8 % 4))];
+                            context_local[context_e_1_i + (16 * context_e_1_o) + (16 * context_i_4_i)] += exps[j_6 + (4 * quiltc_L_off2_25) + (context_i_4_i * quiltc_L_len_23) + ((quiltc_L_len_23 * quiltc_L_len_23) * (b_8_h_8 % 4)) + (6 * context_i_4_o * quiltc_L_len_23)] * values[context_e_1_i + (16 * context_e_1_o) + (16 * j_6) + (64 * quiltc_L_off1_24) + (16 * quiltc_L_len_23 * (b_8_h_8 % 4))];
                         }
                     }
                 }
@@ -352,7 +352,7 @@ void ragged_attention(
                     const int64_t quiltc_L_off2_28 = L_off2[(b_8_h_8 / 4)];
                     #pragma omp simd
                     for (int64_t context_e_1_r_i = 0; context_e_1_r_i < 16; ++context_e_1_r_i) {
-                        context_local_1[context_e_1_r_i + (16 * context_e_1_r_o)] += exps[j_6_r + (4 * quiltc_L_off2_28) + (quiltc_L_len_26 * context_i_4_r) + ((quiltc_L_len_26 * quiltc_L_len_26) * (b_8_h_8 % 4)) + (6 * quiltc_L_len_26 * (quiltc_L_len_26 / 6))] * values[context_e_1_r_i + (16 * context_e_1_r_o) + (16 * j_6_r) + (64 * quiltc_L_off1_27) + (16 * quiltc_L_len_26 * (b_8_h_8 % 4))];
+                        context_local_1[context_e_1_r_i + (16 * context_e_1_r_o)] += exps[j_6_r + (4 * quiltc_L_off2_28) + (context_i_4_r * quiltc_L_len_26) + ((quiltc_L_len_26 * quiltc_L_len_26) * (b_8_h_8 % 4)) + (6 * quiltc_L_len_26 * (quiltc_L_len_26 / 6))] * values[context_e_1_r_i + (16 * context_e_1_r_o) + (16 * j_6_r) + (64 * quiltc_L_off1_27) + (16 * quiltc_L_len_26 * (b_8_h_8 % 4))];
                     }
                 }
             }
@@ -365,7 +365,7 @@ void ragged_attention(
             const int64_t quiltc_L_off1_30 = L_off1[(b_8_h_8 / 4)];
             #pragma omp simd
             for (int64_t e_2 = 0; e_2 < 16; ++e_2) {
-                attention[e_2 + (16 * (b_8_h_8 % 4)) + (64 * quiltc_L_off1_30) + (64 * i_6)] = context[e_2 + (16 * i_6) + (64 * quiltc_L_off1_30) + (16 * quiltc_L_len_29 * (b_8_h_8 % 4))] / row_sum[i_6 + (4 * quiltc_L_off1_30) + (quiltc_L_len_29 * (b_8_h_8 % 4))];
+                attention[e_2 + (16 * (b_8_h_8 % 4)) + (64 * i_6) + (64 * quiltc_L_off1_30)] = context[e_2 + (16 * i_6) + (64 * quiltc_L_off1_30) + (16 * quiltc_L_len_29 * (b_8_h_8 % 4))] / row_sum[i_6 + (4 * quiltc_L_off1_30) + (quiltc_L_len_29 * (b_8_h_8 % 4))];
             }
         }
     }
