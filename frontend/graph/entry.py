@@ -27,8 +27,6 @@ another, each split over all threads, with a region each. Costs are element oper
 at the sizes' largest values.
 """
 
-import functools
-
 import numpy as np
 import sympy
 
@@ -45,17 +43,28 @@ from .rules import op_kind
 REGION_COST = 20_000
 
 
+class _EntrySpelling(CIndexSpelling):
+    """Sizes in the entry point, which has none of the kernels' helpers: the macros of
+    _MACROS instead."""
+
+    signed_floordiv = "QUILTC_GRAPH_FLOORDIV({a}, {b})"
+    signed_mod = "QUILTC_GRAPH_MOD({a}, {b})"
+    minimum = "QUILTC_GRAPH_MIN({args})"
+    maximum = "QUILTC_GRAPH_MAX({args})"
+
+
+_MACROS = {
+    "QUILTC_GRAPH_MAX": "#define QUILTC_GRAPH_MAX(a, b) ((a) > (b) ? (a) : (b))",
+    "QUILTC_GRAPH_MIN": "#define QUILTC_GRAPH_MIN(a, b) ((a) < (b) ? (a) : (b))",
+    "QUILTC_GRAPH_FLOORDIV": "#define QUILTC_GRAPH_FLOORDIV(a, b) ((a) / (b) - ((a) % (b) < 0))",
+    "QUILTC_GRAPH_MOD": "#define QUILTC_GRAPH_MOD(a, b) ((a) % (b) + ((a) % (b) < 0 ? (b) : 0))",
+}
+
+
 def c_expression(expr):
-    """`expr` (a byte count over the sizes: sums, products, floors and Max) spelled in C,
-    each Max as nested QUILTC_GRAPH_MAX pairs."""
-    expr = sympy.sympify(expr)
-    if isinstance(expr, sympy.Max):
-        return functools.reduce(lambda a, b: f"QUILTC_GRAPH_MAX({a}, {b})",
-                                (c_expression(argument) for argument in expr.args))
-    if expr.has(sympy.Max) and (expr.is_Add or expr.is_Mul):
-        operator = " + " if expr.is_Add else " * "
-        return "(" + operator.join(c_expression(argument) for argument in expr.args) + ")"
-    return as_operand(print_index(expr, CIndexSpelling({})))
+    """`expr` (a byte count over the sizes: sums, products, floors and Max) spelled in C
+    with the entry point's macros."""
+    return as_operand(print_index(sympy.sympify(expr), _EntrySpelling({})))
 
 
 def graph_sizes(graph):
@@ -125,8 +134,7 @@ def entry_source(module, kernels, programs):
                      for buffer in kernel.params]
         arguments += [var.symbol.name for var in kernel.shape_vars]
         calls[part.number] = f"{kernel.name}({', '.join(arguments)});"
-    lines = ["#define QUILTC_GRAPH_MAX(a, b) ((a) > (b) ? (a) : (b))", "",
-             f"void {module.name}({', '.join(parameters(module))})", "{"]
+    lines = [f"void {module.name}({', '.join(parameters(module))})", "{"]
     for region in module.regions:
         if len(region) == 1:
             lines.append(f"    {calls[region[0].number]}")
@@ -138,7 +146,9 @@ def entry_source(module, kernels, programs):
     lines.append("}")
     lines += ["", f"int64_t {module.name}_workspace_bytes({_size_parameters(module)})", "{",
               f"    return {c_expression(module.memory.total)};", "}"]
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    macros = [line for name, line in _MACROS.items() if name + "(" in text]
+    return "\n".join(macros + [""] * bool(macros) + [text])
 
 
 def parameters(module):

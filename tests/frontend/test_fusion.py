@@ -3,6 +3,7 @@ modules against the op-by-op numpy evaluation and onnx's reference evaluator (ra
 graphs, both BERT layers, several sizes through one module), the memory plan, the
 module's files built into a C program of the user's, and bad calls."""
 
+import ctypes
 import json
 import os
 import re
@@ -11,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from quiltc.graph import Graph, partition
+from quiltc.graph import Graph, entry, partition
+from quiltc.ir.index import symbol
 
 from support.helpers import SANITIZE, require_tool
 from support.tiers import examples
@@ -509,3 +512,25 @@ def test_outputs_can_be_written_into_given_arrays():
         module(x=values, out=(np.empty((5, 16)), positive))
     with pytest.raises(qc.ShapeError, match="out= arrays share memory"):
         module(x=values, out=(probabilities, probabilities))
+
+
+def test_the_entry_point_floors_sizes_whose_dividend_may_be_negative(tmp_path):
+    # The entry point has no kernel's helpers: its macros floor as sympy does where C's /
+    # and % would truncate, and take maxima.
+    require_tool("gcc", "apt-get install -y gcc")
+    rows, columns = symbol("B"), symbol("T")
+    expr = (sympy.Max(rows, 2 * columns) + 64 * sympy.floor((columns - 3) / sympy.Integer(2))
+            + sympy.Mod(columns - 5, 4))
+    text = entry.c_expression(expr)
+    assert "QUILTC_GRAPH_FLOORDIV(" in text and "QUILTC_GRAPH_MAX(" in text
+    macros = "\n".join(line for name, line in entry._MACROS.items() if name + "(" in text)
+    source = tmp_path / "size.c"
+    source.write_text(f"#include <stdint.h>\n{macros}\n"
+                      f"int64_t size(int64_t B, int64_t T) {{ return {text}; }}\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", str(source), "-o", str(tmp_path / "size.so")],
+                   check=True)
+    size = ctypes.CDLL(str(tmp_path / "size.so")).size
+    size.restype, size.argtypes = ctypes.c_int64, [ctypes.c_int64, ctypes.c_int64]
+    for b in range(0, 4):
+        for t in range(0, 9):
+            assert size(b, t) == expr.xreplace({rows: b, columns: t}), (b, t)
