@@ -326,8 +326,9 @@ def _apply(node, rule, ranges):
 
 class IndexSpelling:
     """How one target language spells integer operations; see `print_index`. `floordiv`
-    and `mod` serve dividends that are nonnegative by their symbols' assumptions; others
-    take `signed_floordiv` and `signed_mod`, for languages whose division truncates."""
+    and `mod` serve dividends that are nonnegative by their form (`_nonnegative_form`);
+    others take `signed_floordiv` and `signed_mod`, for languages whose division
+    truncates."""
 
     floordiv = "({a} / {b})"
     mod = "({a} % {b})"
@@ -354,7 +355,6 @@ _RELATIONS = {
 }
 
 
-
 def _nonnegative_form(expr):
     """True when `expr` is nonnegative by its form alone: sums and products of
     nonnegative symbols, tables and constants, and floors, remainders, minima of such
@@ -374,6 +374,7 @@ def _nonnegative_form(expr):
     if expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
         return _nonnegative_form(expr.base)
     return False
+
 
 def print_index(expr, spelling):
     """Source text of a sympy integer expression or condition in `spelling`'s language."""
