@@ -86,6 +86,13 @@ def fuse(kernel, outer, inner):
             )
     if outer_loop.var in inner_loop.extent.free_symbols:
         return fuse_ragged(kernel, outer_path, outer_loop, inner_loop, guards, asked)
+    if inner_loop.extent == 0:
+        raise ScheduleError(
+            "fuse", asked, f"loop {inner_loop.var} runs no iteration (its extent is 0), so no "
+            f"fused index can recover {outer_loop.var} from it",
+            "Leave an empty loop unfused (split_op's tile loop is empty when the extent's "
+            "largest value is below the factor).", render(kernel, mark=inner_loop),
+        )
     fused = symbol(fresh_name(kernel, f"{outer_loop.var}_{inner_loop.var}"))
     inner_extent = inner_loop.extent
     extent = outer_loop.extent * inner_extent

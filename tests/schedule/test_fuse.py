@@ -2,6 +2,7 @@
 
 from functools import partial
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -77,3 +78,16 @@ def test_fuse_refuses_loops_it_cannot_fuse(program, before, loops, message):
     sch = programs.schedule(program(), before)
     with pytest.raises(qc.ScheduleError, match=message):
         sch.fuse(*loops)
+
+
+def test_a_loop_of_no_iteration_is_not_fused_into():
+    # split_op's tile loop runs no iteration when B's largest value is below the factor;
+    # fused inside another loop it made Mod(fused, 0) (a fuzz finding, seed 6660001).
+    batch = qc.var("B", 1, 6)
+    x = qc.placeholder((batch, 3), "float32", "X")
+    doubled = qc.compute((batch, 3), lambda b, h: x[b, h] * np.float32(2.0), "doubled")
+    sch = qc.Schedule(doubled)
+    tiles, lanes, _ = sch.split_op("b", 8)
+    sch.reorder(lanes, tiles)
+    with pytest.raises(qc.ScheduleError, match=r"loop b_o runs no iteration \(its extent is 0\)"):
+        sch.fuse(lanes, tiles)
