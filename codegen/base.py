@@ -63,6 +63,7 @@ class CLikeRenderer(ValueRenderer):
         self.emit(0, self.signature(width=_LINE_WIDTH) + "\n{")
         self.render_prelude(1)
         self.statement(self.kernel.body, 1)
+        self.render_epilogue(1)
         prelude.free_tables(self, 1)
         self.emit(0, "}")
         return "\n".join(self.lines)
@@ -126,6 +127,9 @@ class CLikeRenderer(ValueRenderer):
         if handler is None:
             raise QuiltError(f"the {self.target} renderer cannot print {type(stmt).__name__}")
         getattr(self, handler)(stmt, depth)
+
+    def render_epilogue(self, depth):
+        """Lines after the kernel's body (a target's fences); none here."""
 
     def loop_pragmas(self, loop):
         """Lines placed before `loop` (a serial, parallel, vector or unroll loop)."""

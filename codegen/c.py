@@ -16,7 +16,7 @@ from ..ir import nodes as ir
 from ..ir.dtypes import storage_type
 from ..ir.verify_gpu import element_bytes
 from ..ir.walk import children, exprs_of, find_all
-from . import helpers
+from . import helpers, stream
 from .base import CLikeRenderer
 from .names import as_operand, strip_parentheses
 
@@ -108,8 +108,12 @@ class CRenderer(CLikeRenderer):
         """A SIMD loop after its invariant table lookups (ragged rows' offsets and
         lengths), each read once into a local: gcc left a row offset read inside the
         loop and, taking the row's elements for scattered ones, gathered them (a row max
-        of attention scores in vgatherqps, 10% of the kernel's time on RACE)."""
-        if loop.kind != "vector":
+        of attention scores in vgatherqps, 10% of the kernel's time on RACE). A parallel
+        loop that runs stream loops fences their stores in each thread (codegen/stream.py)."""
+        if loop.kind == "parallel" and stream.streams(self.kernel, loop.body):
+            stream.render_streaming_region(self, loop, depth, self.loop_pragmas(loop)[0])
+            return
+        if loop.kind not in ir.SIMD_KINDS:
             super().render_for(loop, depth)
             return
         hoisted = {}
@@ -130,7 +134,10 @@ class CRenderer(CLikeRenderer):
     def _render_vector_loop(self, loop, depth):
         """A SIMD reduction (For.is_scalar_reduction) accumulates in a local that
         OpenMP gives each lane a copy of, combined when the loop ends; other loops as
-        the base renders them."""
+        the base renders them, stream loops as codegen/stream.py does."""
+        if loop.kind == "stream":
+            stream.render_stream_loop(self, loop, depth)
+            return
         if not loop.is_scalar_reduction():
             super().render_for(loop, depth)
             return
@@ -216,6 +223,12 @@ class CRenderer(CLikeRenderer):
         self.render_loop_body(loop, depth + 1, combine)
         self.emit(depth + 1, f"{target} = quiltc_unordered ? NAN : quiltc_accumulator;")
         self.emit(depth, "}")
+
+    def render_epilogue(self, depth):
+        """A fence after the body of a kernel that streams stores (codegen/stream.py)."""
+        if stream.streams(self.kernel, self.kernel.body):
+            self.use_helper("quiltc_stream_line", stream.HELPERS)
+            self.emit(depth, "quiltc_stream_fence();")
 
     def loop_pragmas(self, loop):
         """OpenMP for parallel and vector loops, GCC's unroll pragma for constant unrolls."""

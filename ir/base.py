@@ -8,7 +8,10 @@ from . import dtypes
 from .index import as_expr
 from .layout import Dense
 
-LOOP_KINDS = ("serial", "parallel", "vector", "unroll")
+# A "stream" loop is a SIMD loop whose stores go past the caches
+# (schedule/primitives/stream.py).
+LOOP_KINDS = ("serial", "parallel", "vector", "stream", "unroll")
+SIMD_KINDS = ("vector", "stream")
 GPU_AXES = tuple(f"{scope}.{axis}" for scope in ("blockIdx", "threadIdx") for axis in "xyz")
 SCOPES = ("global", "local", "shared")
 # "nanmax" is the largest value that is not NaN (-inf when there is none), as numpy's

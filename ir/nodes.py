@@ -21,6 +21,7 @@ from .base import (  # noqa: F401 (re-exported: the grammar reads as one module)
     INTEGER_CALLS,
     LOOP_KINDS,
     SCOPES,
+    SIMD_KINDS,
     Buffer,
     Node,
 )

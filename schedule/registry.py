@@ -49,6 +49,7 @@ from .primitives import (
     share_storage,
     split,
     split_op,
+    stream,
     tile,
 )
 
@@ -255,6 +256,9 @@ PRIMITIVES = _entries(
               "Mark `loop` as a SIMD loop (no carried dependence allowed).", (loop("loop"),)),
     Primitive("parallel", annotate.parallel, "Run the iterations of `loop` on parallel threads.",
               (loop("loop"),)),
+    Primitive("stream", stream.stream,
+              "Write the consecutive output elements the SIMD loop `loop` stores with "
+              "streaming stores, past the caches.", (loop("loop"),)),
     Primitive("bind", bind.bind, "Bind `loop` to a GPU axis such as \"blockIdx.x\".",
               (loop("loop"), choice("axis", ir.GPU_AXES))),
     Primitive("compute_at", compute_at.compute_at,

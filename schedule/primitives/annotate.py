@@ -126,7 +126,7 @@ def _parallel_conflict(relation, other):
             f"it would sit {relation} loop {other.var}, which is already parallel",
             "Parallelize one loop per nest; fuse the two loops first to get more iterations.",
         )
-    if relation == "inside" and other.kind == "vector":
+    if relation == "inside" and other.kind in ir.SIMD_KINDS:
         return (
             f"it sits inside loop {other.var}, which is a SIMD loop, and threads cannot "
             "start inside one",

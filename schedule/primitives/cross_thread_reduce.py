@@ -89,7 +89,7 @@ def _check_placement(kernel, path, loop, asked):
             render(kernel, mark=loop),
         )
     for outer in loops_on_path(kernel.body, path)[:-1]:
-        if outer.kind.startswith("threadIdx") or outer.kind in ("parallel", "vector"):
+        if outer.kind.startswith("threadIdx") or outer.kind in ("parallel", *ir.SIMD_KINDS):
             raise ScheduleError(
                 PRIMITIVE, asked,
                 f"it sits inside loop {outer.var}, marked {outer.kind}, and a block's threads "

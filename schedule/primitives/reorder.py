@@ -130,7 +130,7 @@ def _check_kind_nesting(kernel, order, asked):
                 f"{thread_loop.var} (bound to {thread_loop.kind})",
                 "Keep blockIdx loops outside threadIdx loops.", render(kernel, mark=loop),
             )
-        if loop.kind == "vector" and vector_loop is None:
+        if loop.kind in ir.SIMD_KINDS and vector_loop is None:
             vector_loop = loop
         if loop.kind.startswith("threadIdx") and thread_loop is None:
             thread_loop = loop

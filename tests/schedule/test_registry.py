@@ -21,6 +21,7 @@ SIGNATURES = {
     "unroll": "(self, loop)",
     "vectorize": "(self, loop)",
     "parallel": "(self, loop)",
+    "stream": "(self, loop)",
     "bind": "(self, loop, axis)",
     "compute_at": "(self, tensor, loop)",
     "compute_inline": "(self, tensor)",

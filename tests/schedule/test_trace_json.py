@@ -46,6 +46,15 @@ def _softmax_cpu():
     return out, recipes.schedule_softmax((row_max, exps, row_sum), out)
 
 
+def _streamed():
+    program = programs.scale(4, 40)
+    sch = qc.Schedule(program)
+    sch.parallel("i")
+    sch.vectorize("j")
+    sch.stream("j")
+    return program, sch
+
+
 def _inlined():
     program = programs.bias_gelu(3, 4)
     sch = qc.Schedule(program)
@@ -147,7 +156,7 @@ def _row_pointers():
 
 SCHEDULES = [_register_blocked, _tiled_and_fused, _softmax_cpu, _inlined, _gpu, _softmax_gpu,
              _ragged, _folded, _side_by_side, _locally_padded, _bulk_padded,
-             _distributed, _row_pointers, _online_softmax, _peeled]
+             _distributed, _row_pointers, _online_softmax, _peeled, _streamed]
 
 
 @pytest.mark.parametrize("scheduled", SCHEDULES, ids=lambda f: f.__name__.strip("_"))

@@ -25,14 +25,15 @@ WEIGHTS = {
     "remap": 1, "parallel": 2, "vectorize": 2, "unroll": 1, "compute_at": 3,
     "compute_inline": 2, "cache_read": 1, "cache_write": 1, "pad_storage": 1,
     "decompose": 1, "peel": 1, "distribute": 1, "pad_bulk": 1, "hfuse": 1, "pad_local": 1,
-    "fold_storage": 1, "share_storage": 1, "online_softmax": 1,
+    "fold_storage": 1, "share_storage": 1, "online_softmax": 1, "stream": 1,
 }
 # The primitives the fuzzer leaves out: GPU thread mapping, and row pointers, which only
 # the Cortex-M target renders.
 NOT_DRAWN = {"bind", "cross_thread_reduce", "insert_barriers", "store_row_pointers"}
 # Primitives that act only on what another makes (a local tile, a tensor computed inside a
 # loop, a fused ragged loop): half the time that other one is tried just before.
-PREPARED_BY = {"pad_local": "cache_write", "fold_storage": "compute_at", "pad_bulk": "fuse"}
+PREPARED_BY = {"pad_local": "cache_write", "fold_storage": "compute_at", "pad_bulk": "fuse",
+               "stream": "vectorize"}
 
 
 def _loops(kernel):
@@ -69,6 +70,11 @@ def _loop(rng, kernel, prefer=None):
         loops = prefer
     loop = _pick(rng, loops)
     return None if loop is None else loop.var
+
+
+def _simd_loops(kernel):
+    """Loops marked vector: what stream marks."""
+    return [loop for loop in _loops(kernel) if loop.kind == "vector"]
 
 
 def _batch_loops(kernel):
@@ -166,8 +172,8 @@ def _step(rng, sch, primitive, stages):
         loop = _loop(rng, kernel, _batch_loops(kernel))
         sch.remap(loop)
         return f"remap({loop})"
-    if primitive in ("parallel", "vectorize", "unroll"):
-        loop = _loop(rng, kernel)
+    if primitive in ("parallel", "vectorize", "unroll", "stream"):
+        loop = _loop(rng, kernel, _simd_loops(kernel) if primitive == "stream" else None)
         getattr(sch, primitive)(loop)
         return f"{primitive}({loop})"
     if primitive in ("compute_at", "compute_inline", "cache_read", "cache_write",
