@@ -77,16 +77,17 @@ ELEMENTWISE = {
 
 class PartitionProgram:
     """The tensor program of one partition: `placeholders` and `stages` by value name,
-    `outputs` (the tensors other partitions or the caller read), and `literals`, the
-    one-element constants spelled as numbers. A matmul's product is computed over rows and
-    columns padded to multiples of `matmul_block` (rows, columns).
+    `outputs` (the tensors other partitions or the caller read), `final` (the names of
+    those only the caller reads: `final_values` names them in the graph), and `literals`,
+    the one-element constants spelled as numbers. A matmul's product is computed over rows
+    and columns padded to multiples of `matmul_block` (rows, columns).
 
     Tensors take names from their position (inputs in0, in1...; the stage of the partition's
     n-th op vn), not from the graph, so partitions alike in all but names (the query, key
     and value projections) lower to equal kernels, scheduled once; `value_names` maps them
     back."""
 
-    def __init__(self, partition, constants, matmul_block=(1, 1)):
+    def __init__(self, partition, constants, matmul_block=(1, 1), final_values=()):
         self.matmul_block = matmul_block
         self.constant_names = set(constants)
         self.packed = {}
@@ -110,6 +111,8 @@ class PartitionProgram:
         for node in partition.nodes:
             self.stages[node.output.name] = self._stage(node)
         self.outputs = [self.stages[value.name] for value in partition.outputs]
+        self.final = frozenset(self.canonical[value.name] for value in partition.outputs
+                               if value.name in final_values)
 
     def _compute(self, shape, body, name):
         """A stage of `shape` whose element is `body(axes)` (axes as one tuple), its loops

@@ -101,7 +101,11 @@ def _fuse(graph, level, name, constants, record, matmul_choices):
     for _ in range(_MAX_FEEDBACK_ROUNDS):
         plan = partition(graph, min(level, 2), split_edges=split_edges)
         choices = [_matmul_choice(part, constants, matmul_choices) for part in plan.partitions]
-        programs = [PartitionProgram(part, constants, block)
+        # Outputs no other partition reads leave the module: their nests may stream them.
+        read_inside = {value.name for part in plan.partitions for node in part.nodes
+                       for value in node.inputs}
+        final = {value.name for value in graph.outputs} - read_inside
+        programs = [PartitionProgram(part, constants, block, final)
                     for part, (block, _) in zip(plan.partitions, choices)]
         try:
             scheduled = [_scheduled(program, part, min(level, 2), f"{name}_{part.name}", memo,
@@ -137,7 +141,7 @@ def _scheduled(program, part, level, kernel_name, memo, panels=None):
     """(kernel, trace text) of `program` scheduled at `level` (a matmul's with `panels`),
     named `kernel_name`; a program equal to one scheduled before (memo: naive kernel text
     and panels -> result) reuses it."""
-    key = (render_ir(Schedule(program.outputs).kernel), panels)
+    key = (render_ir(Schedule(program.outputs).kernel), panels, program.final)
     if key not in memo:
         try:
             sch = schedule_partition(program, part, level, "kernel", panels)
