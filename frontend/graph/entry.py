@@ -61,6 +61,11 @@ _MACROS = {
 }
 
 
+def macro_definitions(text):
+    """The #define lines of the _MACROS that the C `text` uses."""
+    return [line for name, line in _MACROS.items() if name + "(" in text]
+
+
 def c_expression(expr):
     """`expr` (a byte count over the sizes: sums, products, floors and Max) spelled in C
     with the entry point's macros."""
@@ -147,7 +152,7 @@ def entry_source(module, kernels, programs):
     lines += ["", f"int64_t {module.name}_workspace_bytes({_size_parameters(module)})", "{",
               f"    return {c_expression(module.memory.total)};", "}"]
     text = "\n".join(lines)
-    macros = [line for name, line in _MACROS.items() if name + "(" in text]
+    macros = macro_definitions(text)
     return "\n".join(macros + [""] * bool(macros) + [text])
 
 

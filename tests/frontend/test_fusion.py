@@ -523,7 +523,7 @@ def test_the_entry_point_floors_sizes_whose_dividend_may_be_negative(tmp_path):
             + sympy.Mod(columns - 5, 4))
     text = entry.c_expression(expr)
     assert "QUILTC_GRAPH_FLOORDIV(" in text and "QUILTC_GRAPH_MAX(" in text
-    macros = "\n".join(line for name, line in entry._MACROS.items() if name + "(" in text)
+    macros = "\n".join(entry.macro_definitions(text))
     source = tmp_path / "size.c"
     source.write_text(f"#include <stdint.h>\n{macros}\n"
                       f"int64_t size(int64_t B, int64_t T) {{ return {text}; }}\n")
