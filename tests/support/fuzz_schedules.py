@@ -115,99 +115,122 @@ def _intermediates(kernel):
     return sorted({s.buffer.name for _, s in walk_paths(kernel.body) if isinstance(s, ir.Alloc)})
 
 
+def _split(rng, sch, primitive, stages):
+    kernel = sch.kernel
+    prefer = _ragged_loops(kernel) if rng.random() < 0.5 else None
+    loop, factor = _loop(rng, kernel, prefer), int(_pick(rng, FACTORS))
+    guard = _pick(rng, [None, None, True, False])
+    sch.split(loop, factor, guard=guard)
+    return f"split({loop}, {factor}, guard={guard})"
+
+
+def _loop_pair(rng, sch, primitive, stages):
+    """tile, fuse and reorder: mostly a loop and its direct child, sometimes any two."""
+    kernel = sch.kernel
+    pairs = _nested_pairs(kernel)
+    pair = _pick(rng, pairs) if pairs and rng.random() < 0.85 else None
+    if pair is None:
+        outer, inner = _loop(rng, kernel), _loop(rng, kernel)
+    else:
+        outer, inner = pair[0].var, pair[1].var
+    if outer is None:
+        return None
+    if primitive == "tile":
+        x, y = int(_pick(rng, FACTORS)), int(_pick(rng, FACTORS))
+        sch.tile(outer, inner, x, y)
+        return f"tile({outer}, {inner}, {x}, {y})"
+    if primitive == "fuse":
+        sch.fuse(outer, inner)
+        return f"fuse({outer}, {inner})"
+    sch.reorder(inner, outer)
+    return f"reorder({inner}, {outer})"
+
+
+def _ragged_multiple(rng, sch, primitive, stages):
+    """pad_loop and split_op: a ragged loop and a multiple."""
+    loop = _loop(rng, sch.kernel, _ragged_loops(sch.kernel))
+    multiple = int(_pick(rng, MULTIPLES))
+    getattr(sch, primitive)(loop, multiple)
+    return f"{primitive}({loop}, {multiple})"
+
+
+# The loops each single-loop primitive prefers (any loop for the others).
+_PREFERRED_LOOPS = {"distribute": _sequence_loops, "pad_bulk": _flat_loops,
+                    "peel": _ragged_loops, "remap": _batch_loops, "stream": _simd_loops}
+
+
+def _one_loop(rng, sch, primitive, stages):
+    """Primitives of one loop (pad_bulk's with a multiple)."""
+    kernel = sch.kernel
+    prefer = _PREFERRED_LOOPS.get(primitive)
+    loop = _loop(rng, kernel, prefer(kernel) if prefer else None)
+    if primitive == "pad_bulk":
+        multiple = int(_pick(rng, MULTIPLES))
+        sch.pad_bulk(loop, multiple)
+        return f"pad_bulk({loop}, {multiple})"
+    getattr(sch, primitive)(loop)
+    return f"{primitive}({loop})"
+
+
+def _hfuse(rng, sch, primitive, stages):
+    pair = _pick(rng, _sibling_pairs(sch.kernel))
+    if pair is None:
+        return None
+    sch.hfuse(pair[0].var, pair[1].var)
+    return f"hfuse({pair[0].var}, {pair[1].var})"
+
+
+def _tensor(rng, sch, primitive, stages):
+    """Primitives of a tensor: mostly an intermediate (a local tile for pad_local)."""
+    kernel = sch.kernel
+    names = _intermediates(kernel) if rng.random() < 0.8 else stages
+    if primitive == "pad_local" and _local_tiles(kernel) and rng.random() < 0.8:
+        names = _local_tiles(kernel)
+    tensor = _pick(rng, names)
+    if tensor is None:
+        return None
+    if primitive == "compute_inline":
+        sch.compute_inline(tensor)
+        return f"compute_inline({tensor})"
+    if primitive == "pad_storage":
+        dim, multiple = int(rng.integers(1, 3)), int(_pick(rng, MULTIPLES))
+        sch.pad_storage(tensor, dim, multiple)
+        return f"pad_storage({tensor}, {dim}, {multiple})"
+    if primitive == "pad_local":
+        dim = _pick(rng, [None, None, 0, 1])
+        sch.pad_local(tensor, dim=dim)
+        return f"pad_local({tensor}, dim={dim})"
+    if primitive == "share_storage":
+        output = _pick(rng, stages)
+        sch.share_storage(tensor, output)
+        return f"share_storage({tensor}, {output})"
+    loop = _loop(rng, kernel, _enclosing_loops(kernel, tensor)
+                 if primitive == "fold_storage" else None)
+    if primitive in ("cache_read", "cache_write"):
+        getattr(sch, primitive)(tensor, "local", at=loop)
+    else:
+        getattr(sch, primitive)(tensor, loop)
+    return f"{primitive}({tensor}, {loop})"
+
+
+# How each drawn primitive picks its targets.
+_STEPS = {
+    "split": _split, "tile": _loop_pair, "fuse": _loop_pair, "reorder": _loop_pair,
+    "pad_loop": _ragged_multiple, "split_op": _ragged_multiple, "hfuse": _hfuse,
+    **dict.fromkeys(("peel", "distribute", "pad_bulk", "remap", "parallel", "vectorize",
+                     "unroll", "stream"), _one_loop),
+    **dict.fromkeys(("compute_at", "compute_inline", "cache_read", "cache_write",
+                     "decompose", "pad_storage", "pad_local", "fold_storage", "share_storage",
+                     "online_softmax"), _tensor),
+}
+
+
 def _step(rng, sch, primitive, stages):
     """Apply one `primitive` to drawn targets; returns the call as text, or None when the
     kernel has no target for it."""
-    kernel = sch.kernel
-    pairs = _nested_pairs(kernel)
-    if primitive == "split":
-        prefer = _ragged_loops(kernel) if rng.random() < 0.5 else None
-        loop, factor = _loop(rng, kernel, prefer), int(_pick(rng, FACTORS))
-        guard = _pick(rng, [None, None, True, False])
-        sch.split(loop, factor, guard=guard)
-        return f"split({loop}, {factor}, guard={guard})"
-    if primitive in ("tile", "fuse", "reorder"):
-        pair = _pick(rng, pairs) if pairs and rng.random() < 0.85 else None
-        if pair is None:
-            outer, inner = _loop(rng, kernel), _loop(rng, kernel)
-        else:
-            outer, inner = pair[0].var, pair[1].var
-        if outer is None:
-            return None
-        if primitive == "tile":
-            x, y = int(_pick(rng, FACTORS)), int(_pick(rng, FACTORS))
-            sch.tile(outer, inner, x, y)
-            return f"tile({outer}, {inner}, {x}, {y})"
-        if primitive == "fuse":
-            sch.fuse(outer, inner)
-            return f"fuse({outer}, {inner})"
-        sch.reorder(inner, outer)
-        return f"reorder({inner}, {outer})"
-    if primitive in ("pad_loop", "split_op"):
-        loop = _loop(rng, kernel, _ragged_loops(kernel))
-        if primitive == "pad_loop":
-            multiple = int(_pick(rng, MULTIPLES))
-            sch.pad_loop(loop, multiple)
-            return f"pad_loop({loop}, {multiple})"
-        factor = int(_pick(rng, MULTIPLES))
-        sch.split_op(loop, factor)
-        return f"split_op({loop}, {factor})"
-    if primitive in ("peel", "distribute", "pad_bulk"):
-        prefer = {"distribute": _sequence_loops, "pad_bulk": _flat_loops,
-                  "peel": _ragged_loops}[primitive](kernel)
-        loop = _loop(rng, kernel, prefer)
-        if primitive == "pad_bulk":
-            multiple = int(_pick(rng, MULTIPLES))
-            sch.pad_bulk(loop, multiple)
-            return f"pad_bulk({loop}, {multiple})"
-        getattr(sch, primitive)(loop)
-        return f"{primitive}({loop})"
-    if primitive == "hfuse":
-        pair = _pick(rng, _sibling_pairs(kernel))
-        if pair is None:
-            return None
-        sch.hfuse(pair[0].var, pair[1].var)
-        return f"hfuse({pair[0].var}, {pair[1].var})"
-    if primitive == "remap":
-        loop = _loop(rng, kernel, _batch_loops(kernel))
-        sch.remap(loop)
-        return f"remap({loop})"
-    if primitive in ("parallel", "vectorize", "unroll", "stream"):
-        loop = _loop(rng, kernel, _simd_loops(kernel) if primitive == "stream" else None)
-        getattr(sch, primitive)(loop)
-        return f"{primitive}({loop})"
-    if primitive in ("compute_at", "compute_inline", "cache_read", "cache_write",
-                     "decompose", "pad_storage", "pad_local", "fold_storage", "share_storage",
-                     "online_softmax"):
-        names = _intermediates(kernel) if rng.random() < 0.8 else stages
-        if primitive == "pad_local" and _local_tiles(kernel) and rng.random() < 0.8:
-            names = _local_tiles(kernel)
-        tensor = _pick(rng, names)
-        if tensor is None:
-            return None
-        if primitive == "compute_inline":
-            sch.compute_inline(tensor)
-            return f"compute_inline({tensor})"
-        if primitive == "pad_storage":
-            dim, multiple = int(rng.integers(1, 3)), int(_pick(rng, MULTIPLES))
-            sch.pad_storage(tensor, dim, multiple)
-            return f"pad_storage({tensor}, {dim}, {multiple})"
-        if primitive == "pad_local":
-            dim = _pick(rng, [None, None, 0, 1])
-            sch.pad_local(tensor, dim=dim)
-            return f"pad_local({tensor}, dim={dim})"
-        if primitive == "share_storage":
-            output = _pick(rng, stages)
-            sch.share_storage(tensor, output)
-            return f"share_storage({tensor}, {output})"
-        loop = _loop(rng, kernel, _enclosing_loops(kernel, tensor)
-                     if primitive == "fold_storage" else None)
-        if primitive in ("cache_read", "cache_write"):
-            getattr(sch, primitive)(tensor, "local", at=loop)
-        else:
-            getattr(sch, primitive)(tensor, loop)
-        return f"{primitive}({tensor}, {loop})"
-    raise ValueError(f"unknown primitive {primitive!r}")
+    if primitive not in _STEPS:
+        raise ValueError(f"unknown primitive {primitive!r}")
+    return _STEPS[primitive](rng, sch, primitive, stages)
 
 
 def random_schedule(rng, sch, stages):
