@@ -153,6 +153,8 @@ def _guarded(index, extent, ranges, guards):
     # sum, and a stand-in variable is never replaced again.
     facts.sort(key=lambda fact: -len(sympy.Add.make_args(sympy.expand(fact[0]))))
     for number, (lhs, limit) in enumerate(facts):
+        # expanded as the index is (expand reaches inside floors), so their terms compare
+        lhs = sympy.expand(lhs)
         for substitution in substitutions:
             lhs = sympy.expand(lhs.xreplace(substitution))
         for term in sorted(sympy.Add.make_args(lhs), key=str):

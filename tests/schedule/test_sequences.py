@@ -217,3 +217,14 @@ def test_random_legal_sequences_compute_what_the_program_does(case, data):
             # reduction keep the reduction's start first (reorder, and tile, which reorders).
             assert "starts from its identity" in str(refusal), str(refusal)
     helpers.check_schedule(sch, arrays, reference)
+
+
+def test_a_guard_over_a_floor_of_a_sum_still_bounds_the_rows_it_picks():
+    # The second split turns the guard's floor(f / K) into floor((f_i + f_o) / K), which
+    # the verifier expanded in the index but not in the guard, and so could not match
+    # (a drawn sequence at 20 times this file's budget).
+    sch = qc.Schedule(programs.matmul(3, 4, 5, True))
+    rows_and_columns = sch.fuse("i", "j")
+    _, inner = sch.split(rows_and_columns, 2)
+    sch.split(sch.fuse(inner, "k"), 1)
+    helpers.check_schedule(sch, *programs.matmul_arrays(3, 3, 4, 5))
