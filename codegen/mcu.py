@@ -13,7 +13,8 @@ What differs from the host C target, and why:
 - `smlad` is the ACLE intrinsic `__smlad` where the core has the DSP extension
   (`#include <arm_acle.h>` only under `__ARM_FEATURE_DSP`) and portable C elsewhere;
 - inputs are `const` pointers, so weight tables defined `const` at file scope stay in
-  flash; there is no OpenMP, stdio or libm;
+  flash; there is no OpenMP or stdio, and libm's header only where a float kernel
+  calls its functions or spells an infinity;
 - a table read at a data-dependent row, `lut[p, idx[c]]`, goes through a row pointer
   declared at the top of the body of the innermost loop the row depends on
   (`const int16_t *quiltc_lut_row0 = &lut[64 * p];`, then `quiltc_lut_row0[idx[c]]`):
@@ -91,6 +92,26 @@ class MCURenderer(CLikeRenderer):
     def preamble(self):
         """Fixed-width types, and the ACLE header only where the core has DSP instructions."""
         return PREAMBLE
+
+    def math_function(self, function, dtype):
+        """As the base spells it, with the headers of libm's functions (and of memcpy,
+        which quiltc_expf's bit moves call), which only a float kernel needs."""
+        self.include("math.h")
+        self.include("string.h")
+        return super().math_function(function, dtype)
+
+    def constant(self, number, dtype):
+        """As the base spells it, with <math.h> where that is INFINITY or NAN."""
+        text = super().constant(number, dtype)
+        if "INFINITY" in text or "NAN" in text:
+            self.include("math.h")
+        return text
+
+    def include(self, header):
+        """Include `header` once, after the preamble: a helper named by its own #include
+        line, which sorts before every quiltc_ helper."""
+        line = f"#include <{header}>"
+        self.use_helper(line, line)
 
     def parameters(self, restrict=True):
         """Buffers in `kernel.params` order; those the kernel only reads are const."""

@@ -1,6 +1,7 @@
 """What the microcontroller renderer writes: constant sizes, const inputs, int32_t loop
 counters, static scratch instead of the heap, unrolled loops written out, the ACLE header
-only for DSP cores, and one translation unit for several kernels."""
+only for DSP cores, libm's only for float kernels, and one translation unit for several
+kernels."""
 
 import re
 import subprocess
@@ -88,6 +89,27 @@ def test_the_rendered_kernel_computes_what_the_interpreter_does():
     fn = CompiledKernel(sch.kernel, source, library)
     x = np.random.default_rng(5).integers(-128, 128, (6, 4, 3)).astype(np.int8)
     np.testing.assert_array_equal(fn(x=x), interp.run(sch.kernel, x=x)["max_pool"])
+
+
+def test_a_float_kernel_includes_libm_and_an_integer_kernel_does_not(tmp_path):
+    # A min over rows starts at INFINITY and takes fabsf: both from <math.h>, which the
+    # preamble had left out (host gcc: INFINITY undeclared, fabsf implicitly declared).
+    require_cc()
+    x = qc.placeholder((5, 7), "float32", "x")
+    k = qc.reduce_axis(7, "k")
+    smallest = qc.compute((5,), lambda i: qc.min(qc.abs(x[i, k]) * 2.0, axis=k), "smallest")
+    kernel = qc.lower(smallest)
+    source = render_mcu(kernel)
+    assert "#include <math.h>" in source and "INFINITY" in source and "fabsf(" in source
+    assert "math.h" not in render_mcu(smlad_conv().kernel)
+    path = tmp_path / "kernel.c"
+    path.write_text(source)
+    subprocess.run(["gcc", "-std=c99", "-c", "-Werror=implicit-function-declaration", str(path),
+                    "-o", str(tmp_path / "kernel.o")], check=True)
+    library = DEFAULT_CACHE.load(source, mcu_signature(kernel), find_toolchain())
+    values = np.random.default_rng(2).standard_normal((5, 7), dtype=np.float32)
+    got = CompiledKernel(kernel, source, library)(x=values)
+    np.testing.assert_array_equal(got, (np.abs(values) * np.float32(2)).min(axis=1))
 
 
 def test_a_constant_table_read_at_constant_offsets_becomes_immediates():
