@@ -83,3 +83,20 @@ def test_random_programs_compute_what_the_interpreter_and_numpy_do():
     found = fuzz_pool.findings(records)
     assert not found, fuzz_pool.summary(records, SEED, 0) + "\n" + "\n".join(
         f"program {r['index']}: {r['detail'][:1500]}" for r in found)
+
+
+def test_a_kernel_of_constant_sizes_is_also_checked_as_cortex_m_c(monkeypatch):
+    runs = (fuzz.Run(SEED, index) for index in range(40))
+    run = next(run for run in runs if run.execute() is None and run.stage == "mcu")
+
+    class OffByOne(fuzz.CompiledKernel):
+        def __call__(self, **arguments):
+            result = super().__call__(**arguments)
+            if isinstance(result, dict):
+                return {name: value + 1 for name, value in result.items()}
+            return result + 1
+
+    monkeypatch.setattr(fuzz, "CompiledKernel", OffByOne)
+    with pytest.raises(fuzz.Finding, match="mcu target's") as caught:
+        fuzz.Run(run.seed, run.index).execute()
+    assert caught.value.outcome == fuzz.WRONG_ANSWER

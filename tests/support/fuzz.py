@@ -6,7 +6,8 @@ fuzz_pool.py runs many of them in worker processes.
 Program `index` of a campaign with seed `seed` is drawn from default_rng(seed + index),
 so one number replays it. The interpreter (quiltc.ir.interp) is the oracle: the
 unscheduled kernel must match numpy, the scheduled kernel must match the unscheduled one
-in the interpreter, and the compiled C must match both.
+in the interpreter, and the compiled C must match both; a kernel of constant sizes is also
+rendered as Cortex-M C, built for the host, and must match too.
 """
 
 import traceback
@@ -16,8 +17,13 @@ import numpy as np
 
 import quiltc as qc
 from quiltc.codegen import stream as c_stream
+from quiltc.codegen.mcu import mcu_signature, render_mcu
 from quiltc.ir import interp
 from quiltc.ir.errors import BuildError, QuiltError
+from quiltc.ir.verify import verify
+from quiltc.runtime_c.cache import DEFAULT_CACHE
+from quiltc.runtime_c.call import CompiledKernel
+from quiltc.runtime_c.toolchain import find_toolchain
 
 from . import fuzz_programs, fuzz_reference, fuzz_schedules, fuzz_source
 
@@ -158,6 +164,26 @@ class Run:
                 from error
         for name, want in original.items():
             _compare(got[name], want, program, f"compiled {name} vs interpreter")
+        kernel = self.sch.kernel
+        if not (kernel.shape_vars or kernel.ragged_dims or kernel.prelude):
+            self._check_mcu(arguments, original)
+
+    def _check_mcu(self, arguments, original):
+        """The Cortex-M C of a kernel of constant sizes, built for the host, against the
+        interpreter: the same IR through the microcontroller renderer."""
+        self.stage = "mcu"
+        kernel = verify(self.sch.kernel)
+        try:
+            source = render_mcu(kernel, str(self.sch.trace))
+            library = DEFAULT_CACHE.load(source, mcu_signature(kernel), find_toolchain())
+        except BuildError as error:
+            raise Finding(GCC_REJECTED, f"mcu target: {error}") from error
+        except QuiltError as error:
+            raise Finding(BUILD_REFUSED, f"mcu target: {type(error).__name__}: {error}") \
+                from error
+        got = _outputs(CompiledKernel(kernel, source, library)(**arguments), self.sch)
+        for name, want in original.items():
+            _compare(got[name], want, self.program, f"mcu target's {name} vs interpreter")
 
     def report(self):
         """Run, catching everything; returns a JSON-ready record."""
