@@ -89,14 +89,19 @@ def test_a_kernel_of_constant_sizes_is_also_checked_as_cortex_m_c(monkeypatch):
     runs = (fuzz.Run(SEED, index) for index in range(40))
     run = next(run for run in runs if run.execute() is None and run.stage == "mcu")
 
-    class OffByOne(fuzz.CompiledKernel):
-        def __call__(self, **arguments):
-            result = super().__call__(**arguments)
+    build = fuzz.helpers.mcu_host_build
+
+    def off_by_one(sch):
+        fn = build(sch)
+
+        def call(**arguments):
+            result = fn(**arguments)
             if isinstance(result, dict):
                 return {name: value + 1 for name, value in result.items()}
             return result + 1
+        return call
 
-    monkeypatch.setattr(fuzz, "CompiledKernel", OffByOne)
+    monkeypatch.setattr(fuzz.helpers, "mcu_host_build", off_by_one)
     with pytest.raises(fuzz.Finding, match="mcu target's") as caught:
         fuzz.Run(run.seed, run.index).execute()
     assert caught.value.outcome == fuzz.WRONG_ANSWER

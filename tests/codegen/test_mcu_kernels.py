@@ -13,32 +13,18 @@ from hypothesis import strategies as st
 import quiltc as qc
 from quiltc import quantize as q
 from quiltc.bitserial import bitserial_conv2d_int, build_lut
-from quiltc.codegen.mcu import mcu_signature, render_mcu
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
 from quiltc.recipes import mcu as kernels
 from quiltc.recipes import mcu_bitserial
-from quiltc.runtime_c.cache import DEFAULT_CACHE
-from quiltc.runtime_c.call import CompiledKernel
-from quiltc.runtime_c.toolchain import find_toolchain
 
-from support.helpers import require_cc
+from support.helpers import mcu_host_build
 from support.tiers import activation_widths, examples
 
 SEEDS = st.integers(0, 2**32 - 1)
 # Register blocks: None is the kernel's default fitted to the layer; drawn ones need not
 # divide the output, so the guarded remainder blocks are exercised too.
 PIXEL_CHANNEL_BLOCKS = st.none() | st.tuples(st.integers(1, 4), st.integers(1, 4))
-
-
-def host_build(sch, constants=None):
-    """The mcu C of a schedule (with `constants` folded in), compiled for the host and
-    callable like qc.build's."""
-    require_cc()
-    kernel = verify(sch.kernel)
-    source = render_mcu(kernel, str(sch.trace), constants)
-    library = DEFAULT_CACHE.load(source, mcu_signature(kernel), find_toolchain())
-    return CompiledKernel(kernel, source, library)
 
 
 @st.composite
@@ -80,7 +66,7 @@ def test_int8_convs_match_the_reference(variant, shape, seed, signed_in, signed_
     in_dtype = "int8" if signed_in else "uint8"
     x, weight, requant, out_range = conv_case(shape, seed, in_dtype, signed_out=signed_out)
     want = q.conv2d_int(x, weight, *requant, shape.stride, shape.padding, *out_range)[0]
-    fn = host_build(kernels.conv_int8(shape, in_dtype, out_range, variant, block=block,
+    fn = mcu_host_build(kernels.conv_int8(shape, in_dtype, out_range, variant, block=block,
                                       unrolled_rows=unrolled_rows))
     table = (weight.transpose(3, 0, 1, 2) if variant == "plain" else kernels.pack_pairs(weight))
     got = fn(x=x[0], weight=np.ascontiguousarray(table), bias=requant[0],
@@ -108,7 +94,7 @@ def test_the_bitserial_conv_matches_the_reference_at_every_width(
                                  groups_per_step=groups_per_step, window_unrolled=window_unrolled)
     # Written out, the window's pool indices go into the code as immediates.
     constants = {"index": indices} if window_unrolled else None
-    got = host_build(sch, constants)(x=x[0], index=indices, lut=lut, bias=requant[0],
+    got = mcu_host_build(sch, constants)(x=x[0], index=indices, lut=lut, bias=requant[0],
                                      multiplier=requant[1], shift=requant[2])
     np.testing.assert_array_equal(got, want)
 
@@ -123,7 +109,7 @@ def test_the_depthwise_conv_matches_the_reference(shape, seed, signed_in, block)
     weight = weight.astype(np.int8)
     want = q.depthwise_conv2d_int(x, weight, *requant, shape.stride, shape.padding,
                                   *out_range)[0]
-    got = host_build(kernels.depthwise_int8(shape, in_dtype, out_range, block=block))(
+    got = mcu_host_build(kernels.depthwise_int8(shape, in_dtype, out_range, block=block))(
         x=x[0], weight=np.ascontiguousarray(weight.transpose(2, 0, 1)), bias=requant[0],
         multiplier=requant[1], shift=requant[2])
     np.testing.assert_array_equal(got, want)
@@ -141,7 +127,7 @@ def test_the_dense_layer_matches_the_reference(variant, cin, cout, seed, signed_
     requant = requantization(rng, cout, cin, 255, out_range[1])
     want = q.dense_int(x, weight, *requant, *out_range)[0]
     table = weight.T if variant == "plain" else kernels.pack_pairs(weight)
-    got = host_build(kernels.dense_int8(cin, cout, "uint8", out_range, block=block,
+    got = mcu_host_build(kernels.dense_int8(cin, cout, "uint8", out_range, block=block,
                                         variant=variant))(
         x=x[0], weight=np.ascontiguousarray(table), bias=requant[0],
         multiplier=requant[1], shift=requant[2])
@@ -159,7 +145,7 @@ def test_pools_match_the_reference(kind, h, w, c, k, seed, dtype):
     x = x.astype(dtype)
     make, reference = ((kernels.max_pool, q.max_pool_int) if kind == "max"
                        else (kernels.avg_pool, q.avg_pool_int))
-    got = host_build(make(h, w, c, k, dtype))(x=x[0])
+    got = mcu_host_build(make(h, w, c, k, dtype))(x=x[0])
     np.testing.assert_array_equal(got, reference(x, k)[0])
 
 

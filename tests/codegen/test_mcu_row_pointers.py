@@ -11,14 +11,10 @@ from hypothesis import strategies as st
 
 import quiltc as qc
 from quiltc.codegen.c import render_c
-from quiltc.codegen.mcu import mcu_signature, render_mcu
 from quiltc.driver.schedule import Schedule
 from quiltc.ir import interp
-from quiltc.runtime_c.cache import DEFAULT_CACHE
-from quiltc.runtime_c.call import CompiledKernel
-from quiltc.runtime_c.toolchain import find_toolchain
 
-from support.helpers import require_cc
+from support.helpers import mcu_host_build
 from support.tiers import examples
 
 
@@ -52,10 +48,9 @@ def test_stored_row_pointers_compute_what_the_interpreter_does(rows, columns, lo
     want = interp.run(sch.kernel, **arrays)["out"]
     np.testing.assert_array_equal(
         want, arrays["lut"][(arrays["p"] | 4)[:, None], arrays["idx"]])
-    source = render_mcu(sch.kernel, str(sch.trace))
-    require_cc()
-    library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
-    np.testing.assert_array_equal(CompiledKernel(sch.kernel, source, library)(**arrays), want)
+    fn = mcu_host_build(sch)
+    source = fn.source
+    np.testing.assert_array_equal(fn(**arrays), want)
     assert re.search(r"static const int16_t \*\w*picked\[" + str(rows) + r"\];", source)
     assert re.search(rf"picked\[i?\w*\] = &lut\[{columns} \* \(int32_t\)", source)
     # Each row pointer is the stored address itself: no multiply-add to find the row.
@@ -70,10 +65,9 @@ def test_a_folded_buffer_of_row_pointers_is_a_local_array():
     sch.fold_storage(picked, row)
     sch.store_row_pointers(picked, lut)
     arrays = _arrays(np.random.default_rng(7), 4, 6)
-    source = render_mcu(sch.kernel, str(sch.trace))
-    require_cc()
-    library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
-    got = CompiledKernel(sch.kernel, source, library)(**arrays)
+    fn = mcu_host_build(sch)
+    source = fn.source
+    got = fn(**arrays)
     np.testing.assert_array_equal(got, arrays["lut"][(arrays["p"] | 4)[:, None], arrays["idx"]])
     assert "    const int16_t *picked[1];" in source
 

@@ -9,17 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quiltc as qc
-from quiltc.codegen.mcu import TABLE_KERNEL_ATTRIBUTE, mcu_signature, render_mcu
+from quiltc.codegen.mcu import TABLE_KERNEL_ATTRIBUTE, render_mcu
 from quiltc.driver.schedule import Schedule
 from quiltc.ir import interp
 from quiltc.ir.verify import verify
 from quiltc.recipes import mcu as kernels
 from quiltc.recipes import mcu_bitserial
-from quiltc.runtime_c.cache import DEFAULT_CACHE
-from quiltc.runtime_c.call import CompiledKernel
-from quiltc.runtime_c.toolchain import find_toolchain
 
-from support.helpers import require_cc
+from support.helpers import mcu_host_build
 from support.tiers import examples
 
 
@@ -33,13 +30,11 @@ def _tables(rows, columns):
 def _host_run(sch, **arrays):
     """The kernel rendered as microcontroller C, built on the host and run, checked equal
     to the interpreter; returns (source, result)."""
-    source = render_mcu(sch.kernel, str(sch.trace))
     want = interp.run(sch.kernel, **arrays)[sch.kernel.outputs[0]]
-    require_cc()
-    library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
-    got = CompiledKernel(sch.kernel, source, library)(**arrays)
+    fn = mcu_host_build(sch)
+    got = fn(**arrays)
     np.testing.assert_array_equal(got, want)
-    return source, got
+    return fn.source, got
 
 
 def _arrays(rng, rows, columns):

@@ -10,17 +10,13 @@ import numpy as np
 import pytest
 
 import quiltc as qc
-from quiltc.codegen.mcu import mcu_signature, render_mcu, render_mcu_unit
+from quiltc.codegen.mcu import render_mcu, render_mcu_unit
 from quiltc.driver.schedule import Schedule
 from quiltc.ir import interp
-from quiltc.ir.verify import verify
 from quiltc.recipes import mcu as kernels
 from quiltc.recipes import mcu_bitserial
-from quiltc.runtime_c.cache import DEFAULT_CACHE
-from quiltc.runtime_c.call import CompiledKernel
-from quiltc.runtime_c.toolchain import find_toolchain
 
-from support.helpers import require_cc
+from support.helpers import mcu_host_build, require_cc
 
 
 def smlad_conv():
@@ -82,11 +78,8 @@ def test_one_unit_holds_several_kernels_and_each_helper_once():
 
 
 def test_the_rendered_kernel_computes_what_the_interpreter_does():
-    require_cc()
     sch = kernels.max_pool(6, 4, 3, 2, "int8")
-    source = render_mcu(sch.kernel, str(sch.trace))
-    library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
-    fn = CompiledKernel(sch.kernel, source, library)
+    fn = mcu_host_build(sch)
     x = np.random.default_rng(5).integers(-128, 128, (6, 4, 3)).astype(np.int8)
     np.testing.assert_array_equal(fn(x=x), interp.run(sch.kernel, x=x)["max_pool"])
 
@@ -94,21 +87,19 @@ def test_the_rendered_kernel_computes_what_the_interpreter_does():
 def test_a_float_kernel_includes_libm_and_an_integer_kernel_does_not(tmp_path):
     # A min over rows starts at INFINITY and takes fabsf: both from <math.h>, which the
     # preamble had left out (host gcc: INFINITY undeclared, fabsf implicitly declared).
-    require_cc()
     x = qc.placeholder((5, 7), "float32", "x")
     k = qc.reduce_axis(7, "k")
     smallest = qc.compute((5,), lambda i: qc.min(qc.abs(x[i, k]) * 2.0, axis=k), "smallest")
-    kernel = qc.lower(smallest)
-    source = render_mcu(kernel)
+    fn = mcu_host_build(qc.Schedule(smallest))
+    source = fn.source
     assert "#include <math.h>" in source and "INFINITY" in source and "fabsf(" in source
     assert "math.h" not in render_mcu(smlad_conv().kernel)
     path = tmp_path / "kernel.c"
     path.write_text(source)
     subprocess.run(["gcc", "-std=c99", "-c", "-Werror=implicit-function-declaration", str(path),
                     "-o", str(tmp_path / "kernel.o")], check=True)
-    library = DEFAULT_CACHE.load(source, mcu_signature(kernel), find_toolchain())
     values = np.random.default_rng(2).standard_normal((5, 7), dtype=np.float32)
-    got = CompiledKernel(kernel, source, library)(x=values)
+    got = fn(x=values)
     np.testing.assert_array_equal(got, (np.abs(values) * np.float32(2)).min(axis=1))
 
 
@@ -140,10 +131,8 @@ def test_a_written_out_loop_that_declares_storage_gives_each_iteration_a_block()
     i, j, _ = sch.loops(out)
     sch.cache_write(out, "local", at=i)
     sch.unroll(i)
-    source = render_mcu(verify(sch.kernel), str(sch.trace))
-    assert "/* i = 0 */ {" in source and "/* i = 1 */ {" in source
+    fn = mcu_host_build(sch)
+    assert "/* i = 0 */ {" in fn.source and "/* i = 1 */ {" in fn.source
     values = np.arange(24, dtype=np.int32).reshape(2, 4, 3)
-    require_cc()
-    library = DEFAULT_CACHE.load(source, mcu_signature(sch.kernel), find_toolchain())
-    got = CompiledKernel(sch.kernel, source, library)(x=values)
+    got = fn(x=values)
     np.testing.assert_array_equal(got, values.sum(axis=2))

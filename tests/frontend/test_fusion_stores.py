@@ -2,14 +2,13 @@
 its nest is bound by memory, and compute the same values as the graph evaluated op by op,
 into arrays of the module's own or the caller's, on or off a cache-line boundary."""
 
-from unittest import mock
-
 import numpy as np
 import pytest
 
 import quiltc as qc
-from quiltc.codegen import stream as c_stream
 from quiltc.graph import Graph
+
+from support.helpers import stream_every_loop
 
 F32 = np.float32
 STREAMED = "quiltc_stream_line(quiltc_row + quiltc_line_start, quiltc_line);"
@@ -19,11 +18,6 @@ STREAMED = "quiltc_stream_line(quiltc_row + quiltc_line_start, quiltc_line);"
 def _own_overrides(tmp_path, monkeypatch):
     """Each test reads and writes its own override list."""
     monkeypatch.setenv("QUILTC_FUSION_OVERRIDES", str(tmp_path / "overrides.json"))
-
-
-def _streaming_everything():
-    """Every stream loop streams, however small its output (the threshold is 4 MiB)."""
-    return mock.patch.object(c_stream, "STREAM_MIN_BYTES", 0)
 
 
 def _layer_norm(g, x, columns):
@@ -37,7 +31,7 @@ def test_a_layer_norm_output_is_streamed_and_matches_the_graph(columns):
     g = Graph()
     x = g.input("x", (qc.var("T", 1, 64), columns))
     g.output(_layer_norm(g, x, columns))
-    with _streaming_everything():
+    with stream_every_loop():
         module = qc.graph.compile(g, record=False, cache=False)
     assert module.source.count("sch.stream(") == 1 and STREAMED in module.source
     for rows in (1, 7, 64):
@@ -50,7 +44,7 @@ def test_given_output_arrays_off_a_line_boundary_are_written_whole():
     g = Graph()
     x = g.input("x", (qc.var("T", 1, 64), 100))
     g.output(_layer_norm(g, x, 100))
-    with _streaming_everything():
+    with stream_every_loop():
         module = qc.graph.compile(g, record=False, cache=False)
     values = np.random.default_rng(3).standard_normal((9, 100), dtype=F32)
     storage = np.full(9 * 100 + 1, np.nan, F32)
@@ -66,7 +60,7 @@ def test_an_output_read_again_inside_the_module_is_not_streamed():
     x = g.input("x", (qc.var("T", 1, 64), 96))
     normed = _layer_norm(g, x, 96)
     g.output(normed, g.relu(normed))
-    with _streaming_everything():
+    with stream_every_loop():
         module = qc.graph.compile(g, record=False, cache=False)
     # the relu's output is streamed; the layer norm's, which the relu reads, is not
     assert module.source.count("sch.stream(") == 1

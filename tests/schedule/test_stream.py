@@ -2,8 +2,6 @@
 row starts off a line boundary and row lengths off a whole line included, and loops
 whose stores cannot be streamed are refused."""
 
-from unittest import mock
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -41,11 +39,6 @@ def _arrays(seed, shape, dtype):
     return {"A": A}, {"B": (A * np.array(3, dtype) + np.array(1, dtype)).astype(dtype)}
 
 
-def stream_everything():
-    """Every stream loop streams, however small its output."""
-    return mock.patch.object(c_stream, "STREAM_MIN_BYTES", 0)
-
-
 @settings(max_examples=examples(15), deadline=None)
 @given(rows=st.integers(1, 9), cols=st.integers(1, 70), symbolic=st.booleans(),
        dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
@@ -53,7 +46,7 @@ def test_streamed_rows_match_numpy(rows, cols, symbolic, dtype, seed):
     shape = (qc.var("M", 1, 9), qc.var("N", 1, 70)) if symbolic else (rows, cols)
     sch = _streamed(*shape, dtype)
     inputs, reference = _arrays(seed, (rows, cols), dtype)
-    with stream_everything():
+    with helpers.stream_every_loop():
         source = render_c(sch.kernel)
         assert "quiltc_stream_line(quiltc_row + quiltc_line_start, quiltc_line);" in source
         assert "#pragma omp for nowait" in source and "quiltc_stream_fence();" in source
@@ -147,6 +140,6 @@ def test_a_stream_loop_that_a_later_step_changed_is_written_as_a_plain_simd_loop
     else:
         sch.reorder("j", "i")
     inputs, reference = _arrays(11, (6, 37), "float32")
-    with stream_everything():
+    with helpers.stream_every_loop():
         assert "quiltc_stream" not in render_c(sch.kernel)
         helpers.check_schedule(sch, inputs, reference)

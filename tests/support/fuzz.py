@@ -11,21 +11,14 @@ rendered as Cortex-M C, built for the host, and must match too.
 """
 
 import traceback
-from unittest import mock
 
 import numpy as np
 
 import quiltc as qc
-from quiltc.codegen import stream as c_stream
-from quiltc.codegen.mcu import mcu_signature, render_mcu
 from quiltc.ir import interp
 from quiltc.ir.errors import BuildError, QuiltError
-from quiltc.ir.verify import verify
-from quiltc.runtime_c.cache import DEFAULT_CACHE
-from quiltc.runtime_c.call import CompiledKernel
-from quiltc.runtime_c.toolchain import find_toolchain
 
-from . import fuzz_programs, fuzz_reference, fuzz_schedules, fuzz_source
+from . import fuzz_programs, fuzz_reference, fuzz_schedules, fuzz_source, helpers
 
 # Outcome classes. Only OK and the schedule refusals counted inside it are fine.
 OK = "ok"
@@ -150,7 +143,7 @@ class Run:
         try:
             # fuzzed outputs are small: stream loops stream them anyway, so that the
             # streamed path is what the campaign checks
-            with mock.patch.object(c_stream, "STREAM_MIN_BYTES", 0):
+            with helpers.stream_every_loop():
                 fn = qc.build(self.sch, sanitize=self.sanitize)
         except BuildError as error:
             raise Finding(GCC_REJECTED, str(error)) from error
@@ -172,16 +165,14 @@ class Run:
         """The Cortex-M C of a kernel of constant sizes, built for the host, against the
         interpreter: the same IR through the microcontroller renderer."""
         self.stage = "mcu"
-        kernel = verify(self.sch.kernel)
         try:
-            source = render_mcu(kernel, str(self.sch.trace))
-            library = DEFAULT_CACHE.load(source, mcu_signature(kernel), find_toolchain())
+            fn = helpers.mcu_host_build(self.sch)
         except BuildError as error:
             raise Finding(GCC_REJECTED, f"mcu target: {error}") from error
         except QuiltError as error:
             raise Finding(BUILD_REFUSED, f"mcu target: {type(error).__name__}: {error}") \
                 from error
-        got = _outputs(CompiledKernel(kernel, source, library)(**arguments), self.sch)
+        got = _outputs(fn(**arguments), self.sch)
         for name, want in original.items():
             _compare(got[name], want, self.program, f"mcu target's {name} vs interpreter")
 

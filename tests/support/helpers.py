@@ -1,18 +1,25 @@
 """Shared test tools: toolchain gating, the oracle comparison every schedule test uses,
-and numpy references."""
+host builds of the Cortex-M C, and numpy references."""
 
 import dataclasses
 import os
 import shutil
+from unittest import mock
 
 import numpy as np
 import pytest
 
 import quiltc as qc
+from quiltc.codegen import stream as c_stream
+from quiltc.codegen.mcu import mcu_signature, render_mcu
 from quiltc.ir import interp
 from quiltc.ir import nodes as ir
+from quiltc.ir.verify import verify
 from quiltc.ir.walk import rewrite
+from quiltc.runtime_c.cache import DEFAULT_CACHE
+from quiltc.runtime_c.call import CompiledKernel
 from quiltc.runtime_c.mcu_toolchain import COMPILER, EMULATOR, MCU_INSTALL_HINT, SIZE_TOOL
+from quiltc.runtime_c.toolchain import find_toolchain
 
 REQUIRE_TOOLCHAINS = os.environ.get("QUILTC_REQUIRE_TOOLCHAINS") == "1"
 # Set by tests/runtime_c/test_sanitize.py when it reruns the ragged property tests with
@@ -48,6 +55,22 @@ def require_sanitizer_environment():
 
 def require_cc():
     require_tool(os.environ.get("CC", "gcc"), "apt-get install -y gcc")
+
+
+def mcu_host_build(sch, constants=None):
+    """The Cortex-M C of schedule `sch` (with the tables in `constants` folded in), built
+    for the host and callable like qc.build's result (`.source` holds the C)."""
+    require_cc()
+    kernel = verify(sch.kernel)
+    source = render_mcu(kernel, str(sch.trace), constants)
+    library = DEFAULT_CACHE.load(source, mcu_signature(kernel), find_toolchain())
+    return CompiledKernel(kernel, source, library)
+
+
+def stream_every_loop():
+    """A context in which every stream loop streams, however small its output (the C
+    target's threshold is 4 MiB): how tests and the fuzzer reach the streamed code."""
+    return mock.patch.object(c_stream, "STREAM_MIN_BYTES", 0)
 
 
 def require_mcu_toolchain():
