@@ -350,8 +350,8 @@ class CUDARenderer(CLikeRenderer):
                 bound = strip_parentheses(self.index(outer.extent))
                 self.emit(depth + level, f"for (int64_t {var} = 0; {var} < {bound}; ++{var}) {{")
             text = strip_parentheses(self.index(extent))
-            maximum = self.use_helper("quiltc_max_index", self.helper_prefix +
-                                      helpers.index_extremum("quiltc_max_index", ">"))
+            name_of_max, definition = helpers.index_helper("max")
+            maximum = self.use_helper(name_of_max, self.helper_prefix + definition)
             self.emit(depth + len(used), f"{name} = {maximum}({name}, {text});")
             for level in reversed(range(len(used))):
                 self.emit(depth + level, "}")

@@ -265,29 +265,24 @@ def select(name, c_type):
             "{ return condition ? then : otherwise; }")
 
 
-def index_extremum(name, pick, c_type="int64_t"):
-    """min or max (`pick` is < or >) of two index values of `c_type`."""
-    return f"{c_type} {name}({c_type} a, {c_type} b) {{ return a {pick} b ? a : b; }}"
+# Two-operand index operations as C expressions of a and b; b > 0 for the floor and the
+# remainder, which C's truncating / and % only give for a >= 0. The kernels' helper
+# functions and the fused entry point's macros (frontend/graph/entry.py) both spell these.
+INDEX_OPERATIONS = {"min": "a < b ? a : b", "max": "a > b ? a : b",
+                    "floordiv": "a / b - (a % b < 0)", "mod": "a % b + (a % b < 0 ? b : 0)"}
 
 
-def index_floor_division(name, c_type="int64_t"):
-    """floor(a / b) of two index values of `c_type`, b > 0 (C's / truncates)."""
-    return (f"{c_type} {name}({c_type} a, {c_type} b) "
-            "{ return a / b - (a % b < 0); }")
-
-
-def index_modulo(name, c_type="int64_t"):
-    """a mod b in [0, b) of two index values of `c_type`, b > 0 (C's % takes a's sign)."""
-    return (f"{c_type} {name}({c_type} a, {c_type} b) "
-            "{ return a % b + (a % b < 0 ? b : 0); }")
+def index_helper(operation, c_type="int64_t"):
+    """(name, C definition) of the helper for `operation` of INDEX_OPERATIONS on two index
+    values of `c_type`."""
+    name = f"quiltc_{operation}_index"
+    formula = INDEX_OPERATIONS[operation]
+    return name, f"{c_type} {name}({c_type} a, {c_type} b) {{ return {formula}; }}"
 
 
 def index_helpers(text, c_type="int64_t"):
     """{name: C definition} of the index helpers that C index text `text` calls."""
-    definitions = {"quiltc_min_index": index_extremum("quiltc_min_index", "<", c_type),
-                   "quiltc_max_index": index_extremum("quiltc_max_index", ">", c_type),
-                   "quiltc_floordiv_index": index_floor_division("quiltc_floordiv_index", c_type),
-                   "quiltc_mod_index": index_modulo("quiltc_mod_index", c_type)}
+    definitions = dict(index_helper(operation, c_type) for operation in INDEX_OPERATIONS)
     return {name: definition for name, definition in definitions.items() if name + "(" in text}
 
 

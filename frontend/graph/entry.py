@@ -27,9 +27,12 @@ another, each split over all threads, with a region each. Costs are element oper
 at the sizes' largest values.
 """
 
+import re
+
 import numpy as np
 import sympy
 
+from ..codegen.helpers import INDEX_OPERATIONS
 from ..codegen.names import CIndexSpelling, as_operand
 from ..ir.dtypes import as_dtype, storage_type
 from ..ir.index import print_index
@@ -53,12 +56,11 @@ class _EntrySpelling(CIndexSpelling):
     maximum = "QUILTC_GRAPH_MAX({args})"
 
 
-_MACROS = {
-    "QUILTC_GRAPH_MAX": "#define QUILTC_GRAPH_MAX(a, b) ((a) > (b) ? (a) : (b))",
-    "QUILTC_GRAPH_MIN": "#define QUILTC_GRAPH_MIN(a, b) ((a) < (b) ? (a) : (b))",
-    "QUILTC_GRAPH_FLOORDIV": "#define QUILTC_GRAPH_FLOORDIV(a, b) ((a) / (b) - ((a) % (b) < 0))",
-    "QUILTC_GRAPH_MOD": "#define QUILTC_GRAPH_MOD(a, b) ((a) % (b) + ((a) % (b) < 0 ? (b) : 0))",
-}
+# The kernels' index helpers as macros, each operand parenthesised.
+_MACROS = {f"QUILTC_GRAPH_{operation.upper()}":
+           f"#define QUILTC_GRAPH_{operation.upper()}(a, b) "
+           "(" + re.sub(r"\b([ab])\b", r"(\1)", formula) + ")"
+           for operation, formula in INDEX_OPERATIONS.items()}
 
 
 def macro_definitions(text):
