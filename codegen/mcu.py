@@ -61,7 +61,7 @@ class MCURenderer(CLikeRenderer):
     target = "mcu"
 
     def __init__(self, kernel, trace_text="", static=False, constants=None):
-        if kernel.shape_vars or kernel.ragged_dims or kernel.prelude:
+        if not takes(kernel):
             raise QuiltError(
                 f"kernel {kernel.name} has symbolic sizes or ragged dims, which the mcu target "
                 "does not take: fix every size to a constant before emitting microcontroller C"
@@ -372,6 +372,12 @@ def _common_prefix(first, second):
 def _free_symbols(value):
     return frozenset().union(*(expr.free_symbols for node in find_all(value, lambda n: True)
                                for expr in exprs_of(node)))
+
+
+def takes(kernel):
+    """Whether the mcu target takes `kernel`: every size a constant, no ragged dims and no
+    prelude tables."""
+    return not (kernel.shape_vars or kernel.ragged_dims or kernel.prelude)
 
 
 def render_mcu(kernel, trace_text="", constants=None):

@@ -15,6 +15,7 @@ import traceback
 import numpy as np
 
 import quiltc as qc
+from quiltc.codegen import mcu
 from quiltc.ir import interp
 from quiltc.ir.errors import BuildError, QuiltError
 
@@ -157,8 +158,7 @@ class Run:
                 from error
         for name, want in original.items():
             _compare(got[name], want, program, f"compiled {name} vs interpreter")
-        kernel = self.sch.kernel
-        if not (kernel.shape_vars or kernel.ragged_dims or kernel.prelude):
+        if mcu.takes(self.sch.kernel):
             self._check_mcu(arguments, original)
 
     def _check_mcu(self, arguments, original):
